@@ -1,0 +1,353 @@
+//! The request layer: sequence numbers, answers matched to requests, several requests in
+//! flight, per-request timeouts, and stray answers reported without failing anyone.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::command::{self, Command};
+use crate::error::{Error, Result};
+use crate::frame::{Frame, Version};
+use crate::rc;
+use crate::transport::Transport;
+
+/// How long a request waits for its answer unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sequence numbers remembered after their request ended, to tell late and duplicate answers
+/// from answers nobody asked for.
+const REMEMBERED: usize = 64;
+
+/// Counts of answers that matched no waiting request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Requests sent.
+    pub sent: u64,
+    /// Answers delivered to their request.
+    pub answered: u64,
+    /// Requests that timed out.
+    pub timed_out: u64,
+    /// Answers that came after their request timed out.
+    pub late: u64,
+    /// Second answers to a request already answered.
+    pub duplicate: u64,
+    /// Answers with a sequence number no request used recently, or whose group/command did
+    /// not match the request holding that number.
+    pub unknown: u64,
+    /// Frames from the device that did not decode.
+    pub malformed: u64,
+}
+
+struct Waiter {
+    group: u16,
+    id: u8,
+    reply: oneshot::Sender<Frame>,
+}
+
+#[derive(Default)]
+struct Table {
+    waiters: HashMap<u8, Waiter>,
+    next_seq: u8,
+    timed_out: VecDeque<u8>,
+    answered: VecDeque<u8>,
+    closed: Option<String>,
+    stats: Stats,
+}
+
+fn remember(list: &mut VecDeque<u8>, seq: u8) {
+    list.retain(|&s| s != seq);
+    if list.len() == REMEMBERED {
+        list.pop_front();
+    }
+    list.push_back(seq);
+}
+
+struct Shared {
+    transport: Arc<dyn Transport>,
+    table: Mutex<Table>,
+    version: Mutex<Version>,
+}
+
+impl Shared {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves plain counters behind; keep going.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dispatch(&self, bytes: &[u8]) {
+        let frame = match Frame::decode(bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("dropping malformed frame from device: {e}");
+                self.table().stats.malformed += 1;
+                return;
+            }
+        };
+        tracing::debug!(
+            "<- {:?} group {} id {} seq {} {}",
+            frame.header.op,
+            frame.header.group,
+            frame.header.id,
+            frame.header.seq,
+            crate::cbor::diagnostic(&frame.body)
+        );
+        let mut t = self.table();
+        let seq = frame.header.seq;
+        let matches = t.waiters.get(&seq).map(|w| {
+            w.group == frame.header.group
+                && w.id == frame.header.id
+                && frame.header.op.is_response()
+        });
+        match matches {
+            Some(true) => {
+                let waiter = t.waiters.remove(&seq).expect("checked above");
+                remember(&mut t.answered, seq);
+                t.stats.answered += 1;
+                // The requester may have given up in the same instant; nothing to do then.
+                let _ = waiter.reply.send(frame);
+            }
+            Some(false) => {
+                t.stats.unknown += 1;
+                tracing::warn!("answer with sequence {seq} does not match the request using it");
+            }
+            None if t.timed_out.contains(&seq) => {
+                t.stats.late += 1;
+                tracing::warn!("late answer to sequence {seq} (its request had timed out)");
+            }
+            None if t.answered.contains(&seq) => {
+                t.stats.duplicate += 1;
+                tracing::warn!("duplicate answer to sequence {seq}");
+            }
+            None => {
+                t.stats.unknown += 1;
+                tracing::warn!("answer with unknown sequence {seq}");
+            }
+        }
+    }
+
+    fn close(&self, why: String) {
+        let mut t = self.table();
+        // Dropping the senders wakes every waiter with a closed channel.
+        t.waiters.clear();
+        t.closed = Some(why);
+    }
+}
+
+/// Sends typed requests over a [`Transport`] and returns their typed answers.
+///
+/// Cheap to share by reference: every method takes `&self`, so several requests can be in
+/// flight at once from concurrent futures. A background task reads the transport; it stops when
+/// the link reports an error, after which every request fails with
+/// [`Error::Disconnected`].
+pub struct Client {
+    shared: Arc<Shared>,
+    reader: JoinHandle<()>,
+    timeout: Duration,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Client {
+    /// Starts the request layer on `transport`. Must be called inside a tokio runtime.
+    pub fn new(transport: Arc<dyn Transport>) -> Self {
+        let shared = Arc::new(Shared {
+            transport,
+            table: Mutex::new(Table::default()),
+            version: Mutex::new(Version::V2),
+        });
+        let reader_shared = shared.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                match reader_shared.transport.recv().await {
+                    Ok(bytes) => reader_shared.dispatch(&bytes),
+                    Err(e) => {
+                        tracing::debug!("transport closed: {e}");
+                        reader_shared.close(e.to_string());
+                        break;
+                    }
+                }
+            }
+        });
+        Client {
+            shared,
+            reader,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sets the timeout used by [`request`](Self::request).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The timeout used by [`request`](Self::request).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The SMP version requests are sent with.
+    pub fn version(&self) -> Version {
+        *self
+            .shared
+            .version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forces the SMP version (the client starts with v2 and falls back by itself).
+    pub fn set_version(&self, version: Version) {
+        *self
+            .shared
+            .version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = version;
+    }
+
+    /// Largest frame the transport carries.
+    pub fn max_frame(&self) -> usize {
+        self.shared.transport.max_frame()
+    }
+
+    /// The transport's description.
+    pub fn describe(&self) -> String {
+        self.shared.transport.describe()
+    }
+
+    /// Counters of requests, answers and stray answers so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.table().stats
+    }
+
+    /// Sends `cmd` and waits for its answer with the default timeout.
+    pub async fn request<C: Command>(&self, cmd: &C) -> Result<C::Response> {
+        self.request_with_timeout(cmd, self.timeout).await
+    }
+
+    /// Sends `cmd` and waits up to `timeout` for its answer.
+    ///
+    /// A device that answers a v2 request in v1 does not speak v2: the client switches to v1
+    /// for good and asks once more.
+    pub async fn request_with_timeout<C: Command>(
+        &self,
+        cmd: &C,
+        timeout: Duration,
+    ) -> Result<C::Response> {
+        let version = self.version();
+        let frame = self.exchange(cmd, version, timeout).await?;
+        match command::decode_response::<C>(&frame) {
+            Err(Error::Device(e))
+                if version == Version::V2
+                    && frame.header.version == Version::V1
+                    && e.group.is_none()
+                    && [
+                        rc::MGMT_ERR_EUNKNOWN,
+                        rc::MGMT_ERR_ENOTSUP,
+                        rc::MGMT_ERR_UNSUPPORTED_TOO_NEW,
+                    ]
+                    .contains(&e.rc) =>
+            {
+                tracing::info!(
+                    "device answered SMP v2 with v1 error {}; falling back to v1",
+                    e.rc
+                );
+                self.set_version(Version::V1);
+                let frame = self.exchange(cmd, Version::V1, timeout).await?;
+                command::decode_response::<C>(&frame)
+            }
+            other => other,
+        }
+    }
+
+    async fn exchange<C: Command>(
+        &self,
+        cmd: &C,
+        version: Version,
+        timeout: Duration,
+    ) -> Result<Frame> {
+        let (tx, rx) = oneshot::channel();
+        let seq = {
+            let mut t = self.shared.table();
+            if let Some(why) = &t.closed {
+                return Err(Error::Disconnected(why.clone()));
+            }
+            let seq = (0..=u8::MAX)
+                .map(|i| t.next_seq.wrapping_add(i))
+                .find(|s| !t.waiters.contains_key(s))
+                .ok_or(Error::SequenceExhausted)?;
+            t.next_seq = seq.wrapping_add(1);
+            t.waiters.insert(
+                seq,
+                Waiter {
+                    group: C::GROUP,
+                    id: C::ID,
+                    reply: tx,
+                },
+            );
+            t.stats.sent += 1;
+            seq
+        };
+        let result = self
+            .send_and_wait::<C>(cmd, version, seq, rx, timeout)
+            .await;
+        if result.is_err() {
+            let mut t = self.shared.table();
+            if t.waiters.remove(&seq).is_some() && matches!(result, Err(Error::Timeout { .. })) {
+                t.stats.timed_out += 1;
+                remember(&mut t.timed_out, seq);
+            }
+        }
+        result
+    }
+
+    async fn send_and_wait<C: Command>(
+        &self,
+        cmd: &C,
+        version: Version,
+        seq: u8,
+        rx: oneshot::Receiver<Frame>,
+        timeout: Duration,
+    ) -> Result<Frame> {
+        let frame = command::encode_request(cmd, version, seq)?;
+        let bytes = frame.encode();
+        let limit = self.shared.transport.max_frame();
+        if bytes.len() > limit {
+            return Err(Error::FrameTooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
+        tracing::debug!(
+            "-> {} {:?} group {} id {} seq {} {}",
+            C::NAME,
+            frame.header.op,
+            C::GROUP,
+            C::ID,
+            seq,
+            crate::cbor::diagnostic(&frame.body)
+        );
+        self.shared.transport.send(&bytes).await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(frame)) => Ok(frame),
+            Ok(Err(_)) => Err(Error::Disconnected(
+                self.shared
+                    .table()
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| "link closed".into()),
+            )),
+            Err(_) => Err(Error::Timeout {
+                what: C::NAME.into(),
+                seq,
+                timeout_ms: timeout.as_millis() as u64,
+            }),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Typed SMP commands: each request type names its response type, group, id and op, so callers
+//! never build frames by hand.
+
+pub mod image;
+pub mod os;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::cbor;
+use crate::error::{Error, Result};
+use crate::frame::{Frame, Header, Op, Version};
+
+/// A request the device understands, tied to the answer it gets.
+pub trait Command: Serialize {
+    /// The decoded success answer.
+    type Response: DeserializeOwned;
+    /// Management group.
+    const GROUP: u16;
+    /// Command id within the group.
+    const ID: u8;
+    /// [`Op::Read`] or [`Op::Write`].
+    const OP: Op;
+    /// Short name for logs and errors, e.g. `"image upload"`.
+    const NAME: &'static str;
+}
+
+/// An answer with no fields of interest (reset, erase).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Empty {}
+
+/// Encodes `cmd` as a frame with the given version and sequence number.
+pub fn encode_request<C: Command>(cmd: &C, version: Version, seq: u8) -> Result<Frame> {
+    let body = cbor::to_vec(cmd, C::NAME)?;
+    Frame::new(
+        Header {
+            version,
+            op: C::OP,
+            flags: 0,
+            len: 0,
+            group: C::GROUP,
+            seq,
+            id: C::ID,
+        },
+        body,
+    )
+}
+
+/// Checks that `frame` answers a `C` and decodes it, turning a device error into
+/// [`Error::Device`].
+pub fn decode_response<C: Command>(frame: &Frame) -> Result<C::Response> {
+    let h = &frame.header;
+    if h.op != C::OP.response() || h.group != C::GROUP || h.id != C::ID {
+        return Err(Error::Protocol(format!(
+            "answer to {} has op {:?}, group {}, id {}; expected {:?}, group {}, id {}",
+            C::NAME,
+            h.op,
+            h.group,
+            h.id,
+            C::OP.response(),
+            C::GROUP,
+            C::ID
+        )));
+    }
+    if let Some(err) = cbor::device_error(&frame.body, C::GROUP)? {
+        return Err(Error::Device(err));
+    }
+    cbor::from_slice(&frame.body, C::NAME)
+}

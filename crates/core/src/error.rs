@@ -1,0 +1,237 @@
+//! The crate's one error type, and the device's own error names.
+
+use std::fmt;
+
+use crate::rc;
+
+/// Everything that can go wrong in `smpflash-core`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The device answered with an error code.
+    #[error("{0}")]
+    Device(#[from] DeviceError),
+
+    /// A frame too short to hold the 8-byte SMP header.
+    #[error("truncated SMP frame: {got} bytes, the header alone needs 8")]
+    TruncatedHeader {
+        /// Bytes received.
+        got: usize,
+    },
+
+    /// The header's length field disagrees with the bytes that came with it.
+    #[error(
+        "SMP frame length mismatch: header says {declared} body bytes, frame carries {actual}"
+    )]
+    LengthMismatch {
+        /// Body length the header declares.
+        declared: usize,
+        /// Body bytes present.
+        actual: usize,
+    },
+
+    /// Reserved header bits set or an SMP version this crate does not know.
+    #[error("malformed SMP header: {0}")]
+    BadHeader(String),
+
+    /// The CBOR body of a frame could not be decoded into the expected message.
+    #[error("malformed {what} from the device: {detail}")]
+    Decode {
+        /// Which message was being decoded.
+        what: &'static str,
+        /// What the decoder said.
+        detail: String,
+    },
+
+    /// A message could not be encoded as CBOR.
+    #[error("could not encode {what}: {detail}")]
+    Encode {
+        /// Which message was being encoded.
+        what: &'static str,
+        /// What the encoder said.
+        detail: String,
+    },
+
+    /// A response whose group, command or op does not answer the request it matched.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// No answer in time.
+    #[error("no response from the device within {timeout_ms} ms to {what} (sequence {seq})")]
+    Timeout {
+        /// The request that went unanswered.
+        what: String,
+        /// Its sequence number.
+        seq: u8,
+        /// How long we waited.
+        timeout_ms: u64,
+    },
+
+    /// The request would not fit into one frame of this transport or device.
+    #[error("request of {size} bytes exceeds the frame limit of {limit} bytes")]
+    FrameTooLarge {
+        /// Encoded size of the frame.
+        size: usize,
+        /// Largest frame allowed.
+        limit: usize,
+    },
+
+    /// The link to the device went away.
+    #[error("connection to the device lost: {0}")]
+    Disconnected(String),
+
+    /// A transport-level failure (socket, serial port, Bluetooth stack).
+    #[error("transport error: {0}")]
+    Transport(String),
+
+    /// All 256 sequence numbers are waiting for answers.
+    #[error("too many requests in flight: every sequence number is taken")]
+    SequenceExhausted,
+
+    /// Reading a firmware file failed at the OS level.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// File involved.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file has no MCUboot header at offset 0.
+    #[error(
+        "no MCUboot header (magic {found:#010x} instead of 0x96f3b83d): this looks like a raw \
+         binary; sign it with imgtool or `west sign` first"
+    )]
+    NotMcubootImage {
+        /// The first four bytes, read little-endian.
+        found: u32,
+    },
+
+    /// The file ends before the header, body or TLV areas it describes.
+    #[error("truncated image: {what} needs {needed} bytes but the file has {actual}")]
+    TruncatedImage {
+        /// Which part did not fit.
+        what: &'static str,
+        /// Bytes needed up to the end of that part.
+        needed: usize,
+        /// Bytes in the file.
+        actual: usize,
+    },
+
+    /// A TLV area does not start with its magic.
+    #[error("bad TLV magic at offset {offset:#x}: found {found:#06x}, expected {expected:#06x}")]
+    BadTlvMagic {
+        /// Offset of the TLV info header in the image.
+        offset: usize,
+        /// Magic found.
+        found: u16,
+        /// Magic expected (0x6907 or 0x6908).
+        expected: u16,
+    },
+
+    /// A TLV area whose entries do not add up.
+    #[error("malformed TLV area: {0}")]
+    BadTlv(String),
+
+    /// The image carries no SHA-256 hash TLV.
+    #[error("image has no SHA-256 hash TLV: MCUboot will refuse it")]
+    MissingHash,
+
+    /// The hash TLV does not match the image contents.
+    #[error(
+        "image hash mismatch: the hash TLV says {stored} but the image hashes to {computed}; \
+         the file is corrupt or was modified after signing"
+    )]
+    HashMismatch {
+        /// Hex of the hash stored in the TLV.
+        stored: String,
+        /// Hex of the hash computed over the image.
+        computed: String,
+    },
+
+    /// The image does not fit the slot it is meant for.
+    #[error("image is {size} bytes but the slot holds only {slot_size} bytes")]
+    ImageTooLarge {
+        /// Bytes the image occupies.
+        size: usize,
+        /// Bytes in the slot.
+        slot_size: usize,
+    },
+
+    /// An Intel HEX file that could not be turned into an image.
+    #[error("bad Intel HEX file: {0}")]
+    BadHex(String),
+
+    /// An NCS DFU zip that could not be read.
+    #[error("bad DFU package: {0}")]
+    BadPackage(String),
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error code the device sent back.
+///
+/// SMP v1 devices send `{"rc": N}` with an `MGMT_ERR_*` code; SMP v2 devices send
+/// `{"err": {"group": G, "rc": N}}` with a code of that group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceError {
+    /// Group whose rc space `rc` belongs to; `None` for SMP-level (`MGMT_ERR_*`) codes.
+    pub group: Option<u16>,
+    /// The numeric code.
+    pub rc: i64,
+    /// Reason text the device may add (`rsn`, with `CONFIG_MCUMGR_GRP_IMG_VERBOSE_ERR`).
+    pub reason: Option<String>,
+    /// Group of the request that failed, so a sentence can say "image" or "OS".
+    pub request_group: u16,
+}
+
+impl DeviceError {
+    /// Zephyr's name for this code, e.g. `IMG_MGMT_ERR_INVALID_IMAGE_HEADER_MAGIC`.
+    pub fn name(&self) -> Option<&'static str> {
+        match self.group {
+            None => rc::mgmt_err_name(self.rc),
+            Some(g) => rc::group_err_name(g, self.rc),
+        }
+    }
+
+    /// A plain description of this code, e.g. "invalid header magic".
+    pub fn description(&self) -> Option<&'static str> {
+        match self.group {
+            None => rc::mgmt_err_description(self.rc),
+            Some(g) => rc::group_err_description(g, self.rc),
+        }
+    }
+
+    /// Whether this is the SMP-level "command not supported" answer.
+    pub fn is_not_supported(&self) -> bool {
+        self.group.is_none() && self.rc == rc::MGMT_ERR_ENOTSUP
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let subject = match self.request_group {
+            1 => "device rejected the image",
+            0 => "device rejected the OS request",
+            _ => "device rejected the request",
+        };
+        let what = self.description().unwrap_or("unrecognised error code");
+        write!(f, "{subject}: {what}")?;
+        match self.group {
+            None => write!(f, " (rc {}", self.rc)?,
+            Some(g) => write!(f, " ({} group rc {}", rc::group_name(g), self.rc)?,
+        }
+        if let Some(name) = self.name() {
+            write!(f, ", {name}")?;
+        }
+        f.write_str(")")?;
+        if let Some(reason) = self.reason.as_deref().filter(|r| !r.is_empty()) {
+            write!(f, "; device says: {reason}")?;
+        }
+        Ok(())
+    }
+}

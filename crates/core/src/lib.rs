@@ -1,0 +1,18 @@
+//! The protocol core of smpflash: SMP (MCUmgr) frames and typed commands, the device's error
+//! codes, the transport seam, the request layer, and the MCUboot image reader.
+//!
+//! This crate performs no I/O of its own beyond reading firmware files: every medium (BLE,
+//! serial, UDP, the virtual device) plugs in through [`transport::Transport`].
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod cbor;
+pub mod client;
+pub mod command;
+pub mod error;
+pub mod frame;
+pub mod mcuboot;
+pub mod rc;
+pub mod transport;
+
+pub use error::{DeviceError, Error, Result};

@@ -1,0 +1,99 @@
+//! Developer tasks for smpflash: `cargo xtask <task>`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "smpflash developer tasks")]
+struct Args {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the cargo-fuzz targets and run each for a while (installs cargo-fuzz if missing).
+    Fuzz {
+        /// Seconds to run each target; 0 only builds them.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Run only this target.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Regenerate the imgtool-made test images in tests/fixtures/images.
+    Fixtures,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// cargo-fuzz needs nightly-only sanitizer flags; the one stable toolchain here accepts them
+/// with RUSTC_BOOTSTRAP, which keeps the fuzzers runnable without fetching another toolchain.
+fn cargo_fuzz() -> Command {
+    let mut c = cargo();
+    c.arg("fuzz").env("RUSTC_BOOTSTRAP", "1").current_dir(root());
+    c
+}
+
+fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
+    let have = cargo().args(["fuzz", "--version"]).output().map(|o| o.status.success());
+    if !matches!(have, Ok(true)) {
+        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let targets: Vec<String> = match only {
+        Some(t) => vec![t],
+        None => {
+            let out = cargo_fuzz().arg("list").output()?;
+            String::from_utf8(out.stdout)?.lines().map(str::to_string).collect()
+        }
+    };
+    if targets.is_empty() {
+        bail!("cargo fuzz list found no targets");
+    }
+    for t in &targets {
+        run(cargo_fuzz().args(["build", t]))?;
+    }
+    if seconds == 0 {
+        return Ok(());
+    }
+    let root = root();
+    for t in &targets {
+        let corpus = root.join("fuzz/corpus").join(t);
+        std::fs::create_dir_all(&corpus)?;
+        let mut cmd = cargo_fuzz();
+        cmd.args(["run", t]).arg(&corpus);
+        // Real images make a far better starting point for the image reader than empty input.
+        if t == "image_reader" {
+            cmd.arg(root.join("tests/fixtures/images"));
+        }
+        cmd.args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096"]);
+        run(&mut cmd)?;
+        eprintln!("fuzz target {t}: ran {seconds} s without a crash");
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Args::parse().task {
+        Task::Fuzz { seconds, target } => fuzz(seconds, target),
+        Task::Fixtures => run(Command::new("bash").arg(root().join("tests/fixtures/make_fixtures.sh"))),
+    }
+}
