@@ -29,12 +29,17 @@ enum Task {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("+ {cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -49,12 +54,17 @@ fn cargo() -> Command {
 /// with RUSTC_BOOTSTRAP, which keeps the fuzzers runnable without fetching another toolchain.
 fn cargo_fuzz() -> Command {
     let mut c = cargo();
-    c.arg("fuzz").env("RUSTC_BOOTSTRAP", "1").current_dir(root());
+    c.arg("fuzz")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .current_dir(root());
     c
 }
 
 fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
-    let have = cargo().args(["fuzz", "--version"]).output().map(|o| o.status.success());
+    let have = cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success());
     if !matches!(have, Ok(true)) {
         run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     }
@@ -62,7 +72,10 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
         Some(t) => vec![t],
         None => {
             let out = cargo_fuzz().arg("list").output()?;
-            String::from_utf8(out.stdout)?.lines().map(str::to_string).collect()
+            String::from_utf8(out.stdout)?
+                .lines()
+                .map(str::to_string)
+                .collect()
         }
     };
     if targets.is_empty() {
@@ -84,7 +97,11 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
         if t == "image_reader" {
             cmd.arg(root.join("tests/fixtures/images"));
         }
-        cmd.args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096"]);
+        cmd.args([
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-rss_limit_mb=4096",
+        ]);
         run(&mut cmd)?;
         eprintln!("fuzz target {t}: ran {seconds} s without a crash");
     }
@@ -94,6 +111,8 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
 fn main() -> Result<()> {
     match Args::parse().task {
         Task::Fuzz { seconds, target } => fuzz(seconds, target),
-        Task::Fixtures => run(Command::new("bash").arg(root().join("tests/fixtures/make_fixtures.sh"))),
+        Task::Fixtures => {
+            run(Command::new("bash").arg(root().join("tests/fixtures/make_fixtures.sh")))
+        }
     }
 }

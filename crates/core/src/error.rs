@@ -166,6 +166,17 @@ pub enum Error {
     /// An NCS DFU zip that could not be read.
     #[error("bad DFU package: {0}")]
     BadPackage(String),
+
+    /// An image inside a DFU package is bad; the entry is named because a package holds
+    /// several images and the inner error alone would not say which one.
+    #[error("{entry} in the DFU package: {source}")]
+    PackageEntry {
+        /// File name of the entry in the package.
+        entry: String,
+        /// What is wrong with that image.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 /// Shorthand for this crate's results.

@@ -11,6 +11,7 @@ pub mod client;
 pub mod command;
 pub mod error;
 pub mod frame;
+pub mod gatt;
 pub mod mcuboot;
 pub mod rc;
 pub mod transport;

@@ -1,0 +1,72 @@
+//! Exit codes and the one-sentence error report.
+
+use std::process::ExitCode;
+
+use smpflash_core::Error;
+
+/// Exit codes, documented in docs/cli.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Anything not covered below.
+    Failure = 1,
+    /// Could not reach the device.
+    Connection = 3,
+    /// The device answered with an error.
+    DeviceRejected = 4,
+    /// A file or an image on the device is not what it must be.
+    Verification = 5,
+    /// The device did not answer in time.
+    Timeout = 6,
+}
+
+/// A failed command: what to tell the user and how to exit.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: Code,
+    /// One sentence for the user.
+    pub message: String,
+}
+
+impl Failure {
+    /// Prints the failure (text on stderr, or a JSON document on stdout) and returns the code.
+    pub fn report(&self, json: bool) -> ExitCode {
+        if json {
+            let mut doc =
+                serde_json::json!({ "error": self.message, "exit_code": self.code as u8 });
+            if self.code == Code::Verification {
+                doc["verdict"] = "invalid".into();
+            }
+            println!("{doc}");
+        } else {
+            eprintln!("error: {}", self.message);
+        }
+        ExitCode::from(self.code as u8)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::Device(_) => Code::DeviceRejected,
+            Error::Timeout { .. } => Code::Timeout,
+            Error::Disconnected(_) | Error::Transport(_) => Code::Connection,
+            Error::Io { .. } => Code::Failure,
+            Error::NotMcubootImage { .. }
+            | Error::TruncatedImage { .. }
+            | Error::BadTlvMagic { .. }
+            | Error::BadTlv(_)
+            | Error::MissingHash
+            | Error::HashMismatch { .. }
+            | Error::ImageTooLarge { .. }
+            | Error::BadHex(_)
+            | Error::BadPackage(_)
+            | Error::PackageEntry { .. } => Code::Verification,
+            _ => Code::Failure,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
