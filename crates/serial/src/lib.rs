@@ -1,1 +1,34 @@
-//! placeholder
+//! SMP over a serial console, the framing of Zephyr's UART and shell MCUmgr transports and of
+//! MCUboot's serial recovery.
+//!
+//! Each SMP frame travels as a packet (2-byte big-endian length, the frame, CRC16-XMODEM),
+//! base64-encoded in lines of at most 127 bytes: the first marked `06 09`, the others `04 14`,
+//! each ending in `\n`. Anything else on the line (log output, a shell prompt) is skipped.
+//! [`codec`] holds the framing, usable in both directions (host and device emulator);
+//! [`SerialTransport`] runs it over a serial port, TCP or any byte stream.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use smpflash_core::client::Client;
+//! use smpflash_core::command::os::Echo;
+//! use smpflash_serial::SerialTransport;
+//!
+//! # async fn run() -> smpflash_core::Result<()> {
+//! let link = SerialTransport::open("/dev/ttyACM0", 115_200)?
+//!     .with_line_delay(Duration::from_millis(5));
+//! let client = Client::new(Arc::new(link));
+//! let answer = client.request(&Echo { d: "hi".into() }).await?;
+//! assert_eq!(answer.r, "hi");
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod transport;
+
+pub use codec::{encode_frame, ConsoleCodec, ConsoleItem, Discard, FrameCodec};
+pub use transport::{SerialTransport, DEFAULT_MAX_FRAME};

@@ -1,0 +1,283 @@
+//! [`SerialTransport`]: the console framing over a serial port, a TCP socket (ser2net,
+//! emulators) or any byte stream.
+
+use std::io;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use smpflash_core::transport::Transport;
+use smpflash_core::{Error, Result};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio_util::codec::FramedRead;
+
+use crate::codec::{self, FrameCodec, MAX_ENCODABLE_FRAME};
+
+/// Frame limit used unless told otherwise: Zephyr's default `CONFIG_MCUMGR_TRANSPORT_UART_MTU`.
+///
+/// The packet's 16-bit length would allow [`MAX_ENCODABLE_FRAME`], but the device reassembles
+/// a packet into one SMP buffer (`CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE`, 384 by default, which
+/// must also hold the CRC) and announces the UART MTU, 256 by default; MCUboot's serial recovery
+/// takes about as much. 256 works with all of them; raise it with
+/// [`with_max_frame`](SerialTransport::with_max_frame) for devices built with bigger buffers.
+pub const DEFAULT_MAX_FRAME: usize = 256;
+
+/// URL scheme that [`SerialTransport::connect`] reads as raw serial over TCP.
+pub const TCP_SCHEME: &str = "tcp://";
+
+/// What a console link needs from its byte stream; boxed so the transport is one type whatever
+/// the stream.
+trait Link: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Link for T {}
+
+/// SMP over a serial console: frames as base64 lines among the device's log output.
+///
+/// One task may wait in [`recv`](Transport::recv) while others [`send`](Transport::send): the
+/// read and write halves have separate locks. Each frame's lines are written under the write
+/// lock, so concurrent frames never interleave on the wire.
+pub struct SerialTransport {
+    reader: Mutex<FramedRead<ReadHalf<Box<dyn Link>>, FrameCodec>>,
+    writer: Mutex<WriteHalf<Box<dyn Link>>>,
+    description: String,
+    line_delay: Option<Duration>,
+    max_frame: usize,
+}
+
+impl std::fmt::Debug for SerialTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerialTransport")
+            .field("description", &self.description)
+            .field("line_delay", &self.line_delay)
+            .field("max_frame", &self.max_frame)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SerialTransport {
+    /// Opens a serial port (`/dev/ttyACM0`, `COM3`, a pty such as `/dev/pts/5`) at `baud`,
+    /// 8N1 without flow control. Must be called inside a tokio runtime.
+    pub fn open(path: &str, baud: u32) -> Result<Self> {
+        use tokio_serial::SerialPortBuilderExt;
+
+        let port = tokio_serial::new(path, baud)
+            .open_native_async()
+            .map_err(|e| Error::Transport(format!("cannot open serial port {path}: {e}")))?;
+        Ok(Self::from_stream(port, format!("serial {path} @ {baud}")))
+    }
+
+    /// Connects to raw serial over TCP (ser2net in raw mode, emulators, QEMU's `-serial tcp:`),
+    /// given as `tcp://HOST:PORT` or `HOST:PORT`.
+    pub async fn connect_tcp(target: &str) -> Result<Self> {
+        let addr = target.strip_prefix(TCP_SCHEME).unwrap_or(target);
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| Error::Transport(format!("cannot connect to {addr}: {e}")))?;
+        // Lines are small and answers are awaited: do not let Nagle hold them back.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Error::Transport(format!("cannot set TCP_NODELAY on {addr}: {e}")))?;
+        Ok(Self::from_stream(
+            stream,
+            format!("serial {TCP_SCHEME}{addr}"),
+        ))
+    }
+
+    /// Opens `target`: a `tcp://HOST:PORT` address with [`connect_tcp`](Self::connect_tcp),
+    /// anything else as a serial port path with [`open`](Self::open) at `baud`.
+    pub async fn connect(target: &str, baud: u32) -> Result<Self> {
+        if target.starts_with(TCP_SCHEME) {
+            Self::connect_tcp(target).await
+        } else {
+            Self::open(target, baud)
+        }
+    }
+
+    /// Runs the console framing over any byte stream (a pty, a socket, an in-memory pipe).
+    /// `description` is what [`describe`](Transport::describe) returns.
+    pub fn from_stream<S>(stream: S, description: impl Into<String>) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (read, write) = tokio::io::split(Box::new(stream) as Box<dyn Link>);
+        SerialTransport {
+            reader: Mutex::new(FramedRead::new(read, FrameCodec::new())),
+            writer: Mutex::new(write),
+            description: description.into(),
+            line_delay: None,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+
+    /// Pauses this long after each line of a multi-line frame, for devices whose UART receive
+    /// buffers overflow when lines arrive back to back (typically USB CDC ACM, which delivers
+    /// at full USB speed whatever the baud rate).
+    ///
+    /// The pause starts once the operating system has taken the line, not once it has left
+    /// the wire: on a real UART it must exceed the line's transmission time (about 11 ms for a
+    /// 127-byte line at 115200 baud) to leave the device any slack.
+    pub fn with_line_delay(mut self, delay: Duration) -> Self {
+        self.line_delay = (!delay.is_zero()).then_some(delay);
+        self
+    }
+
+    /// Sets the largest SMP frame (header included) this link reports it carries; see
+    /// [`DEFAULT_MAX_FRAME`]. Capped at [`MAX_ENCODABLE_FRAME`].
+    pub fn with_max_frame(mut self, max_frame: usize) -> Self {
+        self.max_frame = max_frame.min(MAX_ENCODABLE_FRAME);
+        self
+    }
+
+    /// Lowers the frame limit further, e.g. to the device's `buf_size`.
+    pub fn limit_frame(&mut self, limit: usize) {
+        self.max_frame = self.max_frame.min(limit);
+    }
+
+    /// The pause between lines, if any.
+    pub fn line_delay(&self) -> Option<Duration> {
+        self.line_delay
+    }
+
+    fn write_error(&self, e: io::Error) -> Error {
+        if is_disconnect(&e) {
+            Error::Disconnected(format!("{}: {e}", self.description))
+        } else {
+            Error::Transport(format!("writing to {}: {e}", self.description))
+        }
+    }
+}
+
+/// Errors that mean the other end is gone rather than a transient failure: a closed socket, an
+/// unplugged USB adapter (EIO, ENXIO, ENODEV), a pty whose other side was closed (EIO).
+fn is_disconnect(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | UnexpectedEof
+    ) || (cfg!(unix) && matches!(e.raw_os_error(), Some(5 | 6 | 19)))
+}
+
+#[async_trait]
+impl Transport for SerialTransport {
+    async fn send(&self, frame: &[u8]) -> Result<()> {
+        let wire = codec::encode_frame(frame)?;
+        tracing::trace!(
+            target: "smpflash::serial",
+            "-> {} frame bytes as {} wire bytes",
+            frame.len(),
+            wire.len()
+        );
+        let mut writer = self.writer.lock().await;
+        match self.line_delay {
+            None => writer.write_all(&wire).await,
+            Some(delay) => {
+                let mut lines = wire.split_inclusive(|&b| b == b'\n').peekable();
+                let mut result = Ok(());
+                while let Some(line) = lines.next() {
+                    result = async {
+                        writer.write_all(line).await?;
+                        writer.flush().await
+                    }
+                    .await;
+                    if result.is_err() {
+                        break;
+                    }
+                    if lines.peek().is_some() {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                result
+            }
+        }
+        .map_err(|e| self.write_error(e))?;
+        writer.flush().await.map_err(|e| self.write_error(e))
+    }
+
+    async fn recv(&self) -> Result<Vec<u8>> {
+        let mut reader = self.reader.lock().await;
+        match reader.next().await {
+            Some(Ok(frame)) => Ok(frame),
+            Some(Err(e)) if is_disconnect(&e) => {
+                Err(Error::Disconnected(format!("{}: {e}", self.description)))
+            }
+            Some(Err(e)) => Err(Error::Transport(format!(
+                "reading from {}: {e}",
+                self.description
+            ))),
+            None => Err(Error::Disconnected(format!("{} closed", self.description))),
+        }
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{ConsoleCodec, ConsoleItem};
+    use tokio::io::AsyncReadExt;
+    use tokio_util::codec::Decoder;
+
+    #[tokio::test]
+    async fn paced_send_writes_the_same_bytes_line_by_line() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+        let link =
+            SerialTransport::from_stream(ours, "duplex").with_line_delay(Duration::from_millis(1));
+        let frame: Vec<u8> = (0..400u16).map(|i| i as u8).collect();
+        link.send(&frame).await.unwrap();
+        drop(link);
+        let mut wire = Vec::new();
+        theirs.read_to_end(&mut wire).await.unwrap();
+        assert_eq!(wire, codec::encode_frame(&frame).unwrap());
+        let mut buf = bytes::BytesMut::from(&wire[..]);
+        assert_eq!(
+            ConsoleCodec::new().decode(&mut buf).unwrap(),
+            Some(ConsoleItem::Frame(frame))
+        );
+    }
+
+    #[tokio::test]
+    async fn end_of_stream_is_a_disconnect() {
+        let (ours, theirs) = tokio::io::duplex(64);
+        let link = SerialTransport::from_stream(ours, "duplex");
+        drop(theirs);
+        assert!(matches!(link.recv().await, Err(Error::Disconnected(_))));
+    }
+
+    #[tokio::test]
+    async fn frame_limit_settings() {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let mut link = SerialTransport::from_stream(ours, "duplex");
+        assert_eq!(link.max_frame(), DEFAULT_MAX_FRAME);
+        link = link.with_max_frame(1 << 20);
+        assert_eq!(link.max_frame(), MAX_ENCODABLE_FRAME);
+        link.limit_frame(128);
+        link.limit_frame(512);
+        assert_eq!(link.max_frame(), 128);
+        assert_eq!(link.describe(), "duplex");
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_writing() {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let link = SerialTransport::from_stream(ours, "duplex");
+        assert!(matches!(
+            link.send(&vec![0; MAX_ENCODABLE_FRAME + 1]).await,
+            Err(Error::FrameTooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn missing_port_is_a_transport_error() {
+        let err = SerialTransport::open("/nonexistent/ttyNOPE", 115_200).unwrap_err();
+        assert!(matches!(err, Error::Transport(ref m) if m.contains("/nonexistent/ttyNOPE")));
+    }
+}
