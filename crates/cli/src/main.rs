@@ -6,6 +6,7 @@
 
 mod exit;
 mod show;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     /// Image management.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Run the virtual device (an SMP server with MCUboot behaviour) until Ctrl-C.
+    Sim(sim::SimArgs),
 }
 
 #[derive(Subcommand)]
@@ -59,11 +62,19 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let result = match &cli.command {
-        Command::Image(ImageCommand::Show { file }) => show::run(file, cli.json),
+    let result = match cli.command {
+        Command::Image(ImageCommand::Show { file }) => show::run(&file, cli.json),
+        Command::Sim(args) => runtime().block_on(sim::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,1 +1,20 @@
-//! placeholder
+//! The virtual device: an SMP server with MCUboot's slot semantics, served over real sockets,
+//! developed without hardware.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bootloader;
+pub mod device;
+pub mod faults;
+pub mod flash;
+pub mod img_mgmt;
+pub mod os_mgmt;
+pub mod profile;
+pub mod server;
+pub mod slot_image;
+pub mod state;
+pub mod trailer;
+pub mod udp;
+
+pub use device::{Device, DeviceOptions};
+pub use profile::Profile;

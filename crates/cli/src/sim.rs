@@ -1,0 +1,143 @@
+//! `smpflash sim`: run the virtual device until Ctrl-C, printing where to connect.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use smpflash_sim::device::DeviceEvent;
+use smpflash_sim::faults::{DeviceFaults, LinkFaults};
+use smpflash_sim::udp::{self, UdpOptions};
+use smpflash_sim::{profile, Device, DeviceOptions, Profile};
+
+use crate::exit::{Code, Failure};
+
+/// Options of `smpflash sim`.
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Device profile: nrf5340, zephyr-default, overwrite-only, direct-xip, mcuboot-recovery.
+    #[arg(long, default_value = "nrf5340", env = "SMPFLASH_SIM_PROFILE")]
+    profile: String,
+    /// Override a profile field, e.g. --set buf_size=1024 --set erase_ms=0 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Serve SMP over UDP on this address (port 1337 is Zephyr's default).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:1337")]
+    udp: Option<SocketAddr>,
+    /// Scale flash and boot delays: 1 is real time, 0 no delays.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Keep the flash contents in this file across runs (a power cycle keeps them).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// UDP: round trip added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    rtt_ms: u64,
+    /// UDP: probability a datagram is lost.
+    #[arg(long, default_value_t = 0.0)]
+    drop: f64,
+    /// UDP: probability a datagram arrives twice.
+    #[arg(long, default_value_t = 0.0)]
+    duplicate: f64,
+    /// UDP: probability an answer is overtaken by the next.
+    #[arg(long, default_value_t = 0.0)]
+    reorder: f64,
+    /// Seed of every injected fault, so a failing run repeats.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Reset the device once this many image bytes have been uploaded.
+    #[arg(long, value_name = "BYTES")]
+    reset_after_upload_bytes: Option<u64>,
+    /// Lose power after this many sectors of the next swap (MCUboot resumes it).
+    #[arg(long, value_name = "SECTORS")]
+    power_loss_after_swap_sectors: Option<usize>,
+}
+
+fn usage(message: String) -> Failure {
+    Failure {
+        code: Code::Failure,
+        message,
+    }
+}
+
+/// Builds the device the arguments describe.
+pub fn build_profile(name: &str, overrides: &[String]) -> Result<Profile, Failure> {
+    let mut p = Profile::by_name(name).ok_or_else(|| {
+        usage(format!(
+            "unknown profile {name:?}; choose one of {}",
+            profile::PROFILE_NAMES.join(", ")
+        ))
+    })?;
+    for o in overrides {
+        p.apply_override(o).map_err(usage)?;
+    }
+    Ok(p)
+}
+
+/// Runs the command.
+pub async fn run(args: SimArgs) -> Result<(), Failure> {
+    let profile = build_profile(&args.profile, &args.overrides)?;
+    let options = DeviceOptions {
+        time_scale: args.time_scale,
+        state_file: args.state.clone(),
+        faults: DeviceFaults {
+            reset_after_upload_bytes: args.reset_after_upload_bytes,
+            power_loss_after_swap_sectors: args.power_loss_after_swap_sectors,
+        },
+    };
+    let device = Device::new(profile, options)
+        .map_err(|e| usage(format!("cannot start the virtual device: {e}")))?;
+    let p = device.profile();
+    println!(
+        "virtual device: profile {} ({} image(s), buf_size {}, buf_count {}, time scale {})",
+        p.name,
+        p.images.len(),
+        p.buf_size,
+        p.buf_count,
+        args.time_scale
+    );
+    let mut servers = Vec::new();
+    let addr = args
+        .udp
+        .unwrap_or_else(|| "127.0.0.1:1337".parse().expect("literal"));
+    let udp_options = UdpOptions {
+        added_rtt: Duration::from_millis(args.rtt_ms),
+        faults: LinkFaults {
+            drop: args.drop,
+            duplicate: args.duplicate,
+            reorder: args.reorder,
+            seed: args.seed,
+        },
+    };
+    let server = udp::serve(device.clone(), addr, udp_options)
+        .await
+        .map_err(|e| Failure {
+            code: Code::Connection,
+            message: format!("cannot serve UDP on {addr}: {e}"),
+        })?;
+    println!(
+        "SMP over UDP: {}   (connect with: smpflash --udp {} ...)",
+        server.local_addr(),
+        server.local_addr()
+    );
+    servers.push(server);
+    let mut events = device.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            ev = events.recv() => match ev {
+                Ok(DeviceEvent::Resetting) => println!("device resetting"),
+                Ok(DeviceEvent::PowerLost) => println!("power lost during the swap"),
+                Ok(DeviceEvent::Booted(log)) => {
+                    for e in log {
+                        println!("boot: image {}: {}", e.image, e.what);
+                    }
+                    println!("device up");
+                }
+                Err(_) => {}
+            },
+        }
+    }
+    println!("stopped");
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Reading the image in a slot the way img_mgmt does (header and hash TLV, no verification),
+//! validating it the way MCUboot does before it boots or swaps, and building factory images.
+
+use sha2::{Digest, Sha256};
+use smpflash_core::mcuboot::{ImageHeader, ImageVersion, TlvArea};
+
+/// Unprotected TLV area magic.
+const TLV_INFO_MAGIC: u16 = 0x6907;
+/// Protected TLV area magic.
+const TLV_PROT_INFO_MAGIC: u16 = 0x6908;
+/// SHA-256 TLV type.
+const TLV_SHA256: u16 = 0x10;
+/// Header flag: encrypted with AES-128 or AES-256.
+const ENCRYPTED: u32 = 0x04 | 0x08;
+/// Header flag: not bootable.
+const NON_BOOTABLE: u32 = 0x10;
+
+/// What img_mgmt reads from a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotImage {
+    /// Header version.
+    pub version: ImageVersion,
+    /// The SHA-256 TLV value.
+    pub hash: [u8; 32],
+    /// Header flags.
+    pub flags: u32,
+    /// Bytes from the header to the end of the TLVs.
+    pub total_len: usize,
+    /// Header fields.
+    pub header: ImageHeader,
+}
+
+impl SlotImage {
+    /// Whether the header allows booting.
+    pub fn bootable(&self) -> bool {
+        self.flags & NON_BOOTABLE == 0
+    }
+}
+
+/// Reads header and hash TLV from the start of `bytes`, as `img_mgmt_read_info` does; `None`
+/// when there is no image (no magic, TLVs unreadable, or no hash).
+pub fn read_info(bytes: &[u8]) -> Option<SlotImage> {
+    let header = ImageHeader::parse(bytes).ok()?;
+    let mut tlv_off = header.hdr_size as usize + header.img_size as usize;
+    if header.protect_tlv_size > 0 {
+        let prot = TlvArea::parse(bytes, tlv_off, TLV_PROT_INFO_MAGIC).ok()?;
+        tlv_off = prot.end();
+    }
+    let area = TlvArea::parse(bytes, tlv_off, TLV_INFO_MAGIC).ok()?;
+    let sha = area.entries.iter().find(|t| t.kind.code() == TLV_SHA256)?;
+    let hash: [u8; 32] = sha.value.as_slice().try_into().ok()?;
+    Some(SlotImage {
+        version: header.version,
+        hash,
+        flags: header.flags.bits(),
+        total_len: area.end(),
+        header,
+    })
+}
+
+/// Why MCUboot refused an image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// No header magic.
+    #[error("no MCUboot header")]
+    NoHeader,
+    /// TLVs missing or unreadable.
+    #[error("no hash TLV")]
+    NoHash,
+    /// Image does not fit the slot's usable area.
+    #[error("image of {size} bytes exceeds the {max} bytes usable in the slot")]
+    TooLarge {
+        /// Image size.
+        size: usize,
+        /// Usable bytes.
+        max: usize,
+    },
+    /// The hash TLV does not match the contents.
+    #[error("hash TLV does not match the image contents")]
+    HashMismatch,
+    /// Encrypted, but the bootloader holds no key.
+    #[error("image is encrypted and this bootloader has no decryption key")]
+    Encrypted,
+    /// Older than the running image while downgrades are prevented.
+    #[error("version {new} is older than the running {running} and downgrades are prevented")]
+    Downgrade {
+        /// Candidate version.
+        new: ImageVersion,
+        /// Running version.
+        running: ImageVersion,
+    },
+}
+
+/// Validates the image at the start of `bytes` as MCUboot's `boot_image_check` does: header,
+/// size, hash TLV recomputed over header + body + protected TLVs.
+pub fn validate(bytes: &[u8], max_size: usize) -> Result<SlotImage, Invalid> {
+    let header = ImageHeader::parse(bytes).map_err(|_| Invalid::NoHeader)?;
+    let info = read_info(bytes).ok_or(Invalid::NoHash)?;
+    if info.total_len > max_size {
+        return Err(Invalid::TooLarge {
+            size: info.total_len,
+            max: max_size,
+        });
+    }
+    if info.flags & ENCRYPTED != 0 {
+        return Err(Invalid::Encrypted);
+    }
+    let hashed =
+        header.hdr_size as usize + header.img_size as usize + header.protect_tlv_size as usize;
+    let digest: [u8; 32] = Sha256::digest(&bytes[..hashed]).into();
+    if digest != info.hash {
+        return Err(Invalid::HashMismatch);
+    }
+    Ok(info)
+}
+
+/// Builds a hash-only MCUboot image (what `imgtool sign` makes without a key): the virtual
+/// device's factory firmware.
+pub fn build(version: ImageVersion, body: &[u8]) -> Vec<u8> {
+    let hdr_size = 32u16;
+    let mut out = Vec::with_capacity(32 + body.len() + 40);
+    out.extend_from_slice(&smpflash_core::mcuboot::IMAGE_MAGIC.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // load_addr
+    out.extend_from_slice(&hdr_size.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes()); // protect_tlv_size
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // flags
+    out.push(version.major);
+    out.push(version.minor);
+    out.extend_from_slice(&version.revision.to_le_bytes());
+    out.extend_from_slice(&version.build_num.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // pad
+    out.extend_from_slice(body);
+    let hash: [u8; 32] = Sha256::digest(&out).into();
+    out.extend_from_slice(&TLV_INFO_MAGIC.to_le_bytes());
+    out.extend_from_slice(&(4u16 + 4 + 32).to_le_bytes());
+    out.extend_from_slice(&TLV_SHA256.to_le_bytes());
+    out.extend_from_slice(&32u16.to_le_bytes());
+    out.extend_from_slice(&hash);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_images_read_and_validate() {
+        let v = ImageVersion {
+            major: 1,
+            minor: 2,
+            revision: 3,
+            build_num: 4,
+        };
+        let img = build(v, &[0xAB; 1000]);
+        let info = validate(&img, 4096).unwrap();
+        assert_eq!(info.version, v);
+        assert_eq!(info.total_len, img.len());
+        // the core's full reader agrees
+        let parsed = smpflash_core::mcuboot::Image::parse(img.clone()).unwrap();
+        assert_eq!(parsed.hash(), &info.hash);
+        let mut bad = img.clone();
+        bad[100] ^= 1;
+        assert_eq!(validate(&bad, 4096), Err(Invalid::HashMismatch));
+        assert_eq!(
+            validate(&img, 500),
+            Err(Invalid::TooLarge {
+                size: img.len(),
+                max: 500
+            })
+        );
+        assert_eq!(validate(&[0xFF; 64], 4096), Err(Invalid::NoHeader));
+        assert!(read_info(&[0xFF; 64]).is_none());
+    }
+}

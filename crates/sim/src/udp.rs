@@ -1,0 +1,138 @@
+//! The UDP front end: one SMP frame per datagram, as Zephyr's `smp_udp`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::device::Device;
+use crate::faults::{LinkFaults, Rng};
+
+/// Options of the UDP front end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UdpOptions {
+    /// Round-trip time added to every answer (a slow network), the same for every client.
+    pub added_rtt: Duration,
+    /// Datagram faults.
+    pub faults: LinkFaults,
+}
+
+/// A running UDP front end; stops when dropped.
+#[derive(Debug)]
+pub struct UdpServer {
+    addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl UdpServer {
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for UdpServer {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+/// Serves `device` on `bind` (port 0 picks a free port).
+pub async fn serve(
+    device: Arc<Device>,
+    bind: SocketAddr,
+    options: UdpOptions,
+) -> std::io::Result<UdpServer> {
+    let socket = Arc::new(UdpSocket::bind(bind).await?);
+    let addr = socket.local_addr()?;
+    // One worker handles requests in arrival order, like Zephyr's SMP work queue.
+    let (queue, mut work) =
+        mpsc::unbounded_channel::<(Vec<u8>, SocketAddr, tokio::sync::OwnedSemaphorePermit)>();
+    let rng = Arc::new(std::sync::Mutex::new(Rng::new(options.faults.seed)));
+    let faults = options.faults;
+
+    let rx_socket = socket.clone();
+    let rx_device = device.clone();
+    let rx_rng = rng.clone();
+    let receiver = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Ok((n, from)) = rx_socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let (drop_it, dup) = {
+                let mut r = rx_rng.lock().unwrap_or_else(|e| e.into_inner());
+                (r.chance(faults.drop), r.chance(faults.duplicate))
+            };
+            if drop_it || !rx_device.is_up() || n > rx_device.profile().buf_size {
+                tracing::debug!("sim udp: dropped a {n}-byte request from {from}");
+                continue;
+            }
+            for _ in 0..1 + dup as usize {
+                match rx_device.buffers().try_acquire_owned() {
+                    Ok(permit) => {
+                        let _ = queue.send((buf[..n].to_vec(), from, permit));
+                    }
+                    Err(_) => tracing::debug!(
+                        "sim udp: all {} buffers busy; request dropped",
+                        rx_device.profile().buf_count
+                    ),
+                }
+            }
+        }
+    });
+
+    let worker = tokio::spawn(async move {
+        let mut held: Option<(Vec<u8>, SocketAddr)> = None;
+        while let Some((frame, from, permit)) = work.recv().await {
+            let outcome = device.handle(&frame).await;
+            drop(permit);
+            if let Some(response) = outcome.response {
+                let (drop_it, dup, reorder) = {
+                    let mut r = rng.lock().unwrap_or_else(|e| e.into_inner());
+                    (
+                        r.chance(faults.drop),
+                        r.chance(faults.duplicate),
+                        r.chance(faults.reorder),
+                    )
+                };
+                if !drop_it {
+                    let mut out = vec![(response, from)];
+                    if dup {
+                        out.push(out[0].clone());
+                    }
+                    if reorder && held.is_none() {
+                        held = out.pop();
+                    } else if let Some(h) = held.take() {
+                        out.push(h);
+                    }
+                    for (datagram, to) in out {
+                        send_later(socket.clone(), datagram, to, options.added_rtt);
+                    }
+                }
+            }
+            if outcome.reset {
+                if let Some((d, to)) = held.take() {
+                    send_later(socket.clone(), d, to, options.added_rtt);
+                }
+                device.reset().await;
+            }
+        }
+    });
+    Ok(UdpServer {
+        addr,
+        tasks: vec![receiver, worker],
+    })
+}
+
+fn send_later(socket: Arc<UdpSocket>, datagram: Vec<u8>, to: SocketAddr, delay: Duration) {
+    tokio::spawn(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let _ = socket.send_to(&datagram, to).await;
+    });
+}
