@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod ble_link;
 pub mod bootloader;
 pub mod device;
 pub mod faults;
