@@ -136,6 +136,35 @@ impl Shared {
     }
 }
 
+/// Frees a request's sequence number however the request ends.
+struct Abandon<'a> {
+    shared: &'a Shared,
+    seq: u8,
+}
+
+impl Abandon<'_> {
+    fn finish(self, timed_out: bool) {
+        let mut t = self.shared.table();
+        if t.waiters.remove(&self.seq).is_some() {
+            if timed_out {
+                t.stats.timed_out += 1;
+            }
+            remember(&mut t.timed_out, self.seq);
+        }
+        drop(t);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        let mut t = self.shared.table();
+        if t.waiters.remove(&self.seq).is_some() {
+            remember(&mut t.timed_out, self.seq);
+        }
+    }
+}
+
 /// Sends typed requests over a [`Transport`] and returns their typed answers.
 ///
 /// Cheap to share by reference: every method takes `&self`, so several requests can be in
@@ -294,16 +323,17 @@ impl Client {
             t.stats.sent += 1;
             seq
         };
+        // Whether the request ends in an answer, an error, a timeout or its future being
+        // dropped (a pipelined upload abandons requests it no longer needs), its sequence
+        // number must be freed, and an answer coming later must count as late.
+        let guard = Abandon {
+            shared: &self.shared,
+            seq,
+        };
         let result = self
             .send_and_wait::<C>(cmd, version, seq, rx, timeout)
             .await;
-        if result.is_err() {
-            let mut t = self.shared.table();
-            if t.waiters.remove(&seq).is_some() && matches!(result, Err(Error::Timeout { .. })) {
-                t.stats.timed_out += 1;
-                remember(&mut t.timed_out, seq);
-            }
-        }
+        guard.finish(matches!(result, Err(Error::Timeout { .. })));
         result
     }
 

@@ -163,6 +163,27 @@ pub enum Error {
     #[error("bad Intel HEX file: {0}")]
     BadHex(String),
 
+    /// The device stopped taking data.
+    #[error(
+        "upload stalled at offset {offset} of {total}: no progress after {attempts} attempts; \
+         the link is too lossy or the device stopped answering"
+    )]
+    UploadStalled {
+        /// Bytes the device had confirmed.
+        offset: u64,
+        /// Image length.
+        total: u64,
+        /// Attempts without progress.
+        attempts: u32,
+    },
+
+    /// The device received the whole image but its SHA-256 differs from what was sent.
+    #[error(
+        "the device reports the received image does not match what was sent (SHA-256 \
+         mismatch): the transfer was corrupted; upload it again"
+    )]
+    UploadMismatch,
+
     /// An NCS DFU zip that could not be read.
     #[error("bad DFU package: {0}")]
     BadPackage(String),

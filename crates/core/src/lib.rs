@@ -13,7 +13,10 @@ pub mod error;
 pub mod frame;
 pub mod gatt;
 pub mod mcuboot;
+pub mod progress;
 pub mod rc;
+pub mod session;
 pub mod transport;
+pub mod upload;
 
 pub use error::{DeviceError, Error, Result};

@@ -1,8 +1,10 @@
 //! The virtual device: an SMP server with MCUboot's slot semantics, served over real sockets,
+//! ptys and a simulated BLE link, so smpflash (and any other SMP client) can be tested and
 //! developed without hardware.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod ble;
 pub mod ble_link;
 pub mod bootloader;
 pub mod device;

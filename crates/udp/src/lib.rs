@@ -141,6 +141,40 @@ impl Transport for UdpTransport {
     }
 }
 
+/// Opens a fresh [`UdpTransport`] to the same server on every (re)connection.
+#[derive(Debug, Clone)]
+pub struct UdpConnector {
+    target: String,
+    path_mtu: usize,
+}
+
+impl UdpConnector {
+    /// A connector for `target` (`host`, `host:port`, `[v6]:port`).
+    pub fn new(target: impl Into<String>) -> Self {
+        UdpConnector {
+            target: target.into(),
+            path_mtu: DEFAULT_PATH_MTU,
+        }
+    }
+
+    /// Sets the path MTU of the links it opens.
+    pub fn with_path_mtu(mut self, mtu: usize) -> Self {
+        self.path_mtu = mtu;
+        self
+    }
+}
+
+#[async_trait]
+impl smpflash_core::session::Connector for UdpConnector {
+    async fn connect(&self) -> Result<std::sync::Arc<dyn Transport>> {
+        Ok(std::sync::Arc::new(
+            UdpTransport::connect(&self.target)
+                .await?
+                .with_path_mtu(self.path_mtu),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,501 @@
+//! The upload engine: exact chunk sizing, several chunks in flight, the device's offset as the
+//! truth, retransmission, and resuming after a dropped link.
+//!
+//! Chunks are sized so the whole request (header, CBOR map with `off` and `data`, and on the
+//! first request `image`, `len`, `sha`, `upgrade`) fits both the transport's frame limit and
+//! the device's `buf_size`, measured by encoding rather than estimated. Up to W requests are in
+//! flight, W from the device's `buf_count - 1` (one buffer serves the answer), shrinking on
+//! timeouts and growing back on success.
+
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+use crate::cbor;
+use crate::client::Client;
+use crate::command::image::{ImageUpload, ImageUploadResponse};
+use crate::command::os::McumgrParams;
+use crate::error::{Error, Result};
+use crate::frame::HEADER_LEN;
+use crate::progress::{Event, Progress};
+use crate::session::Session;
+
+/// Frame size assumed for a device without the parameters command (Zephyr's default).
+pub const DEFAULT_BUF_SIZE: usize = 384;
+
+/// The device's SMP buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    /// Largest whole frame the device takes.
+    pub buf_size: usize,
+    /// Number of buffers.
+    pub buf_count: usize,
+    /// Whether the device reported these (false: defaults for a device without params).
+    pub reported: bool,
+}
+
+impl Limits {
+    /// Asks the device; a device without the parameters command gets Zephyr's defaults and
+    /// one request in flight.
+    pub async fn query(client: &Client) -> Result<Limits> {
+        match client.request(&McumgrParams {}).await {
+            Ok(p) => Ok(Limits {
+                buf_size: p.buf_size as usize,
+                buf_count: (p.buf_count as usize).max(1),
+                reported: true,
+            }),
+            Err(Error::Device(e)) if e.is_not_supported() => Ok(Limits {
+                buf_size: DEFAULT_BUF_SIZE,
+                buf_count: 1,
+                reported: false,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Requests to keep in flight: `buf_count - 1`, at least one.
+    pub fn window(&self) -> usize {
+        if self.reported {
+            self.buf_count.saturating_sub(1).max(1)
+        } else {
+            1
+        }
+    }
+}
+
+/// How to upload.
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    /// Image number (0 application; 1 nRF5340 network core).
+    pub image: u32,
+    /// Most requests in flight; `None`: from the device's buffers.
+    pub window: Option<usize>,
+    /// Most data bytes per chunk; `None`: as many as fit.
+    pub chunk: Option<usize>,
+    /// Make every chunk's data length a multiple of this (flash write alignment).
+    pub align: usize,
+    /// Ask the device to refuse an image not newer than the running one.
+    pub upgrade: bool,
+    /// Timeout of the first request, during which the device may erase the slot.
+    pub first_timeout: Duration,
+    /// Timeout of every other request.
+    pub timeout: Duration,
+    /// Attempts without progress before giving up.
+    pub max_attempts: u32,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            image: 0,
+            window: None,
+            chunk: None,
+            align: 1,
+            upgrade: false,
+            first_timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+            max_attempts: 6,
+        }
+    }
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UploadReport {
+    /// Image number.
+    pub image: u32,
+    /// Bytes in the image.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Largest data length per chunk.
+    pub chunk: usize,
+    /// Largest window used.
+    pub window: usize,
+    /// Chunks sent more than once.
+    pub retransmits: u64,
+    /// Reconnections.
+    pub reconnects: u32,
+    /// Offset the device resumed at, when it had part of the image already.
+    pub resumed_at: u64,
+    /// The device's `match` on the last chunk, when it reported one.
+    pub matched: Option<bool>,
+}
+
+/// The largest data length for which `template` (with that much data) encodes into a frame of
+/// at most `frame_limit` bytes, header included.
+pub fn max_data_len(frame_limit: usize, template: &ImageUpload) -> Result<usize> {
+    let empty = ImageUpload {
+        data: ByteBuf::new(),
+        ..template.clone()
+    };
+    // An empty byte string encodes as one byte; a longer one adds 1, 2 or 4 length bytes.
+    let base = HEADER_LEN + cbor::encoded_len(&empty)? - 1;
+    let fits = |n: usize| base + bstr_len(n) <= frame_limit;
+    let room = frame_limit.saturating_sub(base);
+    let best = (0..=4)
+        .map(|k| room.saturating_sub(k))
+        .find(|&n| fits(n))
+        .unwrap_or(0);
+    Ok(best)
+}
+
+/// Encoded size of a CBOR byte string of `n` bytes.
+fn bstr_len(n: usize) -> usize {
+    n + match n {
+        0..=23 => 1,
+        24..=0xFF => 2,
+        0x100..=0xFFFF => 3,
+        _ => 5,
+    }
+}
+
+struct Plan<'a> {
+    bytes: &'a [u8],
+    sha: ByteBuf,
+    frame_limit: usize,
+    opts: &'a UploadOptions,
+}
+
+impl Plan<'_> {
+    fn total(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn request(&self, off: u64) -> Result<ImageUpload> {
+        let first = off == 0;
+        let mut req = ImageUpload {
+            image: first.then_some(self.opts.image),
+            len: first.then_some(self.total()),
+            off,
+            sha: first.then(|| self.sha.clone()),
+            data: ByteBuf::new(),
+            upgrade: (first && self.opts.upgrade).then_some(true),
+        };
+        let mut n = max_data_len(self.frame_limit, &req)?;
+        if let Some(max) = self.opts.chunk {
+            n = n.min(max);
+        }
+        if self.opts.align > 1 {
+            n -= n % self.opts.align;
+        }
+        let left = (self.total() - off) as usize;
+        if n == 0 && left > 0 {
+            return Err(Error::FrameTooLarge {
+                size: HEADER_LEN + cbor::encoded_len(&req)? + 1,
+                limit: self.frame_limit,
+            });
+        }
+        let n = n.min(left);
+        req.data = ByteBuf::from(self.bytes[off as usize..off as usize + n].to_vec());
+        Ok(req)
+    }
+}
+
+/// Why the pipelined phase stopped early.
+enum Stop {
+    /// The link dropped: reconnect and resume.
+    Disconnected(String),
+    /// The device lost the upload (answered offset 0): start over.
+    Restart,
+    /// Give up with this error.
+    Fatal(Error),
+}
+
+struct Counters {
+    retransmits: u64,
+    sent_high: u64,
+    window_max: usize,
+    chunk_max: usize,
+    matched: Option<bool>,
+    started: Instant,
+}
+
+/// Uploads `bytes` as image `opts.image`, reconnecting through `session` when the link drops.
+pub async fn upload(
+    session: &mut Session,
+    bytes: &[u8],
+    limits: &Limits,
+    opts: &UploadOptions,
+    progress: &dyn Progress,
+) -> Result<UploadReport> {
+    let sha = ByteBuf::from(Sha256::digest(bytes).to_vec());
+    let total = bytes.len() as u64;
+    let window_max = opts.window.unwrap_or_else(|| limits.window()).max(1);
+    let mut c = Counters {
+        retransmits: 0,
+        sent_high: 0,
+        window_max: 1,
+        chunk_max: 0,
+        matched: None,
+        started: Instant::now(),
+    };
+    let mut attempts = 0u32;
+    let mut resumed_at = 0;
+    let reconnects_before = session.reconnects();
+    let mut announced = false;
+    loop {
+        let frame_limit = session.client().max_frame().min(limits.buf_size);
+        let plan = Plan {
+            bytes,
+            sha: sha.clone(),
+            frame_limit,
+            opts,
+        };
+        let first = plan.request(0)?;
+        let n0 = first.data.len() as u64;
+        c.chunk_max = c.chunk_max.max(n0 as usize);
+        if c.sent_high > 0 {
+            c.retransmits += 1;
+        }
+        c.sent_high = c.sent_high.max(n0);
+        let answer = session
+            .client()
+            .request_with_timeout(&first, opts.first_timeout)
+            .await;
+        let acked = match answer {
+            Ok(r) => r.off,
+            Err(Error::Disconnected(why)) => {
+                attempts += 1;
+                if attempts > opts.max_attempts {
+                    return Err(Error::Disconnected(why));
+                }
+                progress.event(&Event::Reconnecting { reason: why });
+                session.reconnect().await?;
+                continue;
+            }
+            Err(Error::Timeout { .. }) => {
+                attempts += 1;
+                if attempts > opts.max_attempts {
+                    return Err(Error::UploadStalled {
+                        offset: 0,
+                        total,
+                        attempts,
+                    });
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if acked != n0 {
+            resumed_at = acked;
+        }
+        if !announced {
+            progress.event(&Event::UploadStarted {
+                image: opts.image,
+                total,
+                chunk: c.chunk_max,
+                window: window_max,
+                resumed_at,
+            });
+            announced = true;
+        }
+        match pipeline(session.client(), &plan, acked, window_max, &mut c, progress).await {
+            Ok(()) => break,
+            Err(Stop::Disconnected(why)) => {
+                attempts += 1;
+                if attempts > opts.max_attempts {
+                    return Err(Error::Disconnected(why));
+                }
+                progress.event(&Event::Reconnecting { reason: why });
+                session.reconnect().await?;
+            }
+            Err(Stop::Restart) => {
+                attempts += 1;
+                if attempts > opts.max_attempts {
+                    return Err(Error::UploadStalled {
+                        offset: 0,
+                        total,
+                        attempts,
+                    });
+                }
+                progress.event(&Event::Restarted {
+                    reason: "the device lost the upload in progress".into(),
+                });
+            }
+            Err(Stop::Fatal(e)) => return Err(e),
+        }
+    }
+    if c.matched == Some(false) {
+        return Err(Error::UploadMismatch);
+    }
+    let elapsed = c.started.elapsed();
+    let reconnects = session.reconnects() - reconnects_before;
+    progress.event(&Event::UploadFinished {
+        image: opts.image,
+        bytes: total,
+        elapsed,
+        retransmits: c.retransmits,
+        reconnects,
+    });
+    Ok(UploadReport {
+        image: opts.image,
+        bytes: total,
+        seconds: elapsed.as_secs_f64(),
+        chunk: c.chunk_max,
+        window: c.window_max,
+        retransmits: c.retransmits,
+        reconnects,
+        resumed_at,
+        matched: c.matched,
+    })
+}
+
+type Answer = (u64, u64, Result<ImageUploadResponse>);
+
+async fn pipeline(
+    client: &Client,
+    plan: &Plan<'_>,
+    mut acked: u64,
+    window_max: usize,
+    c: &mut Counters,
+    progress: &dyn Progress,
+) -> std::result::Result<(), Stop> {
+    let total = plan.total();
+    let opts = plan.opts;
+    let mut window = window_max;
+    let mut streak = 0usize;
+    let mut failures = 0u32;
+    let mut next = acked;
+    let mut inflight = FuturesUnordered::new();
+    let send = |off: u64, req: ImageUpload| async move {
+        let n = req.data.len() as u64;
+        (
+            off,
+            n,
+            client.request_with_timeout(&req, opts.timeout).await,
+        )
+    };
+    loop {
+        if acked >= total {
+            return Ok(());
+        }
+        while inflight.len() < window && next < total {
+            let req = plan.request(next).map_err(Stop::Fatal)?;
+            let n = req.data.len() as u64;
+            c.chunk_max = c.chunk_max.max(n as usize);
+            if next < c.sent_high {
+                c.retransmits += 1;
+            }
+            c.sent_high = c.sent_high.max(next + n);
+            inflight.push(send(next, req));
+            next += n;
+        }
+        c.window_max = c.window_max.max(inflight.len());
+        let Some((off, n, answer)): Option<Answer> = inflight.next().await else {
+            // Everything sent was answered, yet the device has not confirmed it all: ask again
+            // from what it confirmed.
+            next = acked;
+            continue;
+        };
+        let mut resync = None;
+        match answer {
+            Ok(r) => {
+                let dev = r.off;
+                if dev == 0 && off > 0 {
+                    return Err(Stop::Restart);
+                }
+                if dev == off + n || (dev > off + n && dev <= next) {
+                    acked = acked.max(dev);
+                    failures = 0;
+                    streak += 1;
+                    if streak >= window && window < window_max {
+                        window += 1;
+                        streak = 0;
+                    }
+                    if dev >= total {
+                        c.matched = r.matched;
+                    }
+                } else {
+                    // The device wants another offset (a chunk before this one was lost, or
+                    // it is ahead of what we sent): its answer is the truth.
+                    tracing::debug!(
+                        "device expects offset {dev}, not {}; resending from there",
+                        off + n
+                    );
+                    resync = Some(dev);
+                }
+            }
+            Err(Error::Timeout { .. }) => {
+                failures += 1;
+                if failures > opts.max_attempts {
+                    return Err(Stop::Fatal(Error::UploadStalled {
+                        offset: acked,
+                        total,
+                        attempts: failures,
+                    }));
+                }
+                window = (window / 2).max(1);
+                streak = 0;
+                resync = Some(acked);
+            }
+            Err(Error::Disconnected(why)) => return Err(Stop::Disconnected(why)),
+            Err(e) => return Err(Stop::Fatal(e)),
+        }
+        if let Some(at) = resync {
+            // Abandon what is in flight: the device answers stale chunks with its offset and
+            // writes nothing, so resending from `at` is safe.
+            inflight = FuturesUnordered::new();
+            acked = at;
+            next = at;
+        }
+        let elapsed = c.started.elapsed().as_secs_f64().max(1e-6);
+        progress.event(&Event::Progress {
+            image: opts.image,
+            acked,
+            total,
+            retransmits: c.retransmits,
+            window,
+            rate: acked as f64 / elapsed,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn chunks_fill_the_frame_exactly(limit in 60usize..70_000, off in any::<u32>(), first in any::<bool>(),
+                                         image in 0u32..3, len in any::<u32>(), upgrade in any::<bool>()) {
+            let template = ImageUpload {
+                image: first.then_some(image),
+                len: first.then_some(len as u64),
+                off: if first { 0 } else { off as u64 },
+                sha: first.then(|| ByteBuf::from(vec![0xAB; 32])),
+                data: ByteBuf::new(),
+                upgrade: (first && upgrade).then_some(true),
+            };
+            let n = max_data_len(limit, &template).unwrap();
+            let with = |n: usize| {
+                let req = ImageUpload { data: ByteBuf::from(vec![0u8; n]), ..template.clone() };
+                HEADER_LEN + cbor::encoded_len(&req).unwrap()
+            };
+            prop_assert!(with(n) <= limit, "n {} gives {} > {}", n, with(n), limit);
+            prop_assert!(with(n + 1) > limit, "n {} is not the largest", n);
+        }
+    }
+
+    #[test]
+    fn zephyr_default_buffers_give_known_chunk_sizes() {
+        let next = ImageUpload {
+            off: 4096,
+            ..Default::default()
+        };
+        // 384-byte frames: 8 header + map(2) {"off": 4096 (5), "data": bstr}
+        let n = max_data_len(384, &next).unwrap();
+        assert_eq!(
+            HEADER_LEN
+                + cbor::encoded_len(&ImageUpload {
+                    data: ByteBuf::from(vec![0; n]),
+                    ..next
+                })
+                .unwrap(),
+            384
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! The BLE front end: the device as an SMP peripheral behind the simulated radio link, doing
+//! what Zephyr's `smp_bt` does — reassemble written fragments into frames by the header's
+//! length, queue them in SMP buffers, answer with notifications of at most MTU-3 bytes, and
+//! drop the connection when the device resets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smpflash_core::frame::expected_len;
+use smpflash_core::{Error, Result};
+use tokio::sync::mpsc;
+
+use crate::ble_link::{link, LinkParams, SimCentral, SimPeripheral};
+use crate::device::{Device, DeviceEvent};
+
+/// Makes connections to the device over simulated BLE links with fixed parameters.
+#[derive(Debug, Clone)]
+pub struct BleFrontEnd {
+    device: Arc<Device>,
+    params: LinkParams,
+}
+
+impl BleFrontEnd {
+    /// A front end whose links use `params`.
+    pub fn new(device: Arc<Device>, params: LinkParams) -> Self {
+        BleFrontEnd { device, params }
+    }
+
+    /// The link parameters.
+    pub fn params(&self) -> &LinkParams {
+        &self.params
+    }
+
+    /// Connects a central, waiting up to `timeout` for the device to advertise (it does not
+    /// while it reboots). Returns the central's end of the link.
+    pub async fn connect(&self, timeout: Duration) -> Result<SimCentral> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.device.is_up() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Transport(
+                    "virtual device not found: it is not advertising".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (central, peripheral) = link(self.params.clone());
+        spawn_peripheral(self.device.clone(), Arc::new(peripheral));
+        Ok(central)
+    }
+}
+
+fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
+    let (queue, mut work) =
+        mpsc::unbounded_channel::<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>();
+
+    // Receiver: a buffer must be free before the link takes more data, so a busy device
+    // back-pressures the radio link instead of dropping frames.
+    let rx = peripheral.clone();
+    let rx_device = device.clone();
+    let receiver = tokio::spawn(async move {
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let Ok(permit) = rx_device.buffers().acquire_owned().await else {
+                return;
+            };
+            let frame = loop {
+                let Some(value) = rx.next_write().await else {
+                    return;
+                };
+                pending.extend_from_slice(&value);
+                match expected_len(&pending) {
+                    Some(total) if pending.len() >= total => {
+                        let rest = pending.split_off(total);
+                        if !rest.is_empty() {
+                            tracing::debug!(
+                                "sim ble: {} stray bytes after a frame dropped",
+                                rest.len()
+                            );
+                        }
+                        break std::mem::take(&mut pending);
+                    }
+                    _ => continue,
+                }
+            };
+            if queue.send((frame, permit)).is_err() {
+                return;
+            }
+        }
+    });
+
+    // Resets drop every connection, whichever front end asked for them.
+    let watcher_link = peripheral.clone();
+    let mut events = device.subscribe();
+    let watcher = tokio::spawn(async move {
+        while let Ok(ev) = events.recv().await {
+            if matches!(ev, DeviceEvent::Resetting | DeviceEvent::PowerLost) {
+                watcher_link.disconnect();
+                return;
+            }
+        }
+    });
+
+    tokio::spawn(async move {
+        let chunk = peripheral.mtu() - 3;
+        while let Some((frame, permit)) = work.recv().await {
+            let outcome = device.handle(&frame).await;
+            if let Some(response) = outcome.response {
+                for piece in response.chunks(chunk) {
+                    if peripheral.notify(piece).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            drop(permit);
+            if outcome.reset {
+                peripheral.disconnect();
+                device.reset().await;
+                break;
+            }
+            if !peripheral.is_connected() {
+                break;
+            }
+        }
+        receiver.abort();
+        watcher.abort();
+    });
+}
