@@ -9,6 +9,8 @@ use smpflash_core::Error;
 pub enum Code {
     /// Anything not covered below.
     Failure = 1,
+    /// The command line is wrong.
+    Usage = 2,
     /// Could not reach the device.
     Connection = 3,
     /// The device answered with an error.
@@ -48,8 +50,9 @@ impl Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let code = match &e {
-            Error::Device(_) => Code::DeviceRejected,
-            Error::Timeout { .. } => Code::Timeout,
+            Error::Device(_) | Error::DfuRefused(_) => Code::DeviceRejected,
+            Error::NotApplied(_) | Error::UploadMismatch => Code::Verification,
+            Error::Timeout { .. } | Error::UploadStalled { .. } => Code::Timeout,
             Error::Disconnected(_) | Error::Transport(_) => Code::Connection,
             Error::Io { .. } => Code::Failure,
             Error::NotMcubootImage { .. }

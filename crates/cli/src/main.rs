@@ -4,16 +4,26 @@
 //! exit codes; the protocol, image and device logic live in the `smpflash-*` crates.
 #![forbid(unsafe_code)]
 
+mod commands;
+mod connect;
 mod exit;
+mod render;
 mod show;
 mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use smpflash_core::dfu::Mode;
+use smpflash_core::upload::UploadOptions;
 
-/// Update the firmware of MCUboot/Zephyr devices over SMP (MCUmgr).
+use crate::connect::Connection;
+use crate::exit::Failure;
+
+/// Update the firmware of MCUboot/Zephyr devices over SMP (MCUmgr): BLE, serial, UDP, or the
+/// built-in virtual device.
 #[derive(Parser)]
 #[command(name = "smpflash", version, about, propagate_version = true)]
 struct Cli {
@@ -25,15 +35,62 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// Most upload requests in flight (default: from the device's buffers).
+    #[arg(long, global = true, env = "SMPFLASH_WINDOW")]
+    window: Option<usize>,
+
+    /// Most data bytes per upload chunk (default: as many as fit the frame).
+    #[arg(long, global = true, env = "SMPFLASH_CHUNK")]
+    chunk: Option<usize>,
+
+    #[command(flatten)]
+    connection: Connection,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// List nearby BLE devices advertising the SMP service.
+    Scan {
+        /// Seconds to scan.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Ask the device to echo TEXT.
+    Echo {
+        /// Text to echo.
+        text: String,
+    },
+    /// Show the device's SMP buffer size and count.
+    Params,
+    /// Show the bootloader, its mode and the application's info.
+    Info,
+    /// Reset the device.
+    Reset {
+        /// Reset even if the device's application vetoes it.
+        #[arg(long)]
+        force: bool,
+    },
     /// Image management.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Update the device: check, upload, verify, mark, reset, verify, confirm.
+    Dfu {
+        /// A signed image (.bin, .hex) or an NCS dfu_application.zip.
+        file: PathBuf,
+        /// Image number for a single .bin/.hex (1 = nRF5340 network core).
+        #[arg(long)]
+        image: Option<u32>,
+        /// test-and-confirm (single image default), confirm-only (multi-image default),
+        /// test-only or upload-only.
+        #[arg(long)]
+        mode: Option<Mode>,
+        /// Upload even if the device already runs or holds the image.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the virtual device (an SMP server with MCUboot behaviour) until Ctrl-C.
     Sim(sim::SimArgs),
 }
@@ -45,6 +102,32 @@ enum ImageCommand {
     Show {
         /// The file to inspect.
         file: PathBuf,
+    },
+    /// Show the images on the device.
+    List,
+    /// Upload an image to the device's free slot (no marking, no reset).
+    Upload {
+        /// The image file.
+        file: PathBuf,
+        /// Image number (1 = nRF5340 network core).
+        #[arg(long)]
+        image: Option<u32>,
+    },
+    /// Mark the image with HASH to run once at the next boot.
+    Test {
+        /// The image hash (hex, any separators, or an unambiguous prefix).
+        hash: String,
+    },
+    /// Make the image with HASH permanent, or without HASH confirm the running image.
+    Confirm {
+        /// The image hash.
+        hash: Option<String>,
+    },
+    /// Erase a slot (the secondary by default).
+    Erase {
+        /// Slot number.
+        #[arg(long)]
+        slot: Option<u32>,
     },
 }
 
@@ -69,15 +152,80 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime starts")
 }
 
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let json = cli.json;
+    let upload = UploadOptions {
+        window: cli.window,
+        chunk: cli.chunk,
+        timeout: Duration::from_secs_f64(cli.connection.timeout.max(0.05)),
+        ..Default::default()
+    };
+    match cli.command {
+        Command::Image(ImageCommand::Show { file }) => show::run(&file, json),
+        Command::Sim(args) => sim::run(args).await,
+        Command::Scan { seconds } => {
+            let found = smpflash_ble::scan(Duration::from_secs_f64(seconds)).await?;
+            if json {
+                let list: Vec<_> = found
+                    .iter()
+                    .map(|d| serde_json::json!({"name": d.name, "address": d.address, "rssi": d.rssi}))
+                    .collect();
+                render::json(&serde_json::json!({ "devices": list }));
+            } else {
+                for d in &found {
+                    println!(
+                        "{:<20} {:<24} {}",
+                        d.address,
+                        d.name.as_deref().unwrap_or("-"),
+                        d.rssi.map_or("-".into(), |r| format!("{r} dBm"))
+                    );
+                }
+                if found.is_empty() {
+                    println!("no device advertising the SMP service found");
+                }
+            }
+            Ok(())
+        }
+        command => {
+            let mut c = cli.connection.open().await?;
+            match command {
+                Command::Echo { text } => commands::echo(&c, &text, json).await,
+                Command::Params => commands::params(&c, json).await,
+                Command::Info => commands::info(&c, json).await,
+                Command::Reset { force } => commands::reset(&c, force, json).await,
+                Command::Image(ImageCommand::List) => commands::list(&c, json).await,
+                Command::Image(ImageCommand::Upload { file, image }) => {
+                    commands::upload(&mut c, &file, image, upload, json).await
+                }
+                Command::Image(ImageCommand::Test { hash }) => {
+                    commands::mark(&c, Some(&hash), false, json).await
+                }
+                Command::Image(ImageCommand::Confirm { hash }) => {
+                    commands::mark(&c, hash.as_deref(), true, json).await
+                }
+                Command::Image(ImageCommand::Erase { slot }) => {
+                    commands::erase(&c, slot, json).await
+                }
+                Command::Dfu {
+                    file,
+                    image,
+                    mode,
+                    force,
+                } => commands::dfu(&mut c, &file, image, mode, force, upload, json).await,
+                Command::Image(ImageCommand::Show { .. })
+                | Command::Sim(_)
+                | Command::Scan { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let result = match cli.command {
-        Command::Image(ImageCommand::Show { file }) => show::run(&file, cli.json),
-        Command::Sim(args) => runtime().block_on(sim::run(args)),
-    };
-    match result {
+    let json = cli.json;
+    match runtime().block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(cli.json),
+        Err(failure) => failure.report(json),
     }
 }

@@ -245,6 +245,11 @@ impl Client {
         self.shared.transport.max_frame()
     }
 
+    /// Bytes of the device's buffer the transport's framing uses besides the frame.
+    pub fn frame_overhead(&self) -> usize {
+        self.shared.transport.frame_overhead()
+    }
+
     /// The transport's description.
     pub fn describe(&self) -> String {
         self.shared.transport.describe()

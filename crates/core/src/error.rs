@@ -184,6 +184,14 @@ pub enum Error {
     )]
     UploadMismatch,
 
+    /// A pre-flight check refused the update before anything was written.
+    #[error("refusing to update: {0}")]
+    DfuRefused(String),
+
+    /// The device came back without the new image running.
+    #[error("the update was not applied: {0}")]
+    NotApplied(String),
+
     /// An NCS DFU zip that could not be read.
     #[error("bad DFU package: {0}")]
     BadPackage(String),

@@ -24,6 +24,13 @@ pub trait Transport: Send + Sync {
     /// The largest whole frame (header included) this link can carry in one piece.
     fn max_frame(&self) -> usize;
 
+    /// Bytes of the device's SMP buffer (`buf_size`) this transport's own framing occupies
+    /// besides the frame: Zephyr's serial transport keeps the 2-byte length and the 2-byte CRC
+    /// in the buffer, so a serial frame may be at most `buf_size - 4`.
+    fn frame_overhead(&self) -> usize {
+        0
+    }
+
     /// A short description for logs and messages, e.g. `udp 127.0.0.1:1337`.
     fn describe(&self) -> String;
 }

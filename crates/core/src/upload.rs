@@ -135,7 +135,7 @@ pub fn max_data_len(frame_limit: usize, template: &ImageUpload) -> Result<usize>
     let base = HEADER_LEN + cbor::encoded_len(&empty)? - 1;
     let fits = |n: usize| base + bstr_len(n) <= frame_limit;
     let room = frame_limit.saturating_sub(base);
-    let best = (0..=4)
+    let best = (1..=5)
         .map(|k| room.saturating_sub(k))
         .find(|&n| fits(n))
         .unwrap_or(0);
@@ -237,7 +237,11 @@ pub async fn upload(
     let reconnects_before = session.reconnects();
     let mut announced = false;
     loop {
-        let frame_limit = session.client().max_frame().min(limits.buf_size);
+        let transport_overhead = session.client().frame_overhead();
+        let frame_limit = session
+            .client()
+            .max_frame()
+            .min(limits.buf_size.saturating_sub(transport_overhead));
         let plan = Plan {
             bytes,
             sha: sha.clone(),

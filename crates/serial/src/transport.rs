@@ -214,6 +214,11 @@ impl Transport for SerialTransport {
         self.max_frame
     }
 
+    /// Zephyr decodes the length, the frame and the CRC into one SMP buffer.
+    fn frame_overhead(&self) -> usize {
+        4
+    }
+
     fn describe(&self) -> String {
         self.description.clone()
     }

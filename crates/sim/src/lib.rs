@@ -13,6 +13,7 @@ pub mod flash;
 pub mod img_mgmt;
 pub mod os_mgmt;
 pub mod profile;
+pub mod pty;
 pub mod server;
 pub mod slot_image;
 pub mod state;

@@ -1,0 +1,213 @@
+//! Turning the connection options into a [`Session`]: UDP, serial, BLE, or the built-in virtual
+//! device over one of its simulated media.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clap::Args;
+use smpflash_ble::{BtleplugLink, ConnectOptions, GattTransport};
+use smpflash_core::session::{Connector, Session};
+use smpflash_core::transport::Transport;
+use smpflash_core::Result;
+use smpflash_serial::SerialTransport;
+use smpflash_sim::ble::BleFrontEnd;
+use smpflash_sim::ble_link::LinkParams;
+use smpflash_sim::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::{Device, DeviceOptions};
+use smpflash_udp::UdpConnector;
+
+use crate::exit::{Code, Failure};
+
+/// How to reach the device (one of).
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    /// UDP: HOST[:PORT] (port 1337 by default).
+    #[arg(long, global = true, env = "SMPFLASH_UDP", value_name = "HOST[:PORT]")]
+    pub udp: Option<String>,
+    /// Serial: a port (/dev/ttyACM0, COM3), a pty path, or tcp://HOST:PORT.
+    #[arg(long, global = true, env = "SMPFLASH_SERIAL", value_name = "PATH")]
+    pub serial: Option<String>,
+    /// Serial baud rate.
+    #[arg(long, global = true, env = "SMPFLASH_BAUD", default_value_t = 115_200)]
+    pub baud: u32,
+    /// BLE: the device's name or address.
+    #[arg(long, global = true, env = "SMPFLASH_BLE", value_name = "NAME|ADDRESS")]
+    pub ble: Option<String>,
+    /// The built-in virtual device (no hardware), with this profile.
+    #[arg(long, global = true, env = "SMPFLASH_SIM", value_name = "PROFILE", num_args = 0..=1, default_missing_value = "nrf5340")]
+    pub sim: Option<String>,
+    /// How to reach the virtual device: ble-phone-fast, ble-phone-slow, ble-legacy, udp,
+    /// serial-115200, serial-1000000.
+    #[arg(
+        long,
+        global = true,
+        env = "SMPFLASH_SIM_LINK",
+        default_value = "ble-phone-fast"
+    )]
+    pub sim_link: String,
+    /// Flash time of the virtual device: 1 real time, 0 none.
+    #[arg(
+        long,
+        global = true,
+        env = "SMPFLASH_SIM_TIME_SCALE",
+        default_value_t = 1.0
+    )]
+    pub sim_time_scale: f64,
+    /// Keep the virtual device's flash in this file between runs.
+    #[arg(long, global = true, env = "SMPFLASH_SIM_STATE", value_name = "FILE")]
+    pub sim_state: Option<std::path::PathBuf>,
+    /// BLE: the ATT MTU to assume when the platform does not report it. Serial: the largest
+    /// SMP frame (Zephyr's CONFIG_MCUMGR_TRANSPORT_UART_MTU, 256 by default).
+    #[arg(long, global = true, env = "SMPFLASH_MTU")]
+    pub mtu: Option<usize>,
+    /// Seconds to wait for each answer.
+    #[arg(long, global = true, env = "SMPFLASH_TIMEOUT", default_value_t = 5.0)]
+    pub timeout: f64,
+}
+
+struct Serial {
+    path: String,
+    baud: u32,
+    max_frame: Option<usize>,
+}
+
+#[async_trait]
+impl Connector for Serial {
+    async fn connect(&self) -> Result<Arc<dyn Transport>> {
+        let mut t = SerialTransport::connect(&self.path, self.baud).await?;
+        if let Some(n) = self.max_frame {
+            t = t.with_max_frame(n);
+        }
+        Ok(Arc::new(t))
+    }
+}
+
+struct Ble {
+    target: String,
+    options: ConnectOptions,
+}
+
+#[async_trait]
+impl Connector for Ble {
+    async fn connect(&self) -> Result<Arc<dyn Transport>> {
+        Ok(Arc::new(GattTransport::new(
+            BtleplugLink::connect(&self.target, &self.options).await?,
+        )))
+    }
+}
+
+struct SimBle(BleFrontEnd);
+
+#[async_trait]
+impl Connector for SimBle {
+    async fn connect(&self) -> Result<Arc<dyn Transport>> {
+        Ok(Arc::new(GattTransport::new(
+            self.0.connect(Duration::from_secs(30)).await?,
+        )))
+    }
+}
+
+/// A session plus whatever must live as long as it (the in-process virtual device's servers).
+pub struct Connected {
+    /// The session.
+    pub session: Session,
+    _keep: Vec<UdpServer>,
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: Code::Usage,
+        message: message.into(),
+    }
+}
+
+impl Connection {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout.max(0.05))
+    }
+
+    /// Opens the connection the options describe.
+    pub async fn open(&self) -> std::result::Result<Connected, Failure> {
+        let chosen = [
+            self.udp.is_some(),
+            self.serial.is_some(),
+            self.ble.is_some(),
+            self.sim.is_some(),
+        ];
+        match chosen.iter().filter(|c| **c).count() {
+            0 => {
+                return Err(usage(
+                    "say how to reach the device: --udp HOST, --serial PATH, --ble NAME or --sim",
+                ))
+            }
+            1 => {}
+            _ => return Err(usage("choose one of --udp, --serial, --ble and --sim")),
+        }
+        let mut keep = Vec::new();
+        let connector: Box<dyn Connector> = if let Some(target) = &self.udp {
+            Box::new(UdpConnector::new(target.clone()))
+        } else if let Some(path) = &self.serial {
+            Box::new(Serial {
+                path: path.clone(),
+                baud: self.baud,
+                max_frame: self.mtu,
+            })
+        } else if let Some(target) = &self.ble {
+            Box::new(Ble {
+                target: target.clone(),
+                options: ConnectOptions {
+                    mtu: self.mtu,
+                    ..Default::default()
+                },
+            })
+        } else {
+            let profile = crate::sim::build_profile(self.sim.as_deref().unwrap_or("nrf5340"), &[])?;
+            let dev = Device::new(
+                profile,
+                DeviceOptions {
+                    time_scale: self.sim_time_scale,
+                    state_file: self.sim_state.clone(),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| Failure {
+                code: Code::Failure,
+                message: format!("cannot start the virtual device: {e}"),
+            })?;
+            match self.sim_link.as_str() {
+                "udp" => {
+                    let server = udp::serve(
+                        dev,
+                        "127.0.0.1:0".parse().expect("literal"),
+                        UdpOptions::default(),
+                    )
+                    .await
+                    .map_err(|e| Failure {
+                        code: Code::Connection,
+                        message: format!("cannot serve UDP: {e}"),
+                    })?;
+                    let target = server.local_addr().to_string();
+                    keep.push(server);
+                    Box::new(UdpConnector::new(target))
+                }
+                link => {
+                    let name = link.strip_prefix("ble-").unwrap_or(link);
+                    let params = LinkParams::by_name(name).ok_or_else(|| {
+                        usage(format!(
+                            "unknown --sim-link {link:?}: ble-phone-fast, ble-phone-slow, ble-legacy, udp, serial-115200, serial-1000000"
+                        ))
+                    })?;
+                    Box::new(SimBle(BleFrontEnd::new(dev, params)))
+                }
+            }
+        };
+        let session = Session::open(connector, self.timeout())
+            .await
+            .map_err(Failure::from)?;
+        Ok(Connected {
+            session,
+            _keep: keep,
+        })
+    }
+}
