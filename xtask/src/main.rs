@@ -26,6 +26,10 @@ enum Task {
     },
     /// Regenerate the imgtool-made test images in tests/fixtures/images.
     Fixtures,
+    /// Regenerate the sample images in examples/ (imgtool).
+    Examples,
+    /// Install the Python peer tools the tests use, then run the workspace tests.
+    Test,
 }
 
 fn root() -> PathBuf {
@@ -108,11 +112,40 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
     Ok(())
 }
 
+/// The interop tests drive the virtual device with intercreate's smpclient, and the fixture
+/// scripts need imgtool: both come from PyPI, pinned in tests/requirements.txt.
+fn test() -> Result<()> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let have = Command::new(&python)
+        .args([
+            "-c",
+            "import smpclient, smpclient.transport.serial, imgtool",
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have {
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(root().join("tests/requirements.txt")))?;
+    }
+    run(cargo().args(["test", "--workspace"]).current_dir(root()))
+}
+
 fn main() -> Result<()> {
     match Args::parse().task {
         Task::Fuzz { seconds, target } => fuzz(seconds, target),
         Task::Fixtures => {
             run(Command::new("bash").arg(root().join("tests/fixtures/make_fixtures.sh")))
         }
+        Task::Examples => run(Command::new("bash").arg(root().join("examples/make_examples.sh"))),
+        Task::Test => test(),
     }
 }

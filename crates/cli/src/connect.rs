@@ -13,6 +13,7 @@ use smpflash_core::Result;
 use smpflash_serial::SerialTransport;
 use smpflash_sim::ble::BleFrontEnd;
 use smpflash_sim::ble_link::LinkParams;
+use smpflash_sim::pty::{self, PtyOptions, PtyServer};
 use smpflash_sim::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::{Device, DeviceOptions};
 use smpflash_udp::UdpConnector;
@@ -23,46 +24,37 @@ use crate::exit::{Code, Failure};
 #[derive(Args, Debug, Clone)]
 pub struct Connection {
     /// UDP: HOST[:PORT] (port 1337 by default).
-    #[arg(long, global = true, env = "SMPFLASH_UDP", value_name = "HOST[:PORT]")]
+    #[arg(long, env = "SMPFLASH_UDP", value_name = "HOST[:PORT]")]
     pub udp: Option<String>,
     /// Serial: a port (/dev/ttyACM0, COM3), a pty path, or tcp://HOST:PORT.
-    #[arg(long, global = true, env = "SMPFLASH_SERIAL", value_name = "PATH")]
+    #[arg(long, env = "SMPFLASH_SERIAL", value_name = "PATH")]
     pub serial: Option<String>,
     /// Serial baud rate.
-    #[arg(long, global = true, env = "SMPFLASH_BAUD", default_value_t = 115_200)]
+    #[arg(long, env = "SMPFLASH_BAUD", default_value_t = 115_200)]
     pub baud: u32,
     /// BLE: the device's name or address.
-    #[arg(long, global = true, env = "SMPFLASH_BLE", value_name = "NAME|ADDRESS")]
+    #[arg(long, env = "SMPFLASH_BLE", value_name = "NAME|ADDRESS")]
     pub ble: Option<String>,
-    /// The built-in virtual device (no hardware), with this profile.
-    #[arg(long, global = true, env = "SMPFLASH_SIM", value_name = "PROFILE", num_args = 0..=1, default_missing_value = "nrf5340")]
+    /// The built-in virtual device (no hardware): `--sim` for an nRF5340, `--sim=PROFILE` for
+    /// another profile (zephyr-default, overwrite-only, direct-xip, mcuboot-recovery).
+    #[arg(long, env = "SMPFLASH_SIM", value_name = "PROFILE", num_args = 0..=1, require_equals = true, default_missing_value = "nrf5340")]
     pub sim: Option<String>,
     /// How to reach the virtual device: ble-phone-fast, ble-phone-slow, ble-legacy, udp,
     /// serial-115200, serial-1000000.
-    #[arg(
-        long,
-        global = true,
-        env = "SMPFLASH_SIM_LINK",
-        default_value = "ble-phone-fast"
-    )]
+    #[arg(long, env = "SMPFLASH_SIM_LINK", default_value = "ble-phone-fast")]
     pub sim_link: String,
     /// Flash time of the virtual device: 1 real time, 0 none.
-    #[arg(
-        long,
-        global = true,
-        env = "SMPFLASH_SIM_TIME_SCALE",
-        default_value_t = 1.0
-    )]
+    #[arg(long, env = "SMPFLASH_SIM_TIME_SCALE", default_value_t = 1.0)]
     pub sim_time_scale: f64,
     /// Keep the virtual device's flash in this file between runs.
-    #[arg(long, global = true, env = "SMPFLASH_SIM_STATE", value_name = "FILE")]
+    #[arg(long, env = "SMPFLASH_SIM_STATE", value_name = "FILE")]
     pub sim_state: Option<std::path::PathBuf>,
     /// BLE: the ATT MTU to assume when the platform does not report it. Serial: the largest
     /// SMP frame (Zephyr's CONFIG_MCUMGR_TRANSPORT_UART_MTU, 256 by default).
-    #[arg(long, global = true, env = "SMPFLASH_MTU")]
+    #[arg(long, env = "SMPFLASH_MTU")]
     pub mtu: Option<usize>,
     /// Seconds to wait for each answer.
-    #[arg(long, global = true, env = "SMPFLASH_TIMEOUT", default_value_t = 5.0)]
+    #[arg(long, env = "SMPFLASH_TIMEOUT", default_value_t = 5.0)]
     pub timeout: f64,
 }
 
@@ -112,7 +104,7 @@ impl Connector for SimBle {
 pub struct Connected {
     /// The session.
     pub session: Session,
-    _keep: Vec<UdpServer>,
+    _keep: (Vec<UdpServer>, Vec<PtyServer>),
 }
 
 fn usage(message: impl Into<String>) -> Failure {
@@ -144,7 +136,7 @@ impl Connection {
             1 => {}
             _ => return Err(usage("choose one of --udp, --serial, --ble and --sim")),
         }
-        let mut keep = Vec::new();
+        let mut keep = (Vec::new(), Vec::new());
         let connector: Box<dyn Connector> = if let Some(target) = &self.udp {
             Box::new(UdpConnector::new(target.clone()))
         } else if let Some(path) = &self.serial {
@@ -188,8 +180,34 @@ impl Connection {
                         message: format!("cannot serve UDP: {e}"),
                     })?;
                     let target = server.local_addr().to_string();
-                    keep.push(server);
+                    keep.0.push(server);
                     Box::new(UdpConnector::new(target))
+                }
+                link if link.starts_with("serial-") => {
+                    let baud: u32 = link["serial-".len()..].parse().map_err(|_| {
+                        usage(format!(
+                            "--sim-link {link:?}: the baud rate is not a number"
+                        ))
+                    })?;
+                    let server = pty::serve(
+                        dev,
+                        PtyOptions {
+                            baud: Some(baud),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(|e| Failure {
+                        code: Code::Connection,
+                        message: format!("cannot open a pty: {e}"),
+                    })?;
+                    let path = server.path().to_string();
+                    keep.1.push(server);
+                    Box::new(Serial {
+                        path,
+                        baud,
+                        max_frame: self.mtu,
+                    })
                 }
                 link => {
                     let name = link.strip_prefix("ble-").unwrap_or(link);

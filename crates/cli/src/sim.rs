@@ -24,6 +24,15 @@ pub struct SimArgs {
     /// Serve SMP over UDP on this address (port 1337 is Zephyr's default).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:1337")]
     udp: Option<SocketAddr>,
+    /// Also serve SMP over a serial console on a pty (its path is printed).
+    #[arg(long)]
+    pty: bool,
+    /// Pace the pty like a UART at this baud rate.
+    #[arg(long, value_name = "BAUD")]
+    pty_baud: Option<u32>,
+    /// Serial: probability each byte the device sends is corrupted.
+    #[arg(long, default_value_t = 0.0)]
+    corrupt: f64,
     /// Scale flash and boot delays: 1 is real time, 0 no delays.
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
@@ -121,6 +130,32 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
         server.local_addr()
     );
     servers.push(server);
+    let mut ptys = Vec::new();
+    if args.pty {
+        let options = smpflash_sim::pty::PtyOptions {
+            baud: args.pty_baud,
+            faults: smpflash_sim::pty::SerialFaults {
+                corrupt_byte_rate: args.corrupt,
+                seed: args.seed,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let pty = smpflash_sim::pty::serve(device.clone(), options)
+            .await
+            .map_err(|e| Failure {
+                code: Code::Connection,
+                message: format!("cannot open a pty: {e}"),
+            })?;
+        println!(
+            "SMP over serial: {}{}   (connect with: smpflash --serial {} ...)",
+            pty.path(),
+            args.pty_baud
+                .map_or(String::new(), |b| format!(" paced at {b} baud")),
+            pty.path()
+        );
+        ptys.push(pty);
+    }
     let mut events = device.subscribe();
     loop {
         tokio::select! {

@@ -1,0 +1,251 @@
+//! Every device command of the CLI, against the virtual device running as its own process
+//! (`smpflash sim`) and reached over a real UDP socket, plus the in-process `--sim` paths.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command as Std, Stdio};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// `smpflash sim` in the background; killed on drop.
+struct Sim {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sim(profile: &str) -> Sim {
+    let mut child = Std::new(assert_cmd::cargo::cargo_bin("smpflash"))
+        .args([
+            "sim",
+            "--profile",
+            profile,
+            "--udp",
+            "127.0.0.1:0",
+            "--time-scale",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("sim printed its address").unwrap();
+        if let Some(rest) = line.strip_prefix("SMP over UDP: ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Sim { child, addr }
+}
+
+fn cli(sim: &Sim) -> Command {
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--udp", &sim.addr]).current_dir(root());
+    c
+}
+
+fn json(c: &mut Command) -> Value {
+    let out = c.arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn os_commands() {
+    let s = sim("nrf5340");
+    cli(&s)
+        .args(["echo", "hello there"])
+        .assert()
+        .success()
+        .stdout("hello there\n");
+    assert_eq!(json(cli(&s).args(["echo", "x"]))["echo"], "x");
+    cli(&s)
+        .arg("params")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("buf_size 2475 bytes, buf_count 4"));
+    let p = json(cli(&s).arg("params"));
+    assert_eq!(
+        (p["buf_size"].as_u64(), p["buf_count"].as_u64()),
+        (Some(2475), Some(4))
+    );
+    cli(&s)
+        .arg("info")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("bootloader:  MCUboot"));
+    let i = json(cli(&s).arg("info"));
+    assert_eq!(i["mode"], "swap-without-scratch");
+    assert!(i["application"].as_str().unwrap().contains("Zephyr"));
+}
+
+#[test]
+fn image_commands_step_by_step() {
+    let s = sim("zephyr-default");
+    let list = json(cli(&s).args(["image", "list"]));
+    assert_eq!(list["images"].as_array().unwrap().len(), 1);
+    cli(&s)
+        .args(["image", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("active confirmed"));
+
+    cli(&s)
+        .args(["image", "upload", "tests/fixtures/images/ecdsa-p256.bin"])
+        .assert()
+        .success();
+    let list = json(cli(&s).args(["image", "list"]));
+    let new = list["images"][1]["hash"].as_str().unwrap().to_string();
+    assert_eq!(list["images"][1]["version"], "1.2.3.4");
+
+    // a prefix with separators is enough when unambiguous
+    let prefix = format!("{}:{}", &new[..4], &new[4..10]);
+    let marked = json(cli(&s).args(["image", "test", &prefix]));
+    assert_eq!(marked["images"][1]["pending"], true);
+    // erasing a pending slot is refused with the device's own words
+    cli(&s)
+        .args(["image", "erase"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("MGMT_ERR_EBADSTATE"));
+    cli(&s).arg("reset").assert().success();
+    // the device comes back after its boot; the next command reaches it
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let list = json(cli(&s).args(["image", "list"]));
+    assert_eq!(list["images"][0]["hash"], new.as_str());
+    assert_eq!(list["images"][0]["confirmed"], false);
+    let confirmed = json(cli(&s).args(["image", "confirm"]));
+    assert_eq!(confirmed["images"][0]["confirmed"], true);
+    cli(&s)
+        .args(["image", "erase"])
+        .assert()
+        .success()
+        .stdout("slot 1 erased\n");
+    assert_eq!(
+        json(cli(&s).args(["image", "list"]))["images"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn dfu_then_dfu_again_is_a_no_op() {
+    let s = sim("zephyr-default");
+    let report = json(cli(&s).args(["dfu", "examples/app-update-v1.1.0.bin"]));
+    assert_eq!(report["mode"], "test-and-confirm");
+    assert_eq!(report["reset"], true);
+    assert_eq!(report["uploads"][0]["matched"], true);
+    let after = &report["after"][0];
+    assert_eq!(
+        (
+            after["version"].as_str(),
+            after["active"].as_bool(),
+            after["confirmed"].as_bool()
+        ),
+        (Some("1.1.0"), Some(true), Some(true))
+    );
+    let again = json(cli(&s).args(["dfu", "examples/app-update-v1.1.0.bin"]));
+    assert_eq!(again["reset"], false);
+    assert!(again["skipped"][0]
+        .as_str()
+        .unwrap()
+        .contains("already runs 1.1.0"));
+}
+
+#[test]
+fn wrong_image_number_is_refused_before_anything_is_written() {
+    let s = sim("zephyr-default");
+    cli(&s)
+        .args(["dfu", "--image", "1", "examples/app-update-v1.1.0.bin"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("refusing to update"))
+        .stderr(predicate::str::contains(
+            "is for image 1, but the device has image(s) [0]",
+        ));
+}
+
+#[test]
+fn in_process_virtual_device_over_each_simulated_medium() {
+    for link in ["udp", "ble-phone-fast", "ble-legacy", "serial-1000000"] {
+        let mut c = Command::cargo_bin("smpflash").unwrap();
+        c.current_dir(root()).args([
+            "--sim",
+            "--sim-time-scale",
+            "0",
+            "--sim-link",
+            link,
+            "dfu",
+            "examples/dfu_application.zip",
+        ]);
+        if link == "ble-legacy" {
+            // 1.6 kB/s: keep this one short
+            c = Command::cargo_bin("smpflash").unwrap();
+            c.current_dir(root()).args([
+                "--sim",
+                "--sim-time-scale",
+                "0",
+                "--sim-link",
+                link,
+                "echo",
+                "legacy",
+            ]);
+            c.assert().success().stdout("legacy\n");
+            continue;
+        }
+        let report = json(&mut c);
+        assert_eq!(report["mode"], "confirm-only", "{link}");
+        let after = report["after"].as_array().unwrap();
+        for image in [0, 1] {
+            let running = after
+                .iter()
+                .find(|s| s["image"] == image && s["active"] == true)
+                .unwrap();
+            assert_eq!(running["version"], "1.1.0", "{link}: image {image}");
+        }
+    }
+}
+
+#[test]
+fn connection_errors_are_one_clear_sentence() {
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["image", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("say how to reach the device"));
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--ble", "nrf-blinky", "image", "list"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("no Bluetooth adapter found"));
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--serial", "/dev/does-not-exist", "echo", "x"])
+        .assert()
+        .code(3);
+    // nobody listens on this port: the request times out
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--udp", "127.0.0.1:9", "--timeout", "0.3", "echo", "x"])
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains("no response from the device"));
+}
