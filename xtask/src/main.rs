@@ -33,17 +33,12 @@ enum Task {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("+ {cmd:?}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -58,17 +53,12 @@ fn cargo() -> Command {
 /// with RUSTC_BOOTSTRAP, which keeps the fuzzers runnable without fetching another toolchain.
 fn cargo_fuzz() -> Command {
     let mut c = cargo();
-    c.arg("fuzz")
-        .env("RUSTC_BOOTSTRAP", "1")
-        .current_dir(root());
+    c.arg("fuzz").env("RUSTC_BOOTSTRAP", "1").current_dir(root());
     c
 }
 
 fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
-    let have = cargo()
-        .args(["fuzz", "--version"])
-        .output()
-        .map(|o| o.status.success());
+    let have = cargo().args(["fuzz", "--version"]).output().map(|o| o.status.success());
     if !matches!(have, Ok(true)) {
         run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     }
@@ -76,10 +66,7 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
         Some(t) => vec![t],
         None => {
             let out = cargo_fuzz().arg("list").output()?;
-            String::from_utf8(out.stdout)?
-                .lines()
-                .map(str::to_string)
-                .collect()
+            String::from_utf8(out.stdout)?.lines().map(str::to_string).collect()
         }
     };
     if targets.is_empty() {
@@ -101,11 +88,7 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
         if t == "image_reader" {
             cmd.arg(root.join("tests/fixtures/images"));
         }
-        cmd.args([
-            "--",
-            &format!("-max_total_time={seconds}"),
-            "-rss_limit_mb=4096",
-        ]);
+        cmd.args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096"]);
         run(&mut cmd)?;
         eprintln!("fuzz target {t}: ran {seconds} s without a crash");
     }
@@ -117,23 +100,13 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
 fn test() -> Result<()> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let have = Command::new(&python)
-        .args([
-            "-c",
-            "import smpclient, smpclient.transport.serial, imgtool",
-        ])
+        .args(["-c", "import smpclient, smpclient.transport.serial, imgtool"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !have {
         run(Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(root().join("tests/requirements.txt")))?;
     }
     run(cargo().args(["test", "--workspace"]).current_dir(root()))
@@ -142,9 +115,7 @@ fn test() -> Result<()> {
 fn main() -> Result<()> {
     match Args::parse().task {
         Task::Fuzz { seconds, target } => fuzz(seconds, target),
-        Task::Fixtures => {
-            run(Command::new("bash").arg(root().join("tests/fixtures/make_fixtures.sh")))
-        }
+        Task::Fixtures => run(Command::new("bash").arg(root().join("tests/fixtures/make_fixtures.sh"))),
         Task::Examples => run(Command::new("bash").arg(root().join("examples/make_examples.sh"))),
         Task::Test => test(),
     }

@@ -102,10 +102,9 @@ async fn open_manager() -> Result<Manager> {
         Ok(Ok(Ok(manager))) => Ok(manager),
         Ok(Ok(Err(e))) => Err(no_adapter(format_args!("cannot reach {STACK} ({e})"))),
         Ok(Err(_)) => Err(no_adapter(format_args!("cannot reach {STACK}"))),
-        Err(_) => Err(no_adapter(format_args!(
-            "{STACK} did not answer within {} s",
-            ADAPTER_TIMEOUT.as_secs()
-        ))),
+        Err(_) => {
+            Err(no_adapter(format_args!("{STACK} did not answer within {} s", ADAPTER_TIMEOUT.as_secs())))
+        }
     }
 }
 
@@ -114,11 +113,7 @@ pub async fn first_adapter() -> Result<Adapter> {
     let manager = open_manager().await?;
     let adapters = match tokio::time::timeout(ADAPTER_TIMEOUT, manager.adapters()).await {
         Ok(Ok(a)) => a,
-        Ok(Err(e)) => {
-            return Err(no_adapter(format_args!(
-                "{STACK} did not list its adapters ({e})"
-            )))
-        }
+        Ok(Err(e)) => return Err(no_adapter(format_args!("{STACK} did not list its adapters ({e})"))),
         Err(_) => {
             return Err(no_adapter(format_args!(
                 "{STACK} did not list its adapters within {} s",
@@ -126,10 +121,8 @@ pub async fn first_adapter() -> Result<Adapter> {
             )))
         }
     };
-    let adapter = adapters
-        .into_iter()
-        .next()
-        .ok_or_else(|| no_adapter(format_args!("{STACK} reports no adapter")))?;
+    let adapter =
+        adapters.into_iter().next().ok_or_else(|| no_adapter(format_args!("{STACK} reports no adapter")))?;
     if let Ok(info) = adapter.adapter_info().await {
         tracing::debug!("using Bluetooth adapter {info}");
     }
@@ -147,19 +140,14 @@ fn display_address(p: &Peripheral, props: &PeripheralProperties) -> String {
 }
 
 fn display_name(props: &PeripheralProperties) -> Option<String> {
-    props
-        .local_name
-        .clone()
-        .or_else(|| props.advertisement_name.clone())
+    props.local_name.clone().or_else(|| props.advertisement_name.clone())
 }
 
 /// Scans for `timeout` and lists the devices advertising the SMP service, strongest first.
 pub async fn scan(timeout: Duration) -> Result<Vec<ScanResult>> {
     let adapter = first_adapter().await?;
     adapter
-        .start_scan(ScanFilter {
-            services: vec![smp_service()],
-        })
+        .start_scan(ScanFilter { services: vec![smp_service()] })
         .await
         .map_err(|e| stack_error("start scanning", e))?;
     tokio::time::sleep(timeout).await;
@@ -265,17 +253,12 @@ impl Target {
 
 async fn find(adapter: &Adapter, target: &Target, timeout: Duration) -> Result<Peripheral> {
     adapter
-        .start_scan(ScanFilter {
-            services: vec![smp_service()],
-        })
+        .start_scan(ScanFilter { services: vec![smp_service()] })
         .await
         .map_err(|e| stack_error("start scanning", e))?;
     let deadline = tokio::time::Instant::now() + timeout;
     let found = loop {
-        let peripherals = adapter
-            .peripherals()
-            .await
-            .map_err(|e| stack_error("list devices", e))?;
+        let peripherals = adapter.peripherals().await.map_err(|e| stack_error("list devices", e))?;
         let mut hit = None;
         for p in peripherals {
             if let Ok(Some(props)) = p.properties().await {
@@ -343,24 +326,14 @@ impl BtleplugLink {
         let adapter = first_adapter().await?;
         // Subscribe to adapter events before connecting so a disconnect right after the
         // connection cannot slip by unseen.
-        let events = adapter
-            .events()
-            .await
-            .map_err(|e| stack_error("watch adapter events", e))?;
+        let events = adapter.events().await.map_err(|e| stack_error("watch adapter events", e))?;
         let target = Target::parse(target);
         let peripheral = find(&adapter, &target, options.scan_timeout).await?;
-        let props = peripheral
-            .properties()
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let props = peripheral.properties().await.ok().flatten().unwrap_or_default();
         let label = format!(
             "ble {}{}",
             display_address(&peripheral, &props),
-            display_name(&props)
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
+            display_name(&props).map(|n| format!(" ({n})")).unwrap_or_default()
         );
         tracing::debug!("connecting to {label}");
         match tokio::time::timeout(options.connect_timeout, peripheral.connect()).await {
@@ -476,11 +449,7 @@ impl BtleplugLink {
     }
 
     fn disconnected_error(&self) -> Error {
-        let why = self
-            .gone
-            .borrow()
-            .clone()
-            .unwrap_or_else(|| "the link was closed".into());
+        let why = self.gone.borrow().clone().unwrap_or_else(|| "the link was closed".into());
         Error::Disconnected(format!("{}: {why}", self.label))
     }
 
@@ -489,10 +458,7 @@ impl BtleplugLink {
     pub async fn disconnect(&self) -> Result<()> {
         self.watcher.abort();
         mark_gone(&self.gone, "disconnected by smpflash".into());
-        self.peripheral
-            .disconnect()
-            .await
-            .map_err(|e| link_error(&self.label, "disconnect", e))
+        self.peripheral.disconnect().await.map_err(|e| link_error(&self.label, "disconnect", e))
     }
 }
 
@@ -560,9 +526,7 @@ mod tests {
 
     #[test]
     fn pairing_errors_are_recognised() {
-        assert!(needs_pairing(
-            "org.bluez.Error.NotPermitted: Operation failed with ATT error: 0x05"
-        ));
+        assert!(needs_pairing("org.bluez.Error.NotPermitted: Operation failed with ATT error: 0x05"));
         assert!(needs_pairing("Authentication is insufficient."));
         assert!(needs_pairing("Permission denied"));
         assert!(!needs_pairing("Not connected"));
@@ -570,10 +534,7 @@ mod tests {
 
     #[test]
     fn targets_tell_addresses_from_names() {
-        assert_eq!(
-            Target::parse("AA:BB:CC:DD:EE:FF"),
-            Target::Address("AA:BB:CC:DD:EE:FF".into())
-        );
+        assert_eq!(Target::parse("AA:BB:CC:DD:EE:FF"), Target::Address("AA:BB:CC:DD:EE:FF".into()));
         assert_eq!(
             Target::parse("8d53dc1d-1db7-4cd3-868b-8a527460aa84"),
             Target::Address("8d53dc1d-1db7-4cd3-868b-8a527460aa84".into())
@@ -583,15 +544,8 @@ mod tests {
 
     #[test]
     fn pairing_refusal_reads_as_device_requires_pairing() {
-        let e = link_error(
-            "ble X",
-            "subscribing to SMP notifications",
-            btleplug::Error::PermissionDenied,
-        );
-        assert!(
-            matches!(&e, Error::Transport(m) if m.starts_with("device requires pairing")),
-            "{e}"
-        );
+        let e = link_error("ble X", "subscribing to SMP notifications", btleplug::Error::PermissionDenied);
+        assert!(matches!(&e, Error::Transport(m) if m.starts_with("device requires pairing")), "{e}");
         let e = link_error("ble X", "write", btleplug::Error::NotConnected);
         assert!(matches!(e, Error::Disconnected(_)));
         let e = link_error(

@@ -62,10 +62,7 @@ impl FrameReassembler {
 
     fn start(&mut self, piece: &[u8]) -> Option<Vec<u8>> {
         let Some(expected) = plausible_frame_len(piece) else {
-            tracing::warn!(
-                "dropping {} byte fragment that does not start an SMP frame",
-                piece.len()
-            );
+            tracing::warn!("dropping {} byte fragment that does not start an SMP frame", piece.len());
             self.discarded += 1;
             return None;
         };
@@ -123,11 +120,7 @@ pub struct GattTransport<L: GattLink> {
 impl<L: GattLink> GattTransport<L> {
     /// Carries SMP over `link`.
     pub fn new(link: L) -> Self {
-        GattTransport {
-            link,
-            send_lock: Mutex::new(()),
-            rx: Mutex::new(FrameReassembler::new()),
-        }
+        GattTransport { link, send_lock: Mutex::new(()), rx: Mutex::new(FrameReassembler::new()) }
     }
 
     /// The underlying link.
@@ -143,9 +136,9 @@ impl<L: GattLink> GattTransport<L> {
     /// Largest write value the link takes.
     fn chunk_len(&self) -> Result<usize> {
         let mtu = self.link.mtu();
-        mtu.checked_sub(3).filter(|&c| c > 0).ok_or_else(|| {
-            Error::Transport(format!("{}: unusable ATT MTU {mtu}", self.link.describe()))
-        })
+        mtu.checked_sub(3)
+            .filter(|&c| c > 0)
+            .ok_or_else(|| Error::Transport(format!("{}: unusable ATT MTU {mtu}", self.link.describe())))
     }
 }
 
@@ -157,18 +150,12 @@ impl<L: GattLink> Transport for GattTransport<L> {
     /// drops when the next frame overruns it; the request layer never cancels a send.
     async fn send(&self, frame: &[u8]) -> Result<()> {
         if frame.len() > MAX_FRAME {
-            return Err(Error::FrameTooLarge {
-                size: frame.len(),
-                limit: MAX_FRAME,
-            });
+            return Err(Error::FrameTooLarge { size: frame.len(), limit: MAX_FRAME });
         }
         let chunk = self.chunk_len()?;
         let _guard = self.send_lock.lock().await;
         if !self.link.is_connected() {
-            return Err(Error::Disconnected(format!(
-                "{} is not connected",
-                self.link.describe()
-            )));
+            return Err(Error::Disconnected(format!("{} is not connected", self.link.describe())));
         }
         tracing::trace!(
             "writing {} byte frame as {} values of up to {chunk} bytes",

@@ -31,10 +31,7 @@ async fn scan_fails_fast_without_an_adapter() {
 
 #[tokio::test]
 async fn connect_fails_fast_without_an_adapter() {
-    let options = ConnectOptions {
-        scan_timeout: Duration::from_millis(500),
-        ..ConnectOptions::default()
-    };
+    let options = ConnectOptions { scan_timeout: Duration::from_millis(500), ..ConnectOptions::default() };
     let start = Instant::now();
     let result = BtleplugLink::connect("no-such-device", &options).await;
     check("connect", result.map(|_| ()), start.elapsed());

@@ -19,23 +19,13 @@ async fn connect(front: &BleFrontEnd) -> Client {
 }
 
 fn device(profile: &str) -> Arc<Device> {
-    Device::new(
-        Profile::by_name(profile).unwrap(),
-        DeviceOptions {
-            time_scale: 0.0,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    Device::new(Profile::by_name(profile).unwrap(), DeviceOptions { time_scale: 0.0, ..Default::default() })
+        .unwrap()
 }
 
 #[tokio::test]
 async fn echo_params_and_state_over_each_link_profile() {
-    for params in [
-        LinkParams::phone_fast(),
-        LinkParams::phone_slow(),
-        LinkParams::legacy(),
-    ] {
+    for params in [LinkParams::phone_fast(), LinkParams::phone_slow(), LinkParams::legacy()] {
         let front = BleFrontEnd::new(device("nrf5340"), params.with_time_scale(0.05));
         let c = connect(&front).await;
         let text = "x".repeat(200); // several fragments on the legacy link
@@ -49,33 +39,20 @@ async fn echo_params_and_state_over_each_link_profile() {
 
 #[tokio::test]
 async fn reset_drops_the_link_and_the_device_comes_back() {
-    let front = BleFrontEnd::new(
-        device("zephyr-default"),
-        LinkParams::phone_fast().with_time_scale(0.05),
-    );
+    let front = BleFrontEnd::new(device("zephyr-default"), LinkParams::phone_fast().with_time_scale(0.05));
     let c = connect(&front).await;
     c.request(&Reset::default()).await.unwrap();
     let e = c.request(&Echo { d: "gone?".into() }).await.unwrap_err();
     assert!(matches!(e, Error::Disconnected(_)), "{e}");
     let again = connect(&front).await;
-    assert_eq!(
-        again.request(&Echo { d: "back".into() }).await.unwrap().r,
-        "back"
-    );
+    assert_eq!(again.request(&Echo { d: "back".into() }).await.unwrap().r, "back");
 }
 
 #[tokio::test]
 async fn pipelined_requests_fill_the_device_buffers() {
-    let front = BleFrontEnd::new(
-        device("nrf5340"),
-        LinkParams::phone_fast().with_time_scale(0.05),
-    );
+    let front = BleFrontEnd::new(device("nrf5340"), LinkParams::phone_fast().with_time_scale(0.05));
     let c = connect(&front).await;
-    let reqs: Vec<Echo> = (0..8)
-        .map(|i| Echo {
-            d: format!("{i}-{}", "y".repeat(1500)),
-        })
-        .collect();
+    let reqs: Vec<Echo> = (0..8).map(|i| Echo { d: format!("{i}-{}", "y".repeat(1500)) }).collect();
     let answers = futures::future::join_all(reqs.iter().map(|r| c.request(r))).await;
     for (r, a) in reqs.iter().zip(answers) {
         assert_eq!(a.unwrap().r, r.d);

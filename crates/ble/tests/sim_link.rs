@@ -62,10 +62,7 @@ fn answer(request: &Frame) -> Vec<u8> {
         // MGMT_ERR_ENOTSUP for anything else.
         _ => cbor::to_vec(&std::collections::BTreeMap::from([("rc", 8)]), "error").unwrap(),
     };
-    let header = Header {
-        op: request.header.op.response(),
-        ..request.header
-    };
+    let header = Header { op: request.header.op.response(), ..request.header };
     Frame::new(header, body).unwrap().encode()
 }
 
@@ -77,8 +74,7 @@ async fn device(peripheral: Arc<SimPeripheral>, behaviour: Behaviour, seen: Arc<
         let Some(bytes) = reassembler.push(&piece) else {
             continue;
         };
-        seen.largest_request
-            .fetch_max(bytes.len(), Ordering::SeqCst);
+        seen.largest_request.fetch_max(bytes.len(), Ordering::SeqCst);
         seen.requests.fetch_add(1, Ordering::SeqCst);
         let request = Frame::decode(&bytes).expect("device got a well-formed frame");
         if behaviour == Behaviour::DisconnectOnRequest {
@@ -108,11 +104,7 @@ fn setup(params: LinkParams, behaviour: Behaviour) -> Setup {
     let transport: Arc<dyn Transport> = Arc::new(GattTransport::new(central));
     // Simulated seconds on the paused clock; generous because legacy links are slow.
     let client = Client::new(transport).with_timeout(Duration::from_secs(120));
-    Setup {
-        client,
-        peripheral,
-        seen,
-    }
+    Setup { client, peripheral, seen }
 }
 
 #[tokio::test(start_paused = true)]
@@ -147,14 +139,8 @@ async fn large_answer_over_mtu_23() {
     let state = s.client.request(&ImageStateRead {}).await.unwrap();
     assert_eq!(state, big_image_state());
     let answer_len = answer(&Frame::decode(&[0, 0, 0, 0, 0, 1, 0, 0]).unwrap()).len();
-    assert!(
-        answer_len > 10 * 20,
-        "answer of {answer_len} bytes is not big"
-    );
-    assert_eq!(
-        s.peripheral.stats().values_to_central as usize,
-        answer_len.div_ceil(20)
-    );
+    assert!(answer_len > 10 * 20, "answer of {answer_len} bytes is not big");
+    assert_eq!(s.peripheral.stats().values_to_central as usize, answer_len.div_ceil(20));
 }
 
 #[tokio::test(start_paused = true)]
@@ -165,10 +151,7 @@ async fn echo_and_large_answer_over_a_fast_phone_link() {
     let state = s.client.request(&ImageStateRead {}).await.unwrap();
     assert_eq!(state, big_image_state());
     let answer_len = answer(&Frame::decode(&[0, 0, 0, 0, 0, 1, 0, 0]).unwrap()).len();
-    assert!(
-        answer_len > 3 * 495,
-        "answer of {answer_len} bytes is not several MTUs"
-    );
+    assert!(answer_len > 3 * 495, "answer of {answer_len} bytes is not several MTUs");
     let text = "x".repeat(3000);
     let r = s.client.request(&Echo { d: text.clone() }).await.unwrap();
     assert_eq!(r.r, text);
@@ -181,11 +164,7 @@ async fn concurrent_large_requests_do_not_interleave_fragments() {
     let a = Echo { d: "A".repeat(700) };
     let b = Echo { d: "B".repeat(900) };
     let c = Echo { d: "C".repeat(50) };
-    let (ra, rb, rc) = tokio::join!(
-        s.client.request(&a),
-        s.client.request(&b),
-        s.client.request(&c),
-    );
+    let (ra, rb, rc) = tokio::join!(s.client.request(&a), s.client.request(&b), s.client.request(&c),);
     assert_eq!(ra.unwrap().r, a.d);
     assert_eq!(rb.unwrap().r, b.d);
     assert_eq!(rc.unwrap().r, c.d);
@@ -198,52 +177,25 @@ async fn disconnect_while_waiting_for_the_answer_fails_promptly() {
     let interval = params.conn_interval;
     let s = setup(params, Behaviour::DisconnectOnRequest);
     let start = tokio::time::Instant::now();
-    let e = s
-        .client
-        .request(&Echo {
-            d: "anyone?".into(),
-        })
-        .await
-        .unwrap_err();
+    let e = s.client.request(&Echo { d: "anyone?".into() }).await.unwrap_err();
     assert!(matches!(e, Error::Disconnected(_)), "{e}");
     // Within a few connection events, nowhere near the 120 s request timeout.
-    assert!(
-        start.elapsed() <= interval * 3,
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() <= interval * 3, "took {:?}", start.elapsed());
     // Later requests fail at once with the same error.
-    let e = s
-        .client
-        .request(&Echo { d: "again".into() })
-        .await
-        .unwrap_err();
+    let e = s.client.request(&Echo { d: "again".into() }).await.unwrap_err();
     assert!(matches!(e, Error::Disconnected(_)), "{e}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn disconnect_while_sending_a_large_frame_fails_promptly() {
-    let params = LinkParams {
-        disconnect_after_bytes: Some(500),
-        ..LinkParams::legacy()
-    };
+    let params = LinkParams { disconnect_after_bytes: Some(500), ..LinkParams::legacy() };
     let interval = params.conn_interval;
     let s = setup(params, Behaviour::Answer);
     let start = tokio::time::Instant::now();
-    let e = s
-        .client
-        .request(&Echo {
-            d: "z".repeat(2000),
-        })
-        .await
-        .unwrap_err();
+    let e = s.client.request(&Echo { d: "z".repeat(2000) }).await.unwrap_err();
     assert!(matches!(e, Error::Disconnected(_)), "{e}");
     // 500 bytes at 4 x 20 bytes per 50 ms event is about 7 events.
-    assert!(
-        start.elapsed() <= interval * 8,
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() <= interval * 8, "took {:?}", start.elapsed());
     assert_eq!(s.seen.requests.load(Ordering::SeqCst), 0);
 }
 
@@ -268,24 +220,11 @@ async fn transport_reports_disconnect_to_a_waiting_receiver() {
 /// The same exchange against the wall clock, with the link scaled to run ten times faster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_in_scaled_real_time() {
-    let s = setup(
-        LinkParams::phone_fast().with_time_scale(0.1),
-        Behaviour::Answer,
-    );
+    let s = setup(LinkParams::phone_fast().with_time_scale(0.1), Behaviour::Answer);
     let wall = std::time::Instant::now();
     let state = s.client.request(&ImageStateRead {}).await.unwrap();
     assert_eq!(state, big_image_state());
-    let r = s
-        .client
-        .request(&Echo {
-            d: "y".repeat(2500),
-        })
-        .await
-        .unwrap();
+    let r = s.client.request(&Echo { d: "y".repeat(2500) }).await.unwrap();
     assert_eq!(r.r.len(), 2500);
-    assert!(
-        wall.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        wall.elapsed()
-    );
+    assert!(wall.elapsed() < Duration::from_secs(2), "{:?}", wall.elapsed());
 }

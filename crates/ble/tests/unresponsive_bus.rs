@@ -19,10 +19,7 @@ async fn a_silent_system_bus_fails_within_the_adapter_timeout() {
     // Listening without ever accepting: the client's connect succeeds through the backlog and
     // then waits forever for the authentication reply.
     let _listener = UnixListener::bind(&socket).unwrap();
-    std::env::set_var(
-        "DBUS_SYSTEM_BUS_ADDRESS",
-        format!("unix:path={}", socket.display()),
-    );
+    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={}", socket.display()));
 
     let start = Instant::now();
     let result = scan(Duration::from_millis(100)).await;
@@ -38,8 +35,5 @@ async fn a_silent_system_bus_fails_within_the_adapter_timeout() {
         Err(e) => panic!("unexpected error: {e}"),
         Ok(_) => panic!("a silent bus cannot list devices"),
     }
-    assert!(
-        took < ADAPTER_TIMEOUT + Duration::from_secs(2),
-        "took {took:?}"
-    );
+    assert!(took < ADAPTER_TIMEOUT + Duration::from_secs(2), "took {took:?}");
 }

@@ -94,14 +94,7 @@ pub async fn info(c: &Connected, json: bool) -> Result<(), Failure> {
     let client = c.session.client();
     let bootloader = optional(client.request(&BootloaderInfo {}).await)?.map(|b| b.bootloader);
     let mode = optional(client.request(&BootloaderMode::default()).await)?;
-    let app = optional(
-        client
-            .request(&AppInfo {
-                format: Some("a".into()),
-            })
-            .await,
-    )?
-    .map(|a| a.output);
+    let app = optional(client.request(&AppInfo { format: Some("a".into()) }).await)?.map(|a| a.output);
     let transport = client.describe();
     if json {
         render::json(&serde_json::json!({
@@ -114,22 +107,13 @@ pub async fn info(c: &Connected, json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     println!("connection:  {transport}");
-    println!(
-        "bootloader:  {}",
-        bootloader
-            .as_deref()
-            .unwrap_or("unknown (the device does not say)")
-    );
+    println!("bootloader:  {}", bootloader.as_deref().unwrap_or("unknown (the device does not say)"));
     match mode {
         Some(m) => println!(
             "mode:        {:?} ({}){}",
             m.mode(),
             m.mode,
-            if m.no_downgrade {
-                ", refuses downgrades"
-            } else {
-                ""
-            }
+            if m.no_downgrade { ", refuses downgrades" } else { "" }
         ),
         None => println!("mode:        unknown"),
     }
@@ -139,12 +123,7 @@ pub async fn info(c: &Connected, json: bool) -> Result<(), Failure> {
 
 /// `reset`.
 pub async fn reset(c: &Connected, force: bool, json: bool) -> Result<(), Failure> {
-    c.session
-        .client()
-        .request(&Reset {
-            force: force.then_some(1),
-        })
-        .await?;
+    c.session.client().request(&Reset { force: force.then_some(1) }).await?;
     if json {
         render::json(&serde_json::json!({ "reset": true }));
     } else {
@@ -167,60 +146,31 @@ pub async fn list(c: &Connected, json: bool) -> Result<(), Failure> {
 /// Resolves a hash argument: full hex (any separators) or an unambiguous prefix of a hash the
 /// device holds.
 async fn resolve_hash(c: &Connected, text: &str) -> Result<Vec<u8>, Failure> {
-    let clean: String = text
-        .chars()
-        .filter(|ch| ch.is_ascii_hexdigit())
-        .collect::<String>()
-        .to_lowercase();
-    let bad = |m: String| Failure {
-        code: Code::Usage,
-        message: m,
-    };
+    let clean: String = text.chars().filter(|ch| ch.is_ascii_hexdigit()).collect::<String>().to_lowercase();
+    let bad = |m: String| Failure { code: Code::Usage, message: m };
     if clean.is_empty()
-        || clean.len()
-            != text
-                .chars()
-                .filter(|ch| !matches!(ch, ':' | '-' | ' ' | '_'))
-                .count()
+        || clean.len() != text.chars().filter(|ch| !matches!(ch, ':' | '-' | ' ' | '_')).count()
     {
         return Err(bad(format!("{text:?} is not a hex hash")));
     }
     let state = c.session.client().request(&ImageStateRead {}).await?;
-    let hashes: Vec<String> = state
-        .images
-        .iter()
-        .filter_map(|s| s.hash.as_ref().map(hex::encode))
-        .collect();
+    let hashes: Vec<String> = state.images.iter().filter_map(|s| s.hash.as_ref().map(hex::encode)).collect();
     let matches: Vec<&String> = hashes.iter().filter(|h| h.starts_with(&clean)).collect();
     match matches.as_slice() {
         [one] => Ok(hex::decode(one).expect("hex from hex::encode")),
         [] if clean.len() == 64 => Ok(hex::decode(&clean).expect("checked hex")),
-        [] => Err(bad(format!(
-            "no image on the device has a hash starting with {clean}"
-        ))),
-        _ => Err(bad(format!(
-            "{clean} matches {} images; give more digits",
-            matches.len()
-        ))),
+        [] => Err(bad(format!("no image on the device has a hash starting with {clean}"))),
+        _ => Err(bad(format!("{clean} matches {} images; give more digits", matches.len()))),
     }
 }
 
 /// `image test HASH` / `image confirm [HASH]`.
-pub async fn mark(
-    c: &Connected,
-    hash: Option<&str>,
-    confirm: bool,
-    json: bool,
-) -> Result<(), Failure> {
+pub async fn mark(c: &Connected, hash: Option<&str>, confirm: bool, json: bool) -> Result<(), Failure> {
     let hash = match hash {
         Some(h) => Some(ByteBuf::from(resolve_hash(c, h).await?)),
         None => None,
     };
-    let s = c
-        .session
-        .client()
-        .request(&ImageStateWrite { hash, confirm })
-        .await?;
+    let s = c.session.client().request(&ImageStateWrite { hash, confirm }).await?;
     if json {
         render::json(&serde_json::json!({ "images": slots_json(&s.images) }));
     } else {
@@ -246,9 +196,7 @@ fn load(file: &Path, image: Option<u32>) -> Result<mcuboot::Package, Failure> {
         if package.images.len() != 1 {
             return Err(Failure {
                 code: Code::Usage,
-                message:
-                    "--image applies to a single-image file; a zip says which image each file is"
-                        .into(),
+                message: "--image applies to a single-image file; a zip says which image each file is".into(),
             });
         }
         package.images[0].image_index = index;
@@ -269,12 +217,8 @@ pub async fn upload(
     let limits = Limits::query(c.session.client()).await?;
     let mut reports = Vec::new();
     for img in &package.images {
-        let o = UploadOptions {
-            image: img.image_index,
-            ..opts.clone()
-        };
-        reports
-            .push(upload::upload(&mut c.session, img.image.bytes(), &limits, &o, &reporter).await?);
+        let o = UploadOptions { image: img.image_index, ..opts.clone() };
+        reports.push(upload::upload(&mut c.session, img.image.bytes(), &limits, &o, &reporter).await?);
     }
     if json {
         render::json(&serde_json::json!({ "uploads": reports }));
@@ -294,12 +238,7 @@ pub async fn dfu(
 ) -> Result<(), Failure> {
     let package = load(file, image)?;
     let reporter = Reporter::new(json);
-    let opts = DfuOptions {
-        mode,
-        upload,
-        force,
-        ..Default::default()
-    };
+    let opts = DfuOptions { mode, upload, force, ..Default::default() };
     let report = dfu::dfu(&mut c.session, &package, &opts, &reporter).await?;
     if json {
         render::json(&serde_json::json!({

@@ -23,7 +23,7 @@ use crate::exit::{Code, Failure};
 /// How to reach the device (one of).
 #[derive(Args, Debug, Clone)]
 pub struct Connection {
-    /// UDP: HOST[:PORT] (port 1337 by default).
+    /// UDP: HOST or HOST:PORT (port 1337 by default).
     #[arg(long, env = "SMPFLASH_UDP", value_name = "HOST[:PORT]")]
     pub udp: Option<String>,
     /// Serial: a port (/dev/ttyACM0, COM3), a pty path, or tcp://HOST:PORT.
@@ -83,9 +83,7 @@ struct Ble {
 #[async_trait]
 impl Connector for Ble {
     async fn connect(&self) -> Result<Arc<dyn Transport>> {
-        Ok(Arc::new(GattTransport::new(
-            BtleplugLink::connect(&self.target, &self.options).await?,
-        )))
+        Ok(Arc::new(GattTransport::new(BtleplugLink::connect(&self.target, &self.options).await?)))
     }
 }
 
@@ -94,9 +92,7 @@ struct SimBle(BleFrontEnd);
 #[async_trait]
 impl Connector for SimBle {
     async fn connect(&self) -> Result<Arc<dyn Transport>> {
-        Ok(Arc::new(GattTransport::new(
-            self.0.connect(Duration::from_secs(30)).await?,
-        )))
+        Ok(Arc::new(GattTransport::new(self.0.connect(Duration::from_secs(30)).await?)))
     }
 }
 
@@ -108,10 +104,7 @@ pub struct Connected {
 }
 
 fn usage(message: impl Into<String>) -> Failure {
-    Failure {
-        code: Code::Usage,
-        message: message.into(),
-    }
+    Failure { code: Code::Usage, message: message.into() }
 }
 
 impl Connection {
@@ -121,12 +114,7 @@ impl Connection {
 
     /// Opens the connection the options describe.
     pub async fn open(&self) -> std::result::Result<Connected, Failure> {
-        let chosen = [
-            self.udp.is_some(),
-            self.serial.is_some(),
-            self.ble.is_some(),
-            self.sim.is_some(),
-        ];
+        let chosen = [self.udp.is_some(), self.serial.is_some(), self.ble.is_some(), self.sim.is_some()];
         match chosen.iter().filter(|c| **c).count() {
             0 => {
                 return Err(usage(
@@ -140,18 +128,11 @@ impl Connection {
         let connector: Box<dyn Connector> = if let Some(target) = &self.udp {
             Box::new(UdpConnector::new(target.clone()))
         } else if let Some(path) = &self.serial {
-            Box::new(Serial {
-                path: path.clone(),
-                baud: self.baud,
-                max_frame: self.mtu,
-            })
+            Box::new(Serial { path: path.clone(), baud: self.baud, max_frame: self.mtu })
         } else if let Some(target) = &self.ble {
             Box::new(Ble {
                 target: target.clone(),
-                options: ConnectOptions {
-                    mtu: self.mtu,
-                    ..Default::default()
-                },
+                options: ConnectOptions { mtu: self.mtu, ..Default::default() },
             })
         } else {
             let profile = crate::sim::build_profile(self.sim.as_deref().unwrap_or("nrf5340"), &[])?;
@@ -169,45 +150,30 @@ impl Connection {
             })?;
             match self.sim_link.as_str() {
                 "udp" => {
-                    let server = udp::serve(
-                        dev,
-                        "127.0.0.1:0".parse().expect("literal"),
-                        UdpOptions::default(),
-                    )
-                    .await
-                    .map_err(|e| Failure {
-                        code: Code::Connection,
-                        message: format!("cannot serve UDP: {e}"),
-                    })?;
+                    let server =
+                        udp::serve(dev, "127.0.0.1:0".parse().expect("literal"), UdpOptions::default())
+                            .await
+                            .map_err(|e| Failure {
+                                code: Code::Connection,
+                                message: format!("cannot serve UDP: {e}"),
+                            })?;
                     let target = server.local_addr().to_string();
                     keep.0.push(server);
                     Box::new(UdpConnector::new(target))
                 }
                 link if link.starts_with("serial-") => {
-                    let baud: u32 = link["serial-".len()..].parse().map_err(|_| {
-                        usage(format!(
-                            "--sim-link {link:?}: the baud rate is not a number"
-                        ))
-                    })?;
-                    let server = pty::serve(
-                        dev,
-                        PtyOptions {
-                            baud: Some(baud),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(|e| Failure {
-                        code: Code::Connection,
-                        message: format!("cannot open a pty: {e}"),
-                    })?;
+                    let baud: u32 = link["serial-".len()..]
+                        .parse()
+                        .map_err(|_| usage(format!("--sim-link {link:?}: the baud rate is not a number")))?;
+                    let server = pty::serve(dev, PtyOptions { baud: Some(baud), ..Default::default() })
+                        .await
+                        .map_err(|e| Failure {
+                            code: Code::Connection,
+                            message: format!("cannot open a pty: {e}"),
+                        })?;
                     let path = server.path().to_string();
                     keep.1.push(server);
-                    Box::new(Serial {
-                        path,
-                        baud,
-                        max_frame: self.mtu,
-                    })
+                    Box::new(Serial { path, baud, max_frame: self.mtu })
                 }
                 link => {
                     let name = link.strip_prefix("ble-").unwrap_or(link);
@@ -220,12 +186,7 @@ impl Connection {
                 }
             }
         };
-        let session = Session::open(connector, self.timeout())
-            .await
-            .map_err(Failure::from)?;
-        Ok(Connected {
-            session,
-            _keep: keep,
-        })
+        let session = Session::open(connector, self.timeout()).await.map_err(Failure::from)?;
+        Ok(Connected { session, _keep: keep })
     }
 }

@@ -34,8 +34,7 @@ impl Failure {
     /// Prints the failure (text on stderr, or a JSON document on stdout) and returns the code.
     pub fn report(&self, json: bool) -> ExitCode {
         if json {
-            let mut doc =
-                serde_json::json!({ "error": self.message, "exit_code": self.code as u8 });
+            let mut doc = serde_json::json!({ "error": self.message, "exit_code": self.code as u8 });
             if self.code == Code::Verification {
                 doc["verdict"] = "invalid".into();
             }
@@ -67,9 +66,6 @@ impl From<Error> for Failure {
             | Error::PackageEntry { .. } => Code::Verification,
             _ => Code::Failure,
         };
-        Failure {
-            code,
-            message: e.to_string(),
-        }
+        Failure { code, message: e.to_string() }
     }
 }

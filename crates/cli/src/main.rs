@@ -139,17 +139,11 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMPFLASH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime starts")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts")
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -203,18 +197,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Image(ImageCommand::Confirm { hash }) => {
                     commands::mark(&c, hash.as_deref(), true, json).await
                 }
-                Command::Image(ImageCommand::Erase { slot }) => {
-                    commands::erase(&c, slot, json).await
+                Command::Image(ImageCommand::Erase { slot }) => commands::erase(&c, slot, json).await,
+                Command::Dfu { file, image, mode, force } => {
+                    commands::dfu(&mut c, &file, image, mode, force, upload, json).await
                 }
-                Command::Dfu {
-                    file,
-                    image,
-                    mode,
-                    force,
-                } => commands::dfu(&mut c, &file, image, mode, force, upload, json).await,
-                Command::Image(ImageCommand::Show { .. })
-                | Command::Sim(_)
-                | Command::Scan { .. } => unreachable!("handled above"),
+                Command::Image(ImageCommand::Show { .. }) | Command::Sim(_) | Command::Scan { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

@@ -10,10 +10,7 @@ use smpflash_core::progress::{Event, Progress};
 
 /// Prints one JSON document.
 pub fn json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("output serializes")
-    );
+    println!("{}", serde_json::to_string_pretty(value).expect("output serializes"));
 }
 
 fn flags(s: &SlotState) -> String {
@@ -34,24 +31,10 @@ fn flags(s: &SlotState) -> String {
 
 /// The image list as an aligned table.
 pub fn image_table(images: &[SlotState]) {
-    println!(
-        "{:<6} {:<5} {:<16} {:<18} flags",
-        "image", "slot", "version", "hash"
-    );
+    println!("{:<6} {:<5} {:<16} {:<18} flags", "image", "slot", "version", "hash");
     for s in images {
-        let hash = s
-            .hash
-            .as_ref()
-            .map(|h| hex::encode(&h[..8.min(h.len())]))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "{:<6} {:<5} {:<16} {:<18} {}",
-            s.image,
-            s.slot,
-            s.version,
-            hash,
-            flags(s)
-        );
+        let hash = s.hash.as_ref().map(|h| hex::encode(&h[..8.min(h.len())])).unwrap_or_else(|| "-".into());
+        println!("{:<6} {:<5} {:<16} {:<18} {}", s.image, s.slot, s.version, hash, flags(s));
     }
     if images.is_empty() {
         println!("(no images)");
@@ -89,24 +72,13 @@ impl Progress for Reporter {
         match e {
             Event::Step { what } => eprintln!("• {what}"),
             Event::Note { text } => eprintln!("  note: {text}"),
-            Event::UploadStarted {
-                image,
-                total,
-                chunk,
-                window,
-                resumed_at,
-            } => {
+            Event::UploadStarted { image, total, chunk, window, resumed_at } => {
                 eprintln!(
                     "  image {image}: {total} bytes, {chunk}-byte chunks, {window} in flight{}",
-                    if *resumed_at > 0 {
-                        format!(", resuming at {resumed_at}")
-                    } else {
-                        String::new()
-                    }
+                    if *resumed_at > 0 { format!(", resuming at {resumed_at}") } else { String::new() }
                 );
                 if !self.plain {
-                    let b =
-                        ProgressBar::with_draw_target(Some(*total), ProgressDrawTarget::stderr());
+                    let b = ProgressBar::with_draw_target(Some(*total), ProgressDrawTarget::stderr());
                     b.set_style(
                         ProgressStyle::with_template(
                             "  {bar:36.cyan/blue} {bytes}/{total_bytes} {percent:>3}% {bytes_per_sec} eta {eta} {msg}",
@@ -118,14 +90,7 @@ impl Progress for Reporter {
                     *bar = Some(b);
                 }
             }
-            Event::Progress {
-                acked,
-                total,
-                retransmits,
-                window,
-                rate,
-                ..
-            } => {
+            Event::Progress { acked, total, retransmits, window, rate, .. } => {
                 if let Some(b) = bar.as_ref() {
                     b.set_position(*acked);
                     b.set_message(format!("window {window} retransmits {retransmits}"));
@@ -151,13 +116,7 @@ impl Progress for Reporter {
                 }
             }
             Event::Restarted { reason } => eprintln!("  upload restarted from 0: {reason}"),
-            Event::UploadFinished {
-                bytes,
-                elapsed,
-                retransmits,
-                reconnects,
-                ..
-            } => {
+            Event::UploadFinished { bytes, elapsed, retransmits, reconnects, .. } => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }

@@ -48,21 +48,14 @@ fn verdict(image: &mcuboot::Image) -> String {
 }
 
 fn print_tlvs(area: &TlvArea, title: &str) {
-    println!(
-        "  {title} (at {:#x}, {} bytes):",
-        area.offset, area.total_len
-    );
+    println!("  {title} (at {:#x}, {} bytes):", area.offset, area.total_len);
     for tlv in &area.entries {
         let shown = if tlv.value.len() <= 32 {
             hex::encode(&tlv.value)
         } else {
             format!("{}… ", hex::encode(&tlv.value[..16]))
         };
-        println!(
-            "    {:<16} {:>4} bytes  {shown}",
-            tlv.kind.to_string(),
-            tlv.value.len()
-        );
+        println!("    {:<16} {:>4} bytes  {shown}", tlv.kind.to_string(), tlv.value.len());
     }
 }
 
@@ -74,13 +67,11 @@ fn print_image(entry: &PackageImage) {
         println!("  address:          {addr:#010x}");
     }
     println!("  version:          {}", img.version());
+    println!("  image hash:       {} ({})", img.hash_hex(), img.hash_kind());
     println!(
-        "  image hash:       {} ({})",
-        img.hash_hex(),
-        img.hash_kind()
+        "  header:           load_addr {:#x}, hdr_size {:#x}, img_size {} bytes, protected TLVs {} bytes",
+        h.load_addr, h.hdr_size, h.img_size, h.protect_tlv_size
     );
-    println!("  header:           load_addr {:#x}, hdr_size {:#x}, img_size {} bytes, protected TLVs {} bytes",
-        h.load_addr, h.hdr_size, h.img_size, h.protect_tlv_size);
     println!("  flags:            {}", h.flags);
     println!("  signature:        {}", img.signature());
     println!("  encryption:       {}", img.encryption());
@@ -88,10 +79,7 @@ fn print_image(entry: &PackageImage) {
         println!("  security counter: {counter}");
     }
     for dep in img.dependencies() {
-        println!(
-            "  depends on:       image {} >= {}",
-            dep.image_id, dep.min_version
-        );
+        println!("  depends on:       image {} >= {}", dep.image_id, dep.min_version);
     }
     println!(
         "  image size:       {} bytes (file {} bytes, trailer/padding {} bytes)",
@@ -125,18 +113,10 @@ pub fn run(file: &Path, json: bool) -> Result<(), Failure> {
                 })
                 .collect(),
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
+        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
         return Ok(());
     }
-    println!(
-        "{}: {} with {} image(s)",
-        file.display(),
-        package.kind,
-        package.images.len()
-    );
+    println!("{}: {} with {} image(s)", file.display(), package.kind, package.images.len());
     for entry in &package.images {
         print_image(entry);
     }

@@ -63,19 +63,13 @@ pub struct SimArgs {
 }
 
 fn usage(message: String) -> Failure {
-    Failure {
-        code: Code::Failure,
-        message,
-    }
+    Failure { code: Code::Failure, message }
 }
 
 /// Builds the device the arguments describe.
 pub fn build_profile(name: &str, overrides: &[String]) -> Result<Profile, Failure> {
     let mut p = Profile::by_name(name).ok_or_else(|| {
-        usage(format!(
-            "unknown profile {name:?}; choose one of {}",
-            profile::PROFILE_NAMES.join(", ")
-        ))
+        usage(format!("unknown profile {name:?}; choose one of {}", profile::PROFILE_NAMES.join(", ")))
     })?;
     for o in overrides {
         p.apply_override(o).map_err(usage)?;
@@ -94,8 +88,8 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
             power_loss_after_swap_sectors: args.power_loss_after_swap_sectors,
         },
     };
-    let device = Device::new(profile, options)
-        .map_err(|e| usage(format!("cannot start the virtual device: {e}")))?;
+    let device =
+        Device::new(profile, options).map_err(|e| usage(format!("cannot start the virtual device: {e}")))?;
     let p = device.profile();
     println!(
         "virtual device: profile {} ({} image(s), buf_size {}, buf_count {}, time scale {})",
@@ -106,9 +100,7 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
         args.time_scale
     );
     let mut servers = Vec::new();
-    let addr = args
-        .udp
-        .unwrap_or_else(|| "127.0.0.1:1337".parse().expect("literal"));
+    let addr = args.udp.unwrap_or_else(|| "127.0.0.1:1337".parse().expect("literal"));
     let udp_options = UdpOptions {
         added_rtt: Duration::from_millis(args.rtt_ms),
         faults: LinkFaults {
@@ -118,12 +110,10 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
             seed: args.seed,
         },
     };
-    let server = udp::serve(device.clone(), addr, udp_options)
-        .await
-        .map_err(|e| Failure {
-            code: Code::Connection,
-            message: format!("cannot serve UDP on {addr}: {e}"),
-        })?;
+    let server = udp::serve(device.clone(), addr, udp_options).await.map_err(|e| Failure {
+        code: Code::Connection,
+        message: format!("cannot serve UDP on {addr}: {e}"),
+    })?;
     println!(
         "SMP over UDP: {}   (connect with: smpflash --udp {} ...)",
         server.local_addr(),
@@ -143,15 +133,11 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
         };
         let pty = smpflash_sim::pty::serve(device.clone(), options)
             .await
-            .map_err(|e| Failure {
-                code: Code::Connection,
-                message: format!("cannot open a pty: {e}"),
-            })?;
+            .map_err(|e| Failure { code: Code::Connection, message: format!("cannot open a pty: {e}") })?;
         println!(
             "SMP over serial: {}{}   (connect with: smpflash --serial {} ...)",
             pty.path(),
-            args.pty_baud
-                .map_or(String::new(), |b| format!(" paced at {b} baud")),
+            args.pty_baud.map_or(String::new(), |b| format!(" paced at {b} baud")),
             pty.path()
         );
         ptys.push(pty);

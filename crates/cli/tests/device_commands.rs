@@ -27,29 +27,32 @@ impl Drop for Sim {
 }
 
 fn sim(profile: &str) -> Sim {
+    sim_with(profile, &[]).0
+}
+
+/// Starts `smpflash sim` and returns it with the pty path when `--pty` is among `extra`.
+fn sim_with(profile: &str, extra: &[&str]) -> (Sim, Option<String>) {
     let mut child = Std::new(assert_cmd::cargo::cargo_bin("smpflash"))
-        .args([
-            "sim",
-            "--profile",
-            profile,
-            "--udp",
-            "127.0.0.1:0",
-            "--time-scale",
-            "0",
-        ])
+        .args(["sim", "--profile", profile, "--udp", "127.0.0.1:0", "--time-scale", "0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("sim printed its address").unwrap();
+    let want_pty = extra.contains(&"--pty");
+    let (mut addr, mut pty) = (None, None);
+    while addr.is_none() || (want_pty && pty.is_none()) {
+        let line = lines.next().expect("sim printed where to connect").unwrap();
         if let Some(rest) = line.strip_prefix("SMP over UDP: ") {
-            break rest.split_whitespace().next().unwrap().to_string();
+            addr = Some(rest.split_whitespace().next().unwrap().to_string());
         }
-    };
+        if let Some(rest) = line.strip_prefix("SMP over serial: ") {
+            pty = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+    }
     // Keep draining its output so it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Sim { child, addr }
+    (Sim { child, addr: addr.unwrap() }, pty)
 }
 
 fn cli(sim: &Sim) -> Command {
@@ -60,22 +63,14 @@ fn cli(sim: &Sim) -> Command {
 
 fn json(c: &mut Command) -> Value {
     let out = c.arg("--json").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn os_commands() {
     let s = sim("nrf5340");
-    cli(&s)
-        .args(["echo", "hello there"])
-        .assert()
-        .success()
-        .stdout("hello there\n");
+    cli(&s).args(["echo", "hello there"]).assert().success().stdout("hello there\n");
     assert_eq!(json(cli(&s).args(["echo", "x"]))["echo"], "x");
     cli(&s)
         .arg("params")
@@ -83,15 +78,8 @@ fn os_commands() {
         .success()
         .stdout(predicate::str::contains("buf_size 2475 bytes, buf_count 4"));
     let p = json(cli(&s).arg("params"));
-    assert_eq!(
-        (p["buf_size"].as_u64(), p["buf_count"].as_u64()),
-        (Some(2475), Some(4))
-    );
-    cli(&s)
-        .arg("info")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("bootloader:  MCUboot"));
+    assert_eq!((p["buf_size"].as_u64(), p["buf_count"].as_u64()), (Some(2475), Some(4)));
+    cli(&s).arg("info").assert().success().stdout(predicate::str::contains("bootloader:  MCUboot"));
     let i = json(cli(&s).arg("info"));
     assert_eq!(i["mode"], "swap-without-scratch");
     assert!(i["application"].as_str().unwrap().contains("Zephyr"));
@@ -102,16 +90,9 @@ fn image_commands_step_by_step() {
     let s = sim("zephyr-default");
     let list = json(cli(&s).args(["image", "list"]));
     assert_eq!(list["images"].as_array().unwrap().len(), 1);
-    cli(&s)
-        .args(["image", "list"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("active confirmed"));
+    cli(&s).args(["image", "list"]).assert().success().stdout(predicate::str::contains("active confirmed"));
 
-    cli(&s)
-        .args(["image", "upload", "tests/fixtures/images/ecdsa-p256.bin"])
-        .assert()
-        .success();
+    cli(&s).args(["image", "upload", "tests/fixtures/images/ecdsa-p256.bin"]).assert().success();
     let list = json(cli(&s).args(["image", "list"]));
     let new = list["images"][1]["hash"].as_str().unwrap().to_string();
     assert_eq!(list["images"][1]["version"], "1.2.3.4");
@@ -121,11 +102,7 @@ fn image_commands_step_by_step() {
     let marked = json(cli(&s).args(["image", "test", &prefix]));
     assert_eq!(marked["images"][1]["pending"], true);
     // erasing a pending slot is refused with the device's own words
-    cli(&s)
-        .args(["image", "erase"])
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains("MGMT_ERR_EBADSTATE"));
+    cli(&s).args(["image", "erase"]).assert().code(4).stderr(predicate::str::contains("MGMT_ERR_EBADSTATE"));
     cli(&s).arg("reset").assert().success();
     // the device comes back after its boot; the next command reaches it
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -134,18 +111,8 @@ fn image_commands_step_by_step() {
     assert_eq!(list["images"][0]["confirmed"], false);
     let confirmed = json(cli(&s).args(["image", "confirm"]));
     assert_eq!(confirmed["images"][0]["confirmed"], true);
-    cli(&s)
-        .args(["image", "erase"])
-        .assert()
-        .success()
-        .stdout("slot 1 erased\n");
-    assert_eq!(
-        json(cli(&s).args(["image", "list"]))["images"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    cli(&s).args(["image", "erase"]).assert().success().stdout("slot 1 erased\n");
+    assert_eq!(json(cli(&s).args(["image", "list"]))["images"].as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -157,19 +124,12 @@ fn dfu_then_dfu_again_is_a_no_op() {
     assert_eq!(report["uploads"][0]["matched"], true);
     let after = &report["after"][0];
     assert_eq!(
-        (
-            after["version"].as_str(),
-            after["active"].as_bool(),
-            after["confirmed"].as_bool()
-        ),
+        (after["version"].as_str(), after["active"].as_bool(), after["confirmed"].as_bool()),
         (Some("1.1.0"), Some(true), Some(true))
     );
     let again = json(cli(&s).args(["dfu", "examples/app-update-v1.1.0.bin"]));
     assert_eq!(again["reset"], false);
-    assert!(again["skipped"][0]
-        .as_str()
-        .unwrap()
-        .contains("already runs 1.1.0"));
+    assert!(again["skipped"][0].as_str().unwrap().contains("already runs 1.1.0"));
 }
 
 #[test]
@@ -180,9 +140,7 @@ fn wrong_image_number_is_refused_before_anything_is_written() {
         .assert()
         .code(4)
         .stderr(predicate::str::contains("refusing to update"))
-        .stderr(predicate::str::contains(
-            "is for image 1, but the device has image(s) [0]",
-        ));
+        .stderr(predicate::str::contains("is for image 1, but the device has image(s) [0]"));
 }
 
 #[test]
@@ -217,10 +175,7 @@ fn in_process_virtual_device_over_each_simulated_medium() {
         assert_eq!(report["mode"], "confirm-only", "{link}");
         let after = report["after"].as_array().unwrap();
         for image in [0, 1] {
-            let running = after
-                .iter()
-                .find(|s| s["image"] == image && s["active"] == true)
-                .unwrap();
+            let running = after.iter().find(|s| s["image"] == image && s["active"] == true).unwrap();
             assert_eq!(running["version"], "1.1.0", "{link}: image {image}");
         }
     }
@@ -239,13 +194,50 @@ fn connection_errors_are_one_clear_sentence() {
         .code(3)
         .stderr(predicate::str::contains("no Bluetooth adapter found"));
     let mut c = Command::cargo_bin("smpflash").unwrap();
-    c.args(["--serial", "/dev/does-not-exist", "echo", "x"])
-        .assert()
-        .code(3);
+    c.args(["--serial", "/dev/does-not-exist", "echo", "x"]).assert().code(3);
     // nobody listens on this port: the request times out
     let mut c = Command::cargo_bin("smpflash").unwrap();
     c.args(["--udp", "127.0.0.1:9", "--timeout", "0.3", "echo", "x"])
         .assert()
         .code(6)
         .stderr(predicate::str::contains("no response from the device"));
+}
+
+#[test]
+fn every_device_command_over_serial_to_smpflash_sim() {
+    let (s, pty) = sim_with("zephyr-default", &["--pty"]);
+    let pty = pty.unwrap();
+    let serial = || {
+        let mut c = Command::cargo_bin("smpflash").unwrap();
+        c.args(["--serial", &pty]).current_dir(root());
+        c
+    };
+    serial().args(["echo", "hi"]).assert().success().stdout("hi\n");
+    assert_eq!(json(serial().arg("params"))["buf_size"], 384);
+    assert_eq!(json(serial().arg("info"))["bootloader"], "MCUboot");
+    let report = json(serial().args(["dfu", "examples/app-update-v1.1.0.bin"]));
+    assert_eq!(report["after"][0]["version"], "1.1.0");
+    // the same device, seen over its other front end
+    assert_eq!(json(cli(&s).args(["image", "list"]))["images"][0]["version"], "1.1.0");
+    serial().args(["image", "upload", "tests/fixtures/images/hash-only.bin"]).assert().success();
+    serial().args(["image", "erase"]).assert().success();
+    serial().arg("reset").assert().success();
+}
+
+#[test]
+fn a_terminal_shows_the_progress_bar() {
+    // `script` gives the command a real pty as its terminal, as a user's shell would.
+    let bin = assert_cmd::cargo::cargo_bin("smpflash");
+    let cmd = format!(
+        "{} --sim --sim-time-scale 0 --sim-link ble-phone-slow image upload examples/app-update-v1.1.0.bin",
+        bin.display()
+    );
+    let out = Std::new("script").args(["-qefc", &cmd, "/dev/null"]).current_dir(root()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // indicatif redraws the bar in place with carriage returns / cursor moves, and shows the
+    // bar characters and a byte rate; the plain-line fallback does not
+    assert!(text.contains("=>") || text.contains("=="), "no bar drawn: {text}");
+    assert!(text.contains("KiB/s"), "{text}");
+    assert!(text.contains('\u{1b}') || text.contains('\r'), "no in-place redraw: {text}");
 }

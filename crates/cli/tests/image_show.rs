@@ -7,11 +7,7 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/images"
-    ))
-    .join(name)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/images")).join(name)
 }
 
 fn smpflash() -> Command {
@@ -28,19 +24,13 @@ fn shows_a_signed_bin() {
         .stdout(predicate::str::contains("version:          1.2.3+4"))
         .stdout(predicate::str::contains("signature:        ECDSA-P256"))
         .stdout(predicate::str::contains("ECDSA_SIG"))
-        .stdout(predicate::str::contains(
-            "valid MCUboot image, SHA-256 hash verified",
-        ));
+        .stdout(predicate::str::contains("valid MCUboot image, SHA-256 hash verified"));
 }
 
 #[test]
 fn json_matches_the_text_and_the_hex_equals_the_bin() {
     let run = |name: &str| {
-        let out = smpflash()
-            .args(["--json", "image", "show"])
-            .arg(fixture(name))
-            .output()
-            .unwrap();
+        let out = smpflash().args(["--json", "image", "show"]).arg(fixture(name)).output().unwrap();
         assert!(out.status.success());
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
@@ -66,11 +56,9 @@ fn shows_both_images_of_an_ncs_zip() {
     zip.start_file("manifest.json", opts).unwrap();
     zip.write_all(manifest.as_bytes()).unwrap();
     zip.start_file("app_update.bin", opts).unwrap();
-    zip.write_all(&std::fs::read(fixture("ecdsa-p256.bin")).unwrap())
-        .unwrap();
+    zip.write_all(&std::fs::read(fixture("ecdsa-p256.bin")).unwrap()).unwrap();
     zip.start_file("net_core_app_update.bin", opts).unwrap();
-    zip.write_all(&std::fs::read(fixture("ed25519.bin")).unwrap())
-        .unwrap();
+    zip.write_all(&std::fs::read(fixture("ed25519.bin")).unwrap()).unwrap();
     zip.finish().unwrap();
 
     smpflash()
@@ -80,9 +68,7 @@ fn shows_both_images_of_an_ncs_zip() {
         .success()
         .stdout(predicate::str::contains("with 2 image(s)"))
         .stdout(predicate::str::contains("image 0 (app_update.bin)"))
-        .stdout(predicate::str::contains(
-            "image 1 (net_core_app_update.bin)",
-        ))
+        .stdout(predicate::str::contains("image 1 (net_core_app_update.bin)"))
         .stdout(predicate::str::contains("signature:        Ed25519"));
 }
 
@@ -93,9 +79,7 @@ fn raw_binary_is_refused_with_advice_and_exit_code_5() {
         .arg(fixture("raw.bin"))
         .assert()
         .code(5)
-        .stderr(predicate::str::contains(
-            "this looks like a raw binary; sign it with imgtool",
-        ));
+        .stderr(predicate::str::contains("this looks like a raw binary; sign it with imgtool"));
 }
 
 #[test]
@@ -105,19 +89,9 @@ fn corrupt_image_reports_a_hash_mismatch_in_json() {
     bytes[0x300] ^= 0xFF;
     let path = dir.path().join("corrupt.bin");
     std::fs::write(&path, bytes).unwrap();
-    let out = smpflash()
-        .args(["--json", "image", "show"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = smpflash().args(["--json", "image", "show"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(5));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["verdict"], "invalid");
-    assert!(
-        doc["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("image hash mismatch"),
-        "{doc}"
-    );
+    assert!(doc["error"].as_str().unwrap().starts_with("image hash mismatch"), "{doc}");
 }

@@ -10,19 +10,13 @@ use crate::error::{DeviceError, Error, Result};
 /// Encodes `value` as CBOR.
 pub fn to_vec<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    ciborium::into_writer(value, &mut out).map_err(|e| Error::Encode {
-        what,
-        detail: e.to_string(),
-    })?;
+    ciborium::into_writer(value, &mut out).map_err(|e| Error::Encode { what, detail: e.to_string() })?;
     Ok(out)
 }
 
 /// Decodes a CBOR body (definite or indefinite-length maps alike).
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    ciborium::from_reader(bytes).map_err(|e| Error::Decode {
-        what,
-        detail: e.to_string(),
-    })
+    ciborium::from_reader(bytes).map_err(|e| Error::Decode { what, detail: e.to_string() })
 }
 
 /// A writer that only counts what it is given.
@@ -43,10 +37,8 @@ impl std::io::Write for Counter {
 /// The exact number of bytes `value` encodes to.
 pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize> {
     let mut counter = Counter::default();
-    ciborium::into_writer(value, &mut counter).map_err(|e| Error::Encode {
-        what: "message",
-        detail: e.to_string(),
-    })?;
+    ciborium::into_writer(value, &mut counter)
+        .map_err(|e| Error::Encode { what: "message", detail: e.to_string() })?;
     Ok(counter.0)
 }
 
@@ -73,12 +65,7 @@ struct GroupErr {
 pub fn device_error(body: &[u8], request_group: u16) -> Result<Option<DeviceError>> {
     let keys: ErrorKeys = from_slice(body, "response")?;
     if let Some(err) = keys.err.filter(|e| e.rc != 0) {
-        return Ok(Some(DeviceError {
-            group: Some(err.group),
-            rc: err.rc,
-            reason: keys.rsn,
-            request_group,
-        }));
+        return Ok(Some(DeviceError { group: Some(err.group), rc: err.rc, reason: keys.rsn, request_group }));
     }
     Ok(keys.rc.filter(|&rc| rc != 0).map(|rc| DeviceError {
         group: None,
@@ -163,14 +150,12 @@ mod tests {
     #[test]
     fn errors_in_both_formats() {
         // {"rc": 8}
-        let v1 = device_error(&[0xA1, 0x62, b'r', b'c', 0x08], 0)
-            .unwrap()
-            .unwrap();
+        let v1 = device_error(&[0xA1, 0x62, b'r', b'c', 0x08], 0).unwrap().unwrap();
         assert_eq!((v1.group, v1.rc), (None, 8));
         // {"err": {"group": 1, "rc": 23}}
         let body = [
-            0xA1, 0x63, b'e', b'r', b'r', 0xA2, 0x65, b'g', b'r', b'o', b'u', b'p', 0x01, 0x62,
-            b'r', b'c', 0x17,
+            0xA1, 0x63, b'e', b'r', b'r', 0xA2, 0x65, b'g', b'r', b'o', b'u', b'p', 0x01, 0x62, b'r', b'c',
+            0x17,
         ];
         let v2 = device_error(&body, 1).unwrap().unwrap();
         assert_eq!((v2.group, v2.rc), (Some(1), 23));
@@ -180,13 +165,9 @@ mod tests {
              (image group rc 23, IMG_MGMT_ERR_INVALID_IMAGE_HEADER_MAGIC)"
         );
         // {"rc": 0} is success
-        assert!(device_error(&[0xA1, 0x62, b'r', b'c', 0x00], 0)
-            .unwrap()
-            .is_none());
+        assert!(device_error(&[0xA1, 0x62, b'r', b'c', 0x00], 0).unwrap().is_none());
         // indefinite-length map {_ "rc": 1, "rsn": "x"}
-        let indef = [
-            0xBF, 0x62, b'r', b'c', 0x01, 0x63, b'r', b's', b'n', 0x61, b'x', 0xFF,
-        ];
+        let indef = [0xBF, 0x62, b'r', b'c', 0x01, 0x63, b'r', b's', b'n', 0x61, b'x', 0xFF];
         let e = device_error(&indef, 1).unwrap().unwrap();
         assert_eq!(e.reason.as_deref(), Some("x"));
         assert!(e.to_string().ends_with("device says: x"));

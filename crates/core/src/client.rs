@@ -97,9 +97,7 @@ impl Shared {
         let mut t = self.table();
         let seq = frame.header.seq;
         let matches = t.waiters.get(&seq).map(|w| {
-            w.group == frame.header.group
-                && w.id == frame.header.id
-                && frame.header.op.is_response()
+            w.group == frame.header.group && w.id == frame.header.id && frame.header.op.is_response()
         });
         match matches {
             Some(true) => {
@@ -204,11 +202,7 @@ impl Client {
                 }
             }
         });
-        Client {
-            shared,
-            reader,
-            timeout: DEFAULT_TIMEOUT,
-        }
+        Client { shared, reader, timeout: DEFAULT_TIMEOUT }
     }
 
     /// Sets the timeout used by [`request`](Self::request).
@@ -224,20 +218,12 @@ impl Client {
 
     /// The SMP version requests are sent with.
     pub fn version(&self) -> Version {
-        *self
-            .shared
-            .version
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        *self.shared.version.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Forces the SMP version (the client starts with v2 and falls back by itself).
     pub fn set_version(&self, version: Version) {
-        *self
-            .shared
-            .version
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = version;
+        *self.shared.version.lock().unwrap_or_else(|e| e.into_inner()) = version;
     }
 
     /// Largest frame the transport carries.
@@ -269,11 +255,7 @@ impl Client {
     ///
     /// A device that answers a v2 request in v1 does not speak v2: the client switches to v1
     /// for good and asks once more.
-    pub async fn request_with_timeout<C: Command>(
-        &self,
-        cmd: &C,
-        timeout: Duration,
-    ) -> Result<C::Response> {
+    pub async fn request_with_timeout<C: Command>(&self, cmd: &C, timeout: Duration) -> Result<C::Response> {
         let version = self.version();
         let frame = self.exchange(cmd, version, timeout).await?;
         match command::decode_response::<C>(&frame) {
@@ -281,17 +263,10 @@ impl Client {
                 if version == Version::V2
                     && frame.header.version == Version::V1
                     && e.group.is_none()
-                    && [
-                        rc::MGMT_ERR_EUNKNOWN,
-                        rc::MGMT_ERR_ENOTSUP,
-                        rc::MGMT_ERR_UNSUPPORTED_TOO_NEW,
-                    ]
-                    .contains(&e.rc) =>
+                    && [rc::MGMT_ERR_EUNKNOWN, rc::MGMT_ERR_ENOTSUP, rc::MGMT_ERR_UNSUPPORTED_TOO_NEW]
+                        .contains(&e.rc) =>
             {
-                tracing::info!(
-                    "device answered SMP v2 with v1 error {}; falling back to v1",
-                    e.rc
-                );
+                tracing::info!("device answered SMP v2 with v1 error {}; falling back to v1", e.rc);
                 self.set_version(Version::V1);
                 let frame = self.exchange(cmd, Version::V1, timeout).await?;
                 command::decode_response::<C>(&frame)
@@ -300,12 +275,7 @@ impl Client {
         }
     }
 
-    async fn exchange<C: Command>(
-        &self,
-        cmd: &C,
-        version: Version,
-        timeout: Duration,
-    ) -> Result<Frame> {
+    async fn exchange<C: Command>(&self, cmd: &C, version: Version, timeout: Duration) -> Result<Frame> {
         let (tx, rx) = oneshot::channel();
         let seq = {
             let mut t = self.shared.table();
@@ -317,27 +287,15 @@ impl Client {
                 .find(|s| !t.waiters.contains_key(s))
                 .ok_or(Error::SequenceExhausted)?;
             t.next_seq = seq.wrapping_add(1);
-            t.waiters.insert(
-                seq,
-                Waiter {
-                    group: C::GROUP,
-                    id: C::ID,
-                    reply: tx,
-                },
-            );
+            t.waiters.insert(seq, Waiter { group: C::GROUP, id: C::ID, reply: tx });
             t.stats.sent += 1;
             seq
         };
         // Whether the request ends in an answer, an error, a timeout or its future being
         // dropped (a pipelined upload abandons requests it no longer needs), its sequence
         // number must be freed, and an answer coming later must count as late.
-        let guard = Abandon {
-            shared: &self.shared,
-            seq,
-        };
-        let result = self
-            .send_and_wait::<C>(cmd, version, seq, rx, timeout)
-            .await;
+        let guard = Abandon { shared: &self.shared, seq };
+        let result = self.send_and_wait::<C>(cmd, version, seq, rx, timeout).await;
         guard.finish(matches!(result, Err(Error::Timeout { .. })));
         result
     }
@@ -354,10 +312,7 @@ impl Client {
         let bytes = frame.encode();
         let limit = self.shared.transport.max_frame();
         if bytes.len() > limit {
-            return Err(Error::FrameTooLarge {
-                size: bytes.len(),
-                limit,
-            });
+            return Err(Error::FrameTooLarge { size: bytes.len(), limit });
         }
         tracing::debug!(
             "-> {} {:?} group {} id {} seq {} {}",
@@ -372,17 +327,11 @@ impl Client {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(frame)) => Ok(frame),
             Ok(Err(_)) => Err(Error::Disconnected(
-                self.shared
-                    .table()
-                    .closed
-                    .clone()
-                    .unwrap_or_else(|| "link closed".into()),
+                self.shared.table().closed.clone().unwrap_or_else(|| "link closed".into()),
             )),
-            Err(_) => Err(Error::Timeout {
-                what: C::NAME.into(),
-                seq,
-                timeout_ms: timeout.as_millis() as u64,
-            }),
+            Err(_) => {
+                Err(Error::Timeout { what: C::NAME.into(), seq, timeout_ms: timeout.as_millis() as u64 })
+            }
         }
     }
 }

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
-use crate::command::image::{
-    ImageStateRead, ImageStateWrite, SlotInfo, SlotInfoResponse, SlotState,
-};
+use crate::command::image::{ImageStateRead, ImageStateWrite, SlotInfo, SlotInfoResponse, SlotState};
 use crate::command::os::{BootloaderInfo, BootloaderMode, Echo, McubootMode, Reset};
 use crate::error::{Error, Result};
 use crate::mcuboot::{Package, PackageImage};
@@ -41,8 +39,8 @@ impl std::str::FromStr for Mode {
             "upload-only" => Mode::UploadOnly,
             other => {
                 return Err(format!(
-                "unknown mode {other:?}: test-and-confirm, confirm-only, test-only or upload-only"
-            ))
+                    "unknown mode {other:?}: test-and-confirm, confirm-only, test-only or upload-only"
+                ))
             }
         })
     }
@@ -127,13 +125,7 @@ async fn inspect(session: &Session) -> Result<Device> {
         _ => (None, false),
     };
     let slots = optional(c.request(&SlotInfo {}).await)?;
-    Ok(Device {
-        state,
-        limits,
-        mode,
-        no_downgrade,
-        slots,
-    })
+    Ok(Device { state, limits, mode, no_downgrade, slots })
 }
 
 fn find(state: &[SlotState], image: u32, slot: u32) -> Option<&SlotState> {
@@ -170,14 +162,8 @@ fn check(dev: &Device, img: &PackageImage, force: bool) -> Result<Option<String>
             }
         )));
     }
-    if let Some(info) = dev
-        .slots
-        .as_ref()
-        .and_then(|s| s.images.iter().find(|i| i.image == index))
-    {
-        let limit = info
-            .max_image_size
-            .or_else(|| info.slots.iter().map(|s| s.size).max());
+    if let Some(info) = dev.slots.as_ref().and_then(|s| s.images.iter().find(|i| i.image == index)) {
+        let limit = info.max_image_size.or_else(|| info.slots.iter().map(|s| s.size).max());
         if let Some(limit) = limit {
             if img.image.bytes().len() as u64 > limit {
                 return Err(Error::DfuRefused(format!(
@@ -234,11 +220,7 @@ pub async fn dfu(
     step(progress, "reading image state, buffers and bootloader");
     let dev = inspect(session).await?;
     let multi = package.images.len() > 1;
-    let mode = opts.mode.unwrap_or(if multi {
-        Mode::ConfirmOnly
-    } else {
-        Mode::TestAndConfirm
-    });
+    let mode = opts.mode.unwrap_or(if multi { Mode::ConfirmOnly } else { Mode::TestAndConfirm });
     let before = dev.state.clone();
 
     let mut todo = Vec::new();
@@ -269,10 +251,8 @@ pub async fn dfu(
         let index = img.image_index;
         let slot = target_slot(&dev.state, index);
         let hash = img.image.hash();
-        let already = find(&dev.state, index, slot)
-            .and_then(|s| s.hash.as_deref())
-            .map(|h| &h[..])
-            == Some(hash);
+        let already =
+            find(&dev.state, index, slot).and_then(|s| s.hash.as_deref()).map(|h| &h[..]) == Some(hash);
         if already && !opts.force {
             let note = format!(
                 "image {index}: slot {slot} already holds {} ({}), not uploading again",
@@ -283,14 +263,8 @@ pub async fn dfu(
             skipped.push(note);
             continue;
         }
-        step(
-            progress,
-            &format!("uploading {} to image {index}", img.name),
-        );
-        let uo = UploadOptions {
-            image: index,
-            ..opts.upload.clone()
-        };
+        step(progress, &format!("uploading {} to image {index}", img.name));
+        let uo = UploadOptions { image: index, ..opts.upload.clone() };
         uploads.push(upload::upload(session, img.image.bytes(), &dev.limits, &uo, progress).await?);
     }
 
@@ -320,10 +294,7 @@ pub async fn dfu(
         });
     }
 
-    let xip = matches!(
-        dev.mode,
-        Some(McubootMode::DirectXip | McubootMode::DirectXipWithRevert)
-    );
+    let xip = matches!(dev.mode, Some(McubootMode::DirectXip | McubootMode::DirectXipWithRevert));
     if !xip {
         // The network core (image 1) first: it cannot revert, so it must never be left
         // marked after the application failed to mark.
@@ -339,10 +310,7 @@ pub async fn dfu(
                     if confirm { "permanent install" } else { "test" }
                 ),
             );
-            let write = ImageStateWrite {
-                hash: Some(ByteBuf::from(img.image.hash().to_vec())),
-                confirm,
-            };
+            let write = ImageStateWrite { hash: Some(ByteBuf::from(img.image.hash().to_vec())), confirm };
             let state = session.client().request(&write).await?.images;
             let slot = target_slot(&dev.state, img.image_index);
             let marked = find(&state, img.image_index, slot).is_some_and(|s| s.pending);
@@ -369,10 +337,8 @@ pub async fn dfu(
     if mode == Mode::TestAndConfirm && !xip {
         step(progress, "confirming the new image");
         for img in &todo {
-            let write = ImageStateWrite {
-                hash: Some(ByteBuf::from(img.image.hash().to_vec())),
-                confirm: true,
-            };
+            let write =
+                ImageStateWrite { hash: Some(ByteBuf::from(img.image.hash().to_vec())), confirm: true };
             let state = session.client().request(&write).await?.images;
             if !active(&state, img.image_index).is_some_and(|s| s.confirmed) {
                 return Err(Error::NotApplied(format!(
@@ -397,11 +363,8 @@ pub async fn dfu(
 /// Why the new image is not running, from the state after the reset.
 fn diagnose(state: &[SlotState], img: &PackageImage, index: u32) -> String {
     let hash = img.image.hash();
-    let holder = state
-        .iter()
-        .find(|s| s.image == index && s.hash.as_deref().map(|h| &h[..]) == Some(hash));
-    let running =
-        active(state, index).map_or("nothing".to_string(), |r| format!("version {}", r.version));
+    let holder = state.iter().find(|s| s.image == index && s.hash.as_deref().map(|h| &h[..]) == Some(hash));
+    let running = active(state, index).map_or("nothing".to_string(), |r| format!("version {}", r.version));
     match holder {
         None => format!(
             "image {index} still runs {running}, and the new image is gone: MCUboot rejected it at boot and \
@@ -423,11 +386,7 @@ fn diagnose(state: &[SlotState], img: &PackageImage, index: u32) -> String {
 }
 
 /// Resets the device and waits until it answers again, reconnecting when the link dropped.
-pub async fn reset_and_wait(
-    session: &mut Session,
-    timeout: Duration,
-    progress: &dyn Progress,
-) -> Result<()> {
+pub async fn reset_and_wait(session: &mut Session, timeout: Duration, progress: &dyn Progress) -> Result<()> {
     match session.client().request(&Reset::default()).await {
         Ok(_) => {}
         // A handler vetoed the reset (e.g. an upload in progress); force it.
@@ -442,14 +401,8 @@ pub async fn reset_and_wait(
     // Give the device time to go down before asking whether it is back.
     tokio::time::sleep(Duration::from_millis(200)).await;
     loop {
-        let probe = Echo {
-            d: "smpflash".into(),
-        };
-        match session
-            .client()
-            .request_with_timeout(&probe, Duration::from_millis(1000))
-            .await
-        {
+        let probe = Echo { d: "smpflash".into() };
+        match session.client().request_with_timeout(&probe, Duration::from_millis(1000)).await {
             Ok(_) => return Ok(()),
             Err(Error::Disconnected(why)) => {
                 progress.event(&Event::Reconnecting { reason: why });

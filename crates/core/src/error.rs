@@ -20,9 +20,7 @@ pub enum Error {
     },
 
     /// The header's length field disagrees with the bytes that came with it.
-    #[error(
-        "SMP frame length mismatch: header says {declared} body bytes, frame carries {actual}"
-    )]
+    #[error("SMP frame length mismatch: header says {declared} body bytes, frame carries {actual}")]
     LengthMismatch {
         /// Body length the header declares.
         declared: usize,

@@ -88,16 +88,7 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let g = self.group.to_be_bytes();
         let l = self.len.to_be_bytes();
-        [
-            ((self.version as u8) << 3) | self.op as u8,
-            self.flags,
-            l[0],
-            l[1],
-            g[0],
-            g[1],
-            self.seq,
-            self.id,
-        ]
+        [((self.version as u8) << 3) | self.op as u8, self.flags, l[0], l[1], g[0], g[1], self.seq, self.id]
     }
 
     /// Decodes a header from the first 8 bytes of `bytes`.
@@ -107,10 +98,7 @@ impl Header {
             .and_then(|b| b.try_into().ok())
             .ok_or(Error::TruncatedHeader { got: bytes.len() })?;
         if b[0] & 0xE0 != 0 {
-            return Err(Error::BadHeader(format!(
-                "reserved bits set in first byte {:#04x}",
-                b[0]
-            )));
+            return Err(Error::BadHeader(format!("reserved bits set in first byte {:#04x}", b[0])));
         }
         let version = match (b[0] >> 3) & 0x03 {
             0 => Version::V1,
@@ -161,15 +149,9 @@ impl Frame {
         let header = Header::decode(bytes)?;
         let body = &bytes[HEADER_LEN..];
         if body.len() != header.len as usize {
-            return Err(Error::LengthMismatch {
-                declared: header.len as usize,
-                actual: body.len(),
-            });
+            return Err(Error::LengthMismatch { declared: header.len as usize, actual: body.len() });
         }
-        Ok(Frame {
-            header,
-            body: body.to_vec(),
-        })
+        Ok(Frame { header, body: body.to_vec() })
     }
 
     /// Total encoded length.
@@ -187,8 +169,7 @@ impl Frame {
 ///
 /// Stream transports (BLE notifications, serial) use this to know when a frame is complete.
 pub fn expected_len(prefix: &[u8]) -> Option<usize> {
-    (prefix.len() >= HEADER_LEN)
-        .then(|| HEADER_LEN + u16::from_be_bytes([prefix[2], prefix[3]]) as usize)
+    (prefix.len() >= HEADER_LEN).then(|| HEADER_LEN + u16::from_be_bytes([prefix[2], prefix[3]]) as usize)
 }
 
 #[cfg(test)]
@@ -198,67 +179,29 @@ mod tests {
 
     #[test]
     fn reset_example_from_the_protocol_facts() {
-        let h = Header {
-            version: Version::V1,
-            op: Op::Write,
-            flags: 0,
-            len: 2,
-            group: 0,
-            seq: 0,
-            id: 5,
-        };
+        let h = Header { version: Version::V1, op: Op::Write, flags: 0, len: 2, group: 0, seq: 0, id: 5 };
         let f = Frame::new(h, vec![0xBF, 0xFF]).unwrap();
-        assert_eq!(
-            f.encode(),
-            [0x02, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x05, 0xBF, 0xFF]
-        );
-        let v2 = Frame::new(
-            Header {
-                version: Version::V2,
-                ..h
-            },
-            vec![0xBF, 0xFF],
-        )
-        .unwrap();
+        assert_eq!(f.encode(), [0x02, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x05, 0xBF, 0xFF]);
+        let v2 = Frame::new(Header { version: Version::V2, ..h }, vec![0xBF, 0xFF]).unwrap();
         assert_eq!(v2.encode()[0], 0x0A);
     }
 
     #[test]
     fn decode_rejects_short_and_mismatched_frames() {
-        assert!(matches!(
-            Frame::decode(&[0x02, 0, 0]),
-            Err(Error::TruncatedHeader { got: 3 })
-        ));
+        assert!(matches!(Frame::decode(&[0x02, 0, 0]), Err(Error::TruncatedHeader { got: 3 })));
         assert!(matches!(
             Frame::decode(&[0x03, 0, 0, 5, 0, 0, 0, 5, 0xA0]),
-            Err(Error::LengthMismatch {
-                declared: 5,
-                actual: 1
-            })
+            Err(Error::LengthMismatch { declared: 5, actual: 1 })
         ));
-        assert!(matches!(
-            Frame::decode(&[0x23, 0, 0, 0, 0, 0, 0, 0]),
-            Err(Error::BadHeader(_))
-        ));
-        assert!(matches!(
-            Frame::decode(&[0x13, 0, 0, 0, 0, 0, 0, 0]),
-            Err(Error::BadHeader(_))
-        ));
-        assert!(matches!(
-            Frame::decode(&[0x04, 0, 0, 0, 0, 0, 0, 0]),
-            Err(Error::BadHeader(_))
-        ));
+        assert!(matches!(Frame::decode(&[0x23, 0, 0, 0, 0, 0, 0, 0]), Err(Error::BadHeader(_))));
+        assert!(matches!(Frame::decode(&[0x13, 0, 0, 0, 0, 0, 0, 0]), Err(Error::BadHeader(_))));
+        assert!(matches!(Frame::decode(&[0x04, 0, 0, 0, 0, 0, 0, 0]), Err(Error::BadHeader(_))));
     }
 
     fn any_header() -> impl Strategy<Value = Header> {
         (
             prop_oneof![Just(Version::V1), Just(Version::V2)],
-            prop_oneof![
-                Just(Op::Read),
-                Just(Op::ReadResponse),
-                Just(Op::Write),
-                Just(Op::WriteResponse)
-            ],
+            prop_oneof![Just(Op::Read), Just(Op::ReadResponse), Just(Op::Write), Just(Op::WriteResponse)],
             any::<u8>(),
             any::<u16>(),
             any::<u16>(),

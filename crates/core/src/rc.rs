@@ -49,169 +49,70 @@ const MGMT_ERR: Table = &[
     ("MGMT_ERR_EINVAL", "invalid argument in the request"),
     ("MGMT_ERR_ETIMEOUT", "operation timed out on the device"),
     ("MGMT_ERR_ENOENT", "no such entry"),
-    (
-        "MGMT_ERR_EBADSTATE",
-        "the device is in a state that does not allow this",
-    ),
-    (
-        "MGMT_ERR_EMSGSIZE",
-        "response too large for the device's buffer",
-    ),
+    ("MGMT_ERR_EBADSTATE", "the device is in a state that does not allow this"),
+    ("MGMT_ERR_EMSGSIZE", "response too large for the device's buffer"),
     ("MGMT_ERR_ENOTSUP", "command not supported by the device"),
     ("MGMT_ERR_ECORRUPT", "corrupt data"),
     ("MGMT_ERR_EBUSY", "the device is busy"),
     ("MGMT_ERR_EACCESSDENIED", "access denied"),
-    (
-        "MGMT_ERR_UNSUPPORTED_TOO_OLD",
-        "the request's SMP version is too old for the device",
-    ),
-    (
-        "MGMT_ERR_UNSUPPORTED_TOO_NEW",
-        "the request's SMP version is too new for the device",
-    ),
+    ("MGMT_ERR_UNSUPPORTED_TOO_OLD", "the request's SMP version is too old for the device"),
+    ("MGMT_ERR_UNSUPPORTED_TOO_NEW", "the request's SMP version is too new for the device"),
 ];
 
 const IMG_MGMT_ERR: Table = &[
     ("IMG_MGMT_ERR_OK", "no error"),
     ("IMG_MGMT_ERR_UNKNOWN", "unknown image management error"),
-    (
-        "IMG_MGMT_ERR_FLASH_CONFIG_QUERY_FAIL",
-        "failed to query the flash area configuration",
-    ),
+    ("IMG_MGMT_ERR_FLASH_CONFIG_QUERY_FAIL", "failed to query the flash area configuration"),
     ("IMG_MGMT_ERR_NO_IMAGE", "there is no image in the slot"),
     ("IMG_MGMT_ERR_NO_TLVS", "the image in the slot has no TLVs"),
-    (
-        "IMG_MGMT_ERR_INVALID_TLV",
-        "the image in the slot has an invalid TLV",
-    ),
-    (
-        "IMG_MGMT_ERR_TLV_MULTIPLE_HASHES_FOUND",
-        "the image in the slot has several hash TLVs",
-    ),
-    (
-        "IMG_MGMT_ERR_TLV_INVALID_SIZE",
-        "the image in the slot has a TLV of invalid size",
-    ),
-    (
-        "IMG_MGMT_ERR_HASH_NOT_FOUND",
-        "the image in the slot has no hash TLV",
-    ),
-    (
-        "IMG_MGMT_ERR_NO_FREE_SLOT",
-        "there is no free slot for the image",
-    ),
-    (
-        "IMG_MGMT_ERR_FLASH_OPEN_FAILED",
-        "opening the flash area failed",
-    ),
+    ("IMG_MGMT_ERR_INVALID_TLV", "the image in the slot has an invalid TLV"),
+    ("IMG_MGMT_ERR_TLV_MULTIPLE_HASHES_FOUND", "the image in the slot has several hash TLVs"),
+    ("IMG_MGMT_ERR_TLV_INVALID_SIZE", "the image in the slot has a TLV of invalid size"),
+    ("IMG_MGMT_ERR_HASH_NOT_FOUND", "the image in the slot has no hash TLV"),
+    ("IMG_MGMT_ERR_NO_FREE_SLOT", "there is no free slot for the image"),
+    ("IMG_MGMT_ERR_FLASH_OPEN_FAILED", "opening the flash area failed"),
     ("IMG_MGMT_ERR_FLASH_READ_FAILED", "reading flash failed"),
     ("IMG_MGMT_ERR_FLASH_WRITE_FAILED", "writing flash failed"),
     ("IMG_MGMT_ERR_FLASH_ERASE_FAILED", "erasing flash failed"),
     ("IMG_MGMT_ERR_INVALID_SLOT", "invalid slot"),
-    (
-        "IMG_MGMT_ERR_NO_FREE_MEMORY",
-        "the device ran out of heap memory",
-    ),
-    (
-        "IMG_MGMT_ERR_FLASH_CONTEXT_ALREADY_SET",
-        "the flash context is already set",
-    ),
-    (
-        "IMG_MGMT_ERR_FLASH_CONTEXT_NOT_SET",
-        "the flash context is not set",
-    ),
-    (
-        "IMG_MGMT_ERR_FLASH_AREA_DEVICE_NULL",
-        "the flash area has no device",
-    ),
+    ("IMG_MGMT_ERR_NO_FREE_MEMORY", "the device ran out of heap memory"),
+    ("IMG_MGMT_ERR_FLASH_CONTEXT_ALREADY_SET", "the flash context is already set"),
+    ("IMG_MGMT_ERR_FLASH_CONTEXT_NOT_SET", "the flash context is not set"),
+    ("IMG_MGMT_ERR_FLASH_AREA_DEVICE_NULL", "the flash area has no device"),
     ("IMG_MGMT_ERR_INVALID_PAGE_OFFSET", "invalid page offset"),
     ("IMG_MGMT_ERR_INVALID_OFFSET", "missing or invalid offset"),
-    (
-        "IMG_MGMT_ERR_INVALID_LENGTH",
-        "missing or invalid image length",
-    ),
-    (
-        "IMG_MGMT_ERR_INVALID_IMAGE_HEADER",
-        "the image is smaller than an MCUboot header",
-    ),
-    (
-        "IMG_MGMT_ERR_INVALID_IMAGE_HEADER_MAGIC",
-        "invalid header magic",
-    ),
+    ("IMG_MGMT_ERR_INVALID_LENGTH", "missing or invalid image length"),
+    ("IMG_MGMT_ERR_INVALID_IMAGE_HEADER", "the image is smaller than an MCUboot header"),
+    ("IMG_MGMT_ERR_INVALID_IMAGE_HEADER_MAGIC", "invalid header magic"),
     ("IMG_MGMT_ERR_INVALID_HASH", "invalid hash"),
-    (
-        "IMG_MGMT_ERR_INVALID_FLASH_ADDRESS",
-        "the image's load address does not match the slot",
-    ),
-    (
-        "IMG_MGMT_ERR_VERSION_GET_FAILED",
-        "could not read the running image's version",
-    ),
-    (
-        "IMG_MGMT_ERR_CURRENT_VERSION_IS_NEWER",
-        "the running image is newer than the upload",
-    ),
-    (
-        "IMG_MGMT_ERR_IMAGE_ALREADY_PENDING",
-        "another image is already pending",
-    ),
-    (
-        "IMG_MGMT_ERR_INVALID_IMAGE_VECTOR_TABLE",
-        "the image's vector table is invalid",
-    ),
-    (
-        "IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE",
-        "the image is too large for the slot",
-    ),
-    (
-        "IMG_MGMT_ERR_INVALID_IMAGE_DATA_OVERRUN",
-        "more data sent than the declared image length",
-    ),
-    (
-        "IMG_MGMT_ERR_IMAGE_CONFIRMATION_DENIED",
-        "confirmation of the image was denied",
-    ),
-    (
-        "IMG_MGMT_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED",
-        "the active slot cannot be marked for test",
-    ),
-    (
-        "IMG_MGMT_ERR_ACTIVE_SLOT_NOT_KNOWN",
-        "the active slot cannot be determined",
-    ),
+    ("IMG_MGMT_ERR_INVALID_FLASH_ADDRESS", "the image's load address does not match the slot"),
+    ("IMG_MGMT_ERR_VERSION_GET_FAILED", "could not read the running image's version"),
+    ("IMG_MGMT_ERR_CURRENT_VERSION_IS_NEWER", "the running image is newer than the upload"),
+    ("IMG_MGMT_ERR_IMAGE_ALREADY_PENDING", "another image is already pending"),
+    ("IMG_MGMT_ERR_INVALID_IMAGE_VECTOR_TABLE", "the image's vector table is invalid"),
+    ("IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE", "the image is too large for the slot"),
+    ("IMG_MGMT_ERR_INVALID_IMAGE_DATA_OVERRUN", "more data sent than the declared image length"),
+    ("IMG_MGMT_ERR_IMAGE_CONFIRMATION_DENIED", "confirmation of the image was denied"),
+    ("IMG_MGMT_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED", "the active slot cannot be marked for test"),
+    ("IMG_MGMT_ERR_ACTIVE_SLOT_NOT_KNOWN", "the active slot cannot be determined"),
 ];
 
 const OS_MGMT_ERR: Table = &[
     ("OS_MGMT_ERR_OK", "no error"),
     ("OS_MGMT_ERR_UNKNOWN", "unknown OS management error"),
     ("OS_MGMT_ERR_INVALID_FORMAT", "invalid format"),
-    (
-        "OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER",
-        "the query was not recognised",
-    ),
+    ("OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER", "the query was not recognised"),
     ("OS_MGMT_ERR_RTC_NOT_SET", "the RTC is not set"),
     ("OS_MGMT_ERR_RTC_COMMAND_FAILED", "the RTC command failed"),
-    (
-        "OS_MGMT_ERR_QUERY_RESPONSE_VALUE_NOT_VALID",
-        "the query has no valid answer",
-    ),
+    ("OS_MGMT_ERR_QUERY_RESPONSE_VALUE_NOT_VALID", "the query has no valid answer"),
 ];
 
 const ZEPHYRBASIC_MGMT_ERR: Table = &[
     ("ZEPHYRBASIC_MGMT_ERR_OK", "no error"),
     ("ZEPHYRBASIC_MGMT_ERR_UNKNOWN", "unknown error"),
-    (
-        "ZEPHYRBASIC_MGMT_ERR_FLASH_OPEN_FAILED",
-        "opening the storage flash area failed",
-    ),
-    (
-        "ZEPHYRBASIC_MGMT_ERR_FLASH_CONFIG_QUERY_FAIL",
-        "querying the storage flash area failed",
-    ),
-    (
-        "ZEPHYRBASIC_MGMT_ERR_FLASH_ERASE_FAILED",
-        "erasing the storage flash area failed",
-    ),
+    ("ZEPHYRBASIC_MGMT_ERR_FLASH_OPEN_FAILED", "opening the storage flash area failed"),
+    ("ZEPHYRBASIC_MGMT_ERR_FLASH_CONFIG_QUERY_FAIL", "querying the storage flash area failed"),
+    ("ZEPHYRBASIC_MGMT_ERR_FLASH_ERASE_FAILED", "erasing the storage flash area failed"),
 ];
 
 fn lookup(table: Table, rc: i64) -> Option<(&'static str, &'static str)> {
@@ -239,16 +140,12 @@ pub fn mgmt_err_description(rc: i64) -> Option<&'static str> {
 
 /// Zephyr's name of a group's own rc, e.g. `IMG_MGMT_ERR_IMAGE_ALREADY_PENDING` for (1, 28).
 pub fn group_err_name(group: u16, rc: i64) -> Option<&'static str> {
-    group_table(group)
-        .and_then(|t| lookup(t, rc))
-        .map(|(n, _)| n)
+    group_table(group).and_then(|t| lookup(t, rc)).map(|(n, _)| n)
 }
 
 /// A plain description of a group's own rc.
 pub fn group_err_description(group: u16, rc: i64) -> Option<&'static str> {
-    group_table(group)
-        .and_then(|t| lookup(t, rc))
-        .map(|(_, d)| d)
+    group_table(group).and_then(|t| lookup(t, rc)).map(|(_, d)| d)
 }
 
 /// A short human name of a group, used in messages ("image group rc 23").
@@ -279,34 +176,16 @@ mod tests {
         assert_eq!(group_err_name(1, 3), Some("IMG_MGMT_ERR_NO_IMAGE"));
         assert_eq!(group_err_name(1, 9), Some("IMG_MGMT_ERR_NO_FREE_SLOT"));
         assert_eq!(group_err_name(1, 20), Some("IMG_MGMT_ERR_INVALID_OFFSET"));
-        assert_eq!(
-            group_err_name(1, 23),
-            Some("IMG_MGMT_ERR_INVALID_IMAGE_HEADER_MAGIC")
-        );
-        assert_eq!(
-            group_err_name(1, 27),
-            Some("IMG_MGMT_ERR_CURRENT_VERSION_IS_NEWER")
-        );
-        assert_eq!(
-            group_err_name(1, 28),
-            Some("IMG_MGMT_ERR_IMAGE_ALREADY_PENDING")
-        );
-        assert_eq!(
-            group_err_name(1, 30),
-            Some("IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE")
-        );
-        assert_eq!(
-            group_err_name(1, 33),
-            Some("IMG_MGMT_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED")
-        );
+        assert_eq!(group_err_name(1, 23), Some("IMG_MGMT_ERR_INVALID_IMAGE_HEADER_MAGIC"));
+        assert_eq!(group_err_name(1, 27), Some("IMG_MGMT_ERR_CURRENT_VERSION_IS_NEWER"));
+        assert_eq!(group_err_name(1, 28), Some("IMG_MGMT_ERR_IMAGE_ALREADY_PENDING"));
+        assert_eq!(group_err_name(1, 30), Some("IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE"));
+        assert_eq!(group_err_name(1, 33), Some("IMG_MGMT_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED"));
         assert_eq!(group_err_name(1, 35), None);
         assert_eq!(mgmt_err_name(8), Some("MGMT_ERR_ENOTSUP"));
         assert_eq!(mgmt_err_name(13), Some("MGMT_ERR_UNSUPPORTED_TOO_NEW"));
         assert_eq!(mgmt_err_name(-1), None);
-        assert_eq!(
-            group_err_name(0, 3),
-            Some("OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER")
-        );
+        assert_eq!(group_err_name(0, 3), Some("OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER"));
         assert_eq!(group_err_name(8, 1), None);
     }
 }

@@ -47,14 +47,7 @@ impl Session {
     pub fn from_client(connector: Box<dyn Connector>, client: Client) -> Self {
         let timeout = client.timeout();
         let version = client.version();
-        Session {
-            connector,
-            client,
-            timeout,
-            version,
-            reconnect_for: Duration::from_secs(30),
-            reconnects: 0,
-        }
+        Session { connector, client, timeout, version, reconnect_for: Duration::from_secs(30), reconnects: 0 }
     }
 
     /// The current client.

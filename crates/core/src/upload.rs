@@ -46,11 +46,9 @@ impl Limits {
                 buf_count: (p.buf_count as usize).max(1),
                 reported: true,
             }),
-            Err(Error::Device(e)) if e.is_not_supported() => Ok(Limits {
-                buf_size: DEFAULT_BUF_SIZE,
-                buf_count: 1,
-                reported: false,
-            }),
+            Err(Error::Device(e)) if e.is_not_supported() => {
+                Ok(Limits { buf_size: DEFAULT_BUF_SIZE, buf_count: 1, reported: false })
+            }
             Err(e) => Err(e),
         }
     }
@@ -127,18 +125,12 @@ pub struct UploadReport {
 /// The largest data length for which `template` (with that much data) encodes into a frame of
 /// at most `frame_limit` bytes, header included.
 pub fn max_data_len(frame_limit: usize, template: &ImageUpload) -> Result<usize> {
-    let empty = ImageUpload {
-        data: ByteBuf::new(),
-        ..template.clone()
-    };
+    let empty = ImageUpload { data: ByteBuf::new(), ..template.clone() };
     // An empty byte string encodes as one byte; a longer one adds 1, 2 or 4 length bytes.
     let base = HEADER_LEN + cbor::encoded_len(&empty)? - 1;
     let fits = |n: usize| base + bstr_len(n) <= frame_limit;
     let room = frame_limit.saturating_sub(base);
-    let best = (1..=5)
-        .map(|k| room.saturating_sub(k))
-        .find(|&n| fits(n))
-        .unwrap_or(0);
+    let best = (1..=5).map(|k| room.saturating_sub(k)).find(|&n| fits(n)).unwrap_or(0);
     Ok(best)
 }
 
@@ -238,16 +230,9 @@ pub async fn upload(
     let mut announced = false;
     loop {
         let transport_overhead = session.client().frame_overhead();
-        let frame_limit = session
-            .client()
-            .max_frame()
-            .min(limits.buf_size.saturating_sub(transport_overhead));
-        let plan = Plan {
-            bytes,
-            sha: sha.clone(),
-            frame_limit,
-            opts,
-        };
+        let frame_limit =
+            session.client().max_frame().min(limits.buf_size.saturating_sub(transport_overhead));
+        let plan = Plan { bytes, sha: sha.clone(), frame_limit, opts };
         let first = plan.request(0)?;
         let n0 = first.data.len() as u64;
         c.chunk_max = c.chunk_max.max(n0 as usize);
@@ -255,10 +240,7 @@ pub async fn upload(
             c.retransmits += 1;
         }
         c.sent_high = c.sent_high.max(n0);
-        let answer = session
-            .client()
-            .request_with_timeout(&first, opts.first_timeout)
-            .await;
+        let answer = session.client().request_with_timeout(&first, opts.first_timeout).await;
         let acked = match answer {
             Ok(r) => r.off,
             Err(Error::Disconnected(why)) => {
@@ -273,11 +255,7 @@ pub async fn upload(
             Err(Error::Timeout { .. }) => {
                 attempts += 1;
                 if attempts > opts.max_attempts {
-                    return Err(Error::UploadStalled {
-                        offset: 0,
-                        total,
-                        attempts,
-                    });
+                    return Err(Error::UploadStalled { offset: 0, total, attempts });
                 }
                 continue;
             }
@@ -309,15 +287,9 @@ pub async fn upload(
             Err(Stop::Restart) => {
                 attempts += 1;
                 if attempts > opts.max_attempts {
-                    return Err(Error::UploadStalled {
-                        offset: 0,
-                        total,
-                        attempts,
-                    });
+                    return Err(Error::UploadStalled { offset: 0, total, attempts });
                 }
-                progress.event(&Event::Restarted {
-                    reason: "the device lost the upload in progress".into(),
-                });
+                progress.event(&Event::Restarted { reason: "the device lost the upload in progress".into() });
             }
             Err(Stop::Fatal(e)) => return Err(e),
         }
@@ -366,11 +338,7 @@ async fn pipeline(
     let mut inflight = FuturesUnordered::new();
     let send = |off: u64, req: ImageUpload| async move {
         let n = req.data.len() as u64;
-        (
-            off,
-            n,
-            client.request_with_timeout(&req, opts.timeout).await,
-        )
+        (off, n, client.request_with_timeout(&req, opts.timeout).await)
     };
     loop {
         if acked >= total {
@@ -415,10 +383,7 @@ async fn pipeline(
                 } else {
                     // The device wants another offset (a chunk before this one was lost, or
                     // it is ahead of what we sent): its answer is the truth.
-                    tracing::debug!(
-                        "device expects offset {dev}, not {}; resending from there",
-                        off + n
-                    );
+                    tracing::debug!("device expects offset {dev}, not {}; resending from there", off + n);
                     resync = Some(dev);
                 }
             }
@@ -486,19 +451,11 @@ mod tests {
 
     #[test]
     fn zephyr_default_buffers_give_known_chunk_sizes() {
-        let next = ImageUpload {
-            off: 4096,
-            ..Default::default()
-        };
+        let next = ImageUpload { off: 4096, ..Default::default() };
         // 384-byte frames: 8 header + map(2) {"off": 4096 (5), "data": bstr}
         let n = max_data_len(384, &next).unwrap();
         assert_eq!(
-            HEADER_LEN
-                + cbor::encoded_len(&ImageUpload {
-                    data: ByteBuf::from(vec![0; n]),
-                    ..next
-                })
-                .unwrap(),
+            HEADER_LEN + cbor::encoded_len(&ImageUpload { data: ByteBuf::from(vec![0; n]), ..next }).unwrap(),
             384
         );
     }

@@ -35,43 +35,27 @@ const HASH: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d
 #[test]
 fn echo() {
     let got = encoded(&Echo { d: "hello".into() }, Version::V2, 0x42);
-    assert_eq!(
-        got,
-        bytes(&format!(
-            "0a 00 0009 0000 42 00 a1 {} {}",
-            tstr("d"),
-            tstr("hello")
-        ))
-    );
+    assert_eq!(got, bytes(&format!("0a 00 0009 0000 42 00 a1 {} {}", tstr("d"), tstr("hello"))));
     let r = answer::<Echo>(0x0B, 0x42, &format!("a1 {} {}", tstr("r"), tstr("hello"))).unwrap();
     assert_eq!(r.r, "hello");
 }
 
 #[test]
 fn reset_plain_and_forced() {
-    assert_eq!(
-        encoded(&Reset::default(), Version::V1, 0),
-        bytes("02 00 0001 0000 00 05 a0")
-    );
+    assert_eq!(encoded(&Reset::default(), Version::V1, 0), bytes("02 00 0001 0000 00 05 a0"));
     assert_eq!(
         encoded(&Reset { force: Some(1) }, Version::V2, 7),
         bytes(&format!("0a 00 0008 0000 07 05 a1 {} 01", tstr("force")))
     );
     // The facts file's example uses an indefinite-length empty map: it is a reset request too.
     let f = Frame::decode(&bytes("02 00 00 02 00 00 00 05 bf ff")).unwrap();
-    assert_eq!(
-        (f.header.op, f.header.group, f.header.id, f.header.len),
-        (Op::Write, 0, 5, 2)
-    );
+    assert_eq!((f.header.op, f.header.group, f.header.id, f.header.len), (Op::Write, 0, 5, 2));
     assert_eq!(answer::<Reset>(0x0B, 0, "bf ff").unwrap(), Empty {});
 }
 
 #[test]
 fn mcumgr_params() {
-    assert_eq!(
-        encoded(&McumgrParams {}, Version::V2, 1),
-        bytes("08 00 0001 0000 01 06 a0")
-    );
+    assert_eq!(encoded(&McumgrParams {}, Version::V2, 1), bytes("08 00 0001 0000 01 06 a0"));
     let body = format!("a2 {} 19 09ab {} 04", tstr("buf_size"), tstr("buf_count"));
     let r = answer::<McumgrParams>(0x09, 1, &body).unwrap();
     assert_eq!((r.buf_size, r.buf_count), (2475, 4));
@@ -79,90 +63,42 @@ fn mcumgr_params() {
 
 #[test]
 fn application_info() {
-    let cmd = AppInfo {
-        format: Some("sv".into()),
-    };
+    let cmd = AppInfo { format: Some("sv".into()) };
     assert_eq!(
         encoded(&cmd, Version::V2, 2),
-        bytes(&format!(
-            "08 00 000b 0000 02 07 a1 {} {}",
-            tstr("format"),
-            tstr("sv")
-        ))
+        bytes(&format!("08 00 000b 0000 02 07 a1 {} {}", tstr("format"), tstr("sv")))
     );
-    assert_eq!(
-        encoded(&AppInfo::default(), Version::V2, 2),
-        bytes("08 00 0001 0000 02 07 a0")
-    );
-    let r = answer::<AppInfo>(
-        0x09,
-        2,
-        &format!("a1 {} {}", tstr("output"), tstr("Zephyr 3.7")),
-    )
-    .unwrap();
+    assert_eq!(encoded(&AppInfo::default(), Version::V2, 2), bytes("08 00 0001 0000 02 07 a0"));
+    let r = answer::<AppInfo>(0x09, 2, &format!("a1 {} {}", tstr("output"), tstr("Zephyr 3.7"))).unwrap();
     assert_eq!(r.output, "Zephyr 3.7");
 }
 
 #[test]
 fn bootloader_info_and_mode() {
-    assert_eq!(
-        encoded(&BootloaderInfo {}, Version::V2, 3),
-        bytes("08 00 0001 0000 03 08 a0")
-    );
+    assert_eq!(encoded(&BootloaderInfo {}, Version::V2, 3), bytes("08 00 0001 0000 03 08 a0"));
     assert_eq!(
         encoded(&BootloaderMode::default(), Version::V2, 3),
-        bytes(&format!(
-            "08 00 000c 0000 03 08 a1 {} {}",
-            tstr("query"),
-            tstr("mode")
-        ))
+        bytes(&format!("08 00 000c 0000 03 08 a1 {} {}", tstr("query"), tstr("mode")))
     );
-    let r = answer::<BootloaderInfo>(
-        0x09,
-        3,
-        &format!("a1 {} {}", tstr("bootloader"), tstr("MCUboot")),
-    );
+    let r = answer::<BootloaderInfo>(0x09, 3, &format!("a1 {} {}", tstr("bootloader"), tstr("MCUboot")));
     assert_eq!(r.unwrap().bootloader, "MCUboot");
-    let r = answer::<BootloaderMode>(
-        0x09,
-        3,
-        &format!("a2 {} 03 {} f5", tstr("mode"), tstr("no-downgrade")),
-    )
-    .unwrap();
-    assert_eq!(
-        (r.mode(), r.no_downgrade),
-        (McubootMode::SwapWithoutScratch, true)
-    );
+    let r = answer::<BootloaderMode>(0x09, 3, &format!("a2 {} 03 {} f5", tstr("mode"), tstr("no-downgrade")))
+        .unwrap();
+    assert_eq!((r.mode(), r.no_downgrade), (McubootMode::SwapWithoutScratch, true));
     // "no-downgrade" is absent unless the bootloader was built with it.
     let r = answer::<BootloaderMode>(0x09, 3, &format!("a1 {} 01", tstr("mode"))).unwrap();
-    assert_eq!(
-        (r.mode(), r.no_downgrade),
-        (McubootMode::SwapUsingScratch, false)
-    );
+    assert_eq!((r.mode(), r.no_downgrade), (McubootMode::SwapUsingScratch, false));
 }
 
 #[test]
 fn image_state_read_and_write() {
-    assert_eq!(
-        encoded(&ImageStateRead {}, Version::V2, 4),
-        bytes("08 00 0001 0001 04 00 a0")
-    );
-    let test = ImageStateWrite {
-        hash: Some(ByteBuf::from(hex::decode(HASH).unwrap())),
-        confirm: false,
-    };
+    assert_eq!(encoded(&ImageStateRead {}, Version::V2, 4), bytes("08 00 0001 0001 04 00 a0"));
+    let test = ImageStateWrite { hash: Some(ByteBuf::from(hex::decode(HASH).unwrap())), confirm: false };
     assert_eq!(
         encoded(&test, Version::V2, 5),
-        bytes(&format!(
-            "0a 00 0031 0001 05 00 a2 {} 5820 {HASH} {} f4",
-            tstr("hash"),
-            tstr("confirm")
-        ))
+        bytes(&format!("0a 00 0031 0001 05 00 a2 {} 5820 {HASH} {} f4", tstr("hash"), tstr("confirm")))
     );
-    let confirm_running = ImageStateWrite {
-        hash: None,
-        confirm: true,
-    };
+    let confirm_running = ImageStateWrite { hash: None, confirm: true };
     assert_eq!(
         encoded(&confirm_running, Version::V2, 6),
         bytes(&format!("0a 00 000a 0001 06 00 a1 {} f5", tstr("confirm")))
@@ -198,10 +134,7 @@ fn image_state_answer_tolerates_unknown_keys_missing_optionals_and_indefinite_ma
     assert!(a.bootable && a.confirmed && a.active && !a.pending && !a.permanent);
     assert_eq!(hex::encode(a.hash.as_ref().unwrap()), HASH);
     let b = &r.images[1];
-    assert_eq!(
-        (b.image, b.slot, b.hash.is_none(), b.version.as_str()),
-        (1, 1, true, "")
-    );
+    assert_eq!((b.image, b.slot, b.hash.is_none(), b.version.as_str()), (1, 1, true, ""));
     assert_eq!(r.split_status, Some(0));
 }
 
@@ -226,50 +159,29 @@ fn image_upload_first_and_next_chunk() {
     );
     let body_len = bytes(&body).len();
     assert_eq!(body_len, 0x4d);
-    assert_eq!(
-        encoded(&first, Version::V2, 9),
-        bytes(&format!("0a 00 004d 0001 09 01 {body}"))
-    );
+    assert_eq!(encoded(&first, Version::V2, 9), bytes(&format!("0a 00 004d 0001 09 01 {body}")));
 
-    let next = ImageUpload {
-        off: 1000,
-        data: ByteBuf::from(vec![0xAA; 3]),
-        ..Default::default()
-    };
+    let next = ImageUpload { off: 1000, data: ByteBuf::from(vec![0xAA; 3]), ..Default::default() };
     assert_eq!(
         encoded(&next, Version::V2, 10),
-        bytes(&format!(
-            "0a 00 0011 0001 0a 01 a2 {} 1903e8 {} 43 aaaaaa",
-            tstr("off"),
-            tstr("data")
-        ))
+        bytes(&format!("0a 00 0011 0001 0a 01 a2 {} 1903e8 {} 43 aaaaaa", tstr("off"), tstr("data")))
     );
 
     let r = answer::<ImageUpload>(0x0B, 9, &format!("a1 {} 1903e8", tstr("off"))).unwrap();
     assert_eq!((r.off, r.matched), (1000, None));
-    let r = answer::<ImageUpload>(
-        0x0B,
-        9,
-        &format!("a2 {} 1903e8 {} f5", tstr("off"), tstr("match")),
-    )
-    .unwrap();
+    let r =
+        answer::<ImageUpload>(0x0B, 9, &format!("a2 {} 1903e8 {} f5", tstr("off"), tstr("match"))).unwrap();
     assert_eq!((r.off, r.matched), (1000, Some(true)));
 }
 
 #[test]
 fn image_erase_and_slot_info() {
-    assert_eq!(
-        encoded(&ImageErase::default(), Version::V2, 11),
-        bytes("0a 00 0001 0001 0b 05 a0")
-    );
+    assert_eq!(encoded(&ImageErase::default(), Version::V2, 11), bytes("0a 00 0001 0001 0b 05 a0"));
     assert_eq!(
         encoded(&ImageErase { slot: Some(1) }, Version::V2, 11),
         bytes(&format!("0a 00 0007 0001 0b 05 a1 {} 01", tstr("slot")))
     );
-    assert_eq!(
-        encoded(&SlotInfo {}, Version::V2, 12),
-        bytes("08 00 0001 0001 0c 06 a0")
-    );
+    assert_eq!(encoded(&SlotInfo {}, Version::V2, 12), bytes("08 00 0001 0001 0c 06 a0"));
     // {"images": [{"image": 0, "slots": [{"slot": 0, "size": 0x70000}, {"slot": 1, "size":
     //   0x70000, "upload_image_id": 0}], "max_image_size": 0x6f000}]}
     let body = format!(
@@ -285,31 +197,18 @@ fn image_erase_and_slot_info() {
     );
     let r = answer::<SlotInfo>(0x09, 12, &body).unwrap();
     let img = &r.images[0];
-    assert_eq!(
-        (img.image, img.slots.len(), img.max_image_size),
-        (0, 2, Some(0x6f000))
-    );
-    assert_eq!(
-        (img.slots[1].size, img.slots[1].upload_image_id),
-        (0x70000, Some(0))
-    );
+    assert_eq!((img.image, img.slots.len(), img.max_image_size), (0, 2, Some(0x6f000)));
+    assert_eq!((img.slots[1].size, img.slots[1].upload_image_id), (0x70000, Some(0)));
 }
 
 #[test]
 fn device_errors_v1_and_v2() {
     let e = answer::<ImageUpload>(0x03, 1, &format!("a1 {} 08", tstr("rc"))).unwrap_err();
-    let Error::Device(d) = e else {
-        panic!("expected device error, got {e}")
-    };
+    let Error::Device(d) = e else { panic!("expected device error, got {e}") };
     assert!(d.is_not_supported());
     assert_eq!(d.name(), Some("MGMT_ERR_ENOTSUP"));
 
-    let body = format!(
-        "a1 {} a2 {} 01 {} 181c",
-        tstr("err"),
-        tstr("group"),
-        tstr("rc")
-    );
+    let body = format!("a1 {} a2 {} 01 {} 181c", tstr("err"), tstr("group"), tstr("rc"));
     let e = answer::<ImageStateWrite>(0x0B, 1, &body).unwrap_err();
     assert_eq!(
         e.to_string(),

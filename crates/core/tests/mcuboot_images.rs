@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use smpflash_core::mcuboot::{
-    self, Cipher, Dependency, HashKind, Image, ImageVersion, KeyExchange, PackageKind,
-    SignatureKind, TlvKind,
+    self, Cipher, Dependency, HashKind, Image, ImageVersion, KeyExchange, PackageKind, SignatureKind, TlvKind,
 };
 use smpflash_core::Error;
 
@@ -41,9 +40,7 @@ fn as_usize(v: &Value) -> usize {
 
 /// Type codes and hex values, the shape expected.json stores them in.
 fn tlv_pairs<'a>(tlvs: impl IntoIterator<Item = &'a smpflash_core::mcuboot::Tlv>) -> Value {
-    tlvs.into_iter()
-        .map(|t| json!([t.kind.code(), hex::encode(&t.value)]))
-        .collect()
+    tlvs.into_iter().map(|t| json!([t.kind.code(), hex::encode(&t.value)])).collect()
 }
 
 #[test]
@@ -54,45 +51,17 @@ fn headers_and_tlvs_match_imgtool_dumpinfo() {
         let img = image(name);
         let h = img.header();
         assert_eq!(img.bytes().len(), as_usize(&exp["size"]), "{name}");
-        assert_eq!(
-            u64::from(h.load_addr),
-            exp["load_addr"].as_u64().unwrap(),
-            "{name}"
-        );
-        assert_eq!(
-            usize::from(h.hdr_size),
-            as_usize(&exp["hdr_size"]),
-            "{name}"
-        );
-        assert_eq!(
-            usize::from(h.protect_tlv_size),
-            as_usize(&exp["protected_tlv_size"]),
-            "{name}"
-        );
+        assert_eq!(u64::from(h.load_addr), exp["load_addr"].as_u64().unwrap(), "{name}");
+        assert_eq!(usize::from(h.hdr_size), as_usize(&exp["hdr_size"]), "{name}");
+        assert_eq!(usize::from(h.protect_tlv_size), as_usize(&exp["protected_tlv_size"]), "{name}");
         assert_eq!(h.img_size as usize, as_usize(&exp["img_size"]), "{name}");
-        assert_eq!(
-            u64::from(h.flags.bits()),
-            exp["flags"].as_u64().unwrap(),
-            "{name}"
-        );
-        assert_eq!(
-            img.version().to_string(),
-            exp["version"].as_str().unwrap(),
-            "{name}"
-        );
+        assert_eq!(u64::from(h.flags.bits()), exp["flags"].as_u64().unwrap(), "{name}");
+        assert_eq!(img.version().to_string(), exp["version"].as_str().unwrap(), "{name}");
 
         let protected = img.protected_tlvs().map(|a| a.entries.iter());
-        assert_eq!(
-            tlv_pairs(protected.into_iter().flatten()),
-            exp["protected_tlvs"],
-            "{name}"
-        );
+        assert_eq!(tlv_pairs(protected.into_iter().flatten()), exp["protected_tlvs"], "{name}");
         assert_eq!(tlv_pairs(&img.tlvs().entries), exp["tlvs"], "{name}");
-        assert_eq!(
-            img.tlvs().total_len,
-            as_usize(&exp["unprotected_tlv_tot"]),
-            "{name}"
-        );
+        assert_eq!(img.tlvs().total_len, as_usize(&exp["unprotected_tlv_tot"]), "{name}");
         assert_eq!(
             img.image_size(),
             usize::from(h.hdr_size)
@@ -118,9 +87,8 @@ fn hashes_match_imgtool_verify_and_an_independent_digest() {
             continue;
         }
         let bytes = img.bytes();
-        let covered = as_usize(&exp["hdr_size"])
-            + as_usize(&exp["img_size"])
-            + as_usize(&exp["protected_tlv_size"]);
+        let covered =
+            as_usize(&exp["hdr_size"]) + as_usize(&exp["img_size"]) + as_usize(&exp["protected_tlv_size"]);
         let independent = match img.hash_kind() {
             HashKind::Sha256 => Sha256::digest(&bytes[..covered]).to_vec(),
             HashKind::Sha384 => Sha384::digest(&bytes[..covered]).to_vec(),
@@ -133,12 +101,7 @@ fn hashes_match_imgtool_verify_and_an_independent_digest() {
 #[test]
 fn same_payload_gives_same_hash_whatever_the_signature() {
     let reference = image("hash-only.bin").hash_hex();
-    for name in [
-        "ecdsa-p256.bin",
-        "ed25519.bin",
-        "rsa-2048.bin",
-        "padded.bin",
-    ] {
+    for name in ["ecdsa-p256.bin", "ed25519.bin", "rsa-2048.bin", "padded.bin"] {
         assert_eq!(image(name).hash_hex(), reference, "{name}");
     }
 }
@@ -150,11 +113,7 @@ fn signature_and_hash_kinds() {
         ("ecdsa-p256.bin", SignatureKind::EcdsaP256, HashKind::Sha256),
         ("ecdsa-p384.bin", SignatureKind::EcdsaP384, HashKind::Sha384),
         ("ed25519.bin", SignatureKind::Ed25519, HashKind::Sha256),
-        (
-            "ed25519-pure.bin",
-            SignatureKind::Ed25519Pure,
-            HashKind::Sha512,
-        ),
+        ("ed25519-pure.bin", SignatureKind::Ed25519Pure, HashKind::Sha512),
         ("rsa-2048.bin", SignatureKind::Rsa2048, HashKind::Sha256),
         ("padded.bin", SignatureKind::None, HashKind::Sha256),
         ("protected.bin", SignatureKind::EcdsaP256, HashKind::Sha256),
@@ -179,15 +138,7 @@ fn header_fields_of_the_hash_only_image() {
     assert_eq!(h.img_size, 4096);
     assert_eq!(h.protect_tlv_size, 0);
     assert_eq!(h.load_addr, 0);
-    assert_eq!(
-        img.version(),
-        ImageVersion {
-            major: 1,
-            minor: 2,
-            revision: 3,
-            build_num: 4
-        }
-    );
+    assert_eq!(img.version(), ImageVersion { major: 1, minor: 2, revision: 3, build_num: 4 });
     assert_eq!(img.version().to_string(), "1.2.3+4");
     assert!(img.protected_tlvs().is_none());
     assert_eq!(img.security_counter(), None);
@@ -197,10 +148,7 @@ fn header_fields_of_the_hash_only_image() {
     assert_eq!(img.trailer_len(), 0);
     assert!(!img.has_boot_magic());
     // The body is the payload imgtool was given.
-    assert_eq!(
-        &img.bytes()[0x200..0x200 + 4096],
-        read("raw.bin").as_slice()
-    );
+    assert_eq!(&img.bytes()[0x200..0x200 + 4096], read("raw.bin").as_slice());
 }
 
 #[test]
@@ -225,21 +173,13 @@ fn protected_area_carries_counter_dependency_and_custom_tlv() {
         img.dependencies(),
         [Dependency {
             image_id: 1,
-            min_version: ImageVersion {
-                major: 0,
-                minor: 1,
-                revision: 0,
-                build_num: 0
-            },
+            min_version: ImageVersion { major: 0, minor: 1, revision: 0, build_num: 0 },
         }]
     );
     let custom = area.find(TlvKind::Unknown(0xa0)).expect("custom TLV kept");
     assert_eq!(custom.kind.to_string(), "unknown (0xa0)");
     assert_eq!(custom.kind.name(), None);
-    assert_eq!(
-        area.find(TlvKind::SecCnt).unwrap().kind.to_string(),
-        "SEC_CNT"
-    );
+    assert_eq!(area.find(TlvKind::SecCnt).unwrap().kind.to_string(), "SEC_CNT");
 }
 
 #[test]
@@ -251,10 +191,7 @@ fn encrypted_image_reports_cipher_and_key_exchange() {
     assert_eq!(enc.key_exchange, Some(KeyExchange::EciesP256));
     assert_eq!(enc.to_string(), "AES-128, key exchanged with ECIES-P256");
     assert!(!img.hash_verified());
-    assert_eq!(
-        img.hash(),
-        img.tlvs().find(TlvKind::Sha256).unwrap().value.as_slice()
-    );
+    assert_eq!(img.hash(), img.tlvs().find(TlvKind::Sha256).unwrap().value.as_slice());
 }
 
 #[test]
@@ -315,10 +252,7 @@ fn raw_binary_is_not_an_mcuboot_image() {
     let err = mcuboot::load(&path("raw.bin")).unwrap_err();
     assert!(matches!(err, Error::NotMcubootImage { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("raw binary") && msg.contains("imgtool"),
-        "{msg}"
-    );
+    assert!(msg.contains("raw binary") && msg.contains("imgtool"), "{msg}");
 }
 
 #[test]
@@ -341,30 +275,17 @@ fn flipped_protected_tlv_byte_is_hash_mismatch() {
     let counter = img.protected_tlvs().unwrap().find(TlvKind::SecCnt).unwrap();
     let mut bytes = read("protected.bin");
     bytes[counter.offset + 4] = 6;
-    assert!(matches!(
-        Image::parse(bytes),
-        Err(Error::HashMismatch { .. })
-    ));
+    assert!(matches!(Image::parse(bytes), Err(Error::HashMismatch { .. })));
 }
 
 #[test]
 fn cut_files_are_truncated() {
     let bytes = read("ecdsa-p256.bin");
     let cut_tail = bytes[..bytes.len() - 1].to_vec();
-    assert!(matches!(
-        Image::parse(cut_tail),
-        Err(Error::TruncatedImage {
-            what: "TLV area",
-            ..
-        })
-    ));
+    assert!(matches!(Image::parse(cut_tail), Err(Error::TruncatedImage { what: "TLV area", .. })));
     let cut_body = bytes[..0x200 + 1000].to_vec();
     match Image::parse(cut_body) {
-        Err(Error::TruncatedImage {
-            what,
-            needed,
-            actual,
-        }) => {
+        Err(Error::TruncatedImage { what, needed, actual }) => {
             assert_eq!(what, "image body");
             assert_eq!(needed, 0x200 + 4096);
             assert_eq!(actual, 0x200 + 1000);
@@ -372,21 +293,12 @@ fn cut_files_are_truncated() {
         other => panic!("expected TruncatedImage, got {other:?}"),
     }
     let cut_header = bytes[..20].to_vec();
-    assert!(matches!(
-        Image::parse(cut_header),
-        Err(Error::TruncatedImage {
-            what: "image header",
-            ..
-        })
-    ));
+    assert!(matches!(Image::parse(cut_header), Err(Error::TruncatedImage { what: "image header", .. })));
     let protected = read("protected.bin");
     let cut_protected = protected[..0x200 + 4096 + 10].to_vec();
     assert!(matches!(
         Image::parse(cut_protected),
-        Err(Error::TruncatedImage {
-            what: "protected TLV area",
-            ..
-        })
+        Err(Error::TruncatedImage { what: "protected TLV area", .. })
     ));
 }
 
@@ -407,11 +319,7 @@ fn corrupt_tlv_magic_is_bad_tlv_magic() {
     let mut bytes = img.into_bytes();
     bytes[at] = 0x00;
     match Image::parse(bytes) {
-        Err(Error::BadTlvMagic {
-            offset,
-            found,
-            expected,
-        }) => {
+        Err(Error::BadTlvMagic { offset, found, expected }) => {
             assert_eq!(offset, at);
             assert_eq!(found, 0x6900);
             assert_eq!(expected, 0x6907);
@@ -423,14 +331,7 @@ fn corrupt_tlv_magic_is_bad_tlv_magic() {
     let at = img.protected_tlvs().unwrap().offset;
     let mut bytes = img.into_bytes();
     bytes[at] = 0x07;
-    assert!(matches!(
-        Image::parse(bytes),
-        Err(Error::BadTlvMagic {
-            expected: 0x6908,
-            found: 0x6907,
-            ..
-        })
-    ));
+    assert!(matches!(Image::parse(bytes), Err(Error::BadTlvMagic { expected: 0x6908, found: 0x6907, .. })));
 }
 
 #[test]
@@ -476,10 +377,7 @@ fn check_fits_compares_the_whole_file_with_the_slot() {
         }
         other => panic!("expected ImageTooLarge, got {other:?}"),
     }
-    assert!(matches!(
-        image("padded.bin").check_fits(0x3fff),
-        Err(Error::ImageTooLarge { size: 0x4000, .. })
-    ));
+    assert!(matches!(image("padded.bin").check_fits(0x3fff), Err(Error::ImageTooLarge { size: 0x4000, .. })));
 }
 
 #[test]
@@ -496,10 +394,7 @@ fn json_summary_has_hex_hash_and_names() {
     assert_eq!(img["dependencies"][0]["image_id"], 1);
     assert_eq!(img["dependencies"][0]["min_version"], "0.1.0+0");
     assert_eq!(img["header"]["flags"]["names"], json!([]));
-    assert_eq!(
-        img["protected_tlvs"]["entries"][2]["name"],
-        "unknown (0xa0)"
-    );
+    assert_eq!(img["protected_tlvs"]["entries"][2]["name"], "unknown (0xa0)");
     assert_eq!(img["tlvs"]["entries"][0]["name"], "SHA256");
     assert_eq!(img["tlvs"]["entries"][0]["value"], img["hash"]);
     assert_eq!(img["boot_magic"], false);
@@ -510,8 +405,8 @@ fn json_summary_has_hex_hash_and_names() {
 
 fn zip_with(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, data) in files {
         zip.start_file(*name, options).unwrap();
         zip.write_all(data).unwrap();
@@ -676,10 +571,7 @@ fn ncs_zip_entry_errors_name_the_entry() {
         ("net_core_app_update.bin", corrupt),
     ]);
     let err = mcuboot::Package::from_bytes(zip, "dfu_application.zip").unwrap_err();
-    assert!(
-        err.to_string().starts_with("net_core_app_update.bin"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("net_core_app_update.bin"), "{err}");
     match err {
         Error::PackageEntry { entry, source } => {
             assert_eq!(entry, "net_core_app_update.bin");

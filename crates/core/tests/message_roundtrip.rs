@@ -26,14 +26,8 @@ where
 }
 
 fn slot_state() -> impl Strategy<Value = SlotState> {
-    (
-        any::<u32>(),
-        0u32..4,
-        "[0-9.]{0,24}",
-        option::of(bytes(33)),
-        any::<[bool; 5]>(),
-    )
-        .prop_map(|(image, slot, version, hash, f)| SlotState {
+    (any::<u32>(), 0u32..4, "[0-9.]{0,24}", option::of(bytes(33)), any::<[bool; 5]>()).prop_map(
+        |(image, slot, version, hash, f)| SlotState {
             image,
             slot,
             version,
@@ -43,7 +37,8 @@ fn slot_state() -> impl Strategy<Value = SlotState> {
             confirmed: f[2],
             active: f[3],
             permanent: f[4],
-        })
+        },
+    )
 }
 
 proptest! {

@@ -40,8 +40,7 @@ pub const MAX_ENCODABLE_FRAME: usize = u16::MAX as usize - 2;
 /// The decoder's default bound on one line: the largest possible packet on a single line, as
 /// MCUboot's serial recovery sends its answers, plus marker and a `\r`. Anything longer cannot
 /// carry a packet and is skipped rather than buffered.
-pub const DEFAULT_LINE_LIMIT: usize =
-    PACKET_START.len() + 4 * (MAX_ENCODABLE_FRAME + 4).div_ceil(3) + 1;
+pub const DEFAULT_LINE_LIMIT: usize = PACKET_START.len() + 4 * (MAX_ENCODABLE_FRAME + 4).div_ceil(3) + 1;
 
 const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_XMODEM);
 
@@ -72,10 +71,7 @@ pub fn encoded_len(frame_len: usize) -> usize {
 
 fn encode_into(frame: &[u8], out: &mut Vec<u8>) -> Result<()> {
     if frame.len() > MAX_ENCODABLE_FRAME {
-        return Err(Error::FrameTooLarge {
-            size: frame.len(),
-            limit: MAX_ENCODABLE_FRAME,
-        });
+        return Err(Error::FrameTooLarge { size: frame.len(), limit: MAX_ENCODABLE_FRAME });
     }
     let mut packet = Vec::with_capacity(frame.len() + 4);
     packet.extend_from_slice(&((frame.len() + 2) as u16).to_be_bytes());
@@ -84,11 +80,7 @@ fn encode_into(frame: &[u8], out: &mut Vec<u8>) -> Result<()> {
 
     let mut text = String::with_capacity(MAX_LINE);
     for (i, chunk) in packet.chunks(LINE_PAYLOAD).enumerate() {
-        out.extend_from_slice(if i == 0 {
-            &PACKET_START
-        } else {
-            &PACKET_CONTINUATION
-        });
+        out.extend_from_slice(if i == 0 { &PACKET_START } else { &PACKET_CONTINUATION });
         text.clear();
         BASE64.encode_string(chunk, &mut text);
         out.extend_from_slice(text.as_bytes());
@@ -149,10 +141,7 @@ impl Discard {
     /// Whether this points at corrupted data rather than a harmless cut (reset, joining a
     /// stream midway, binary noise).
     pub fn is_corruption(&self) -> bool {
-        matches!(
-            self,
-            Discard::BadBase64 | Discard::BadLength { .. } | Discard::BadCrc { .. }
-        )
+        matches!(self, Discard::BadBase64 | Discard::BadLength { .. } | Discard::BadCrc { .. })
     }
 }
 
@@ -164,14 +153,12 @@ impl fmt::Display for Discard {
             }
             Discard::Orphan => f.write_str("continuation line without a packet start"),
             Discard::BadBase64 => f.write_str("packet line is not valid base64"),
-            Discard::BadLength { declared, received } => write!(
-                f,
-                "packet length {declared} does not fit the {received} bytes that came with it"
-            ),
-            Discard::BadCrc { carried, computed } => write!(
-                f,
-                "packet CRC mismatch: carried {carried:#06x}, computed {computed:#06x}"
-            ),
+            Discard::BadLength { declared, received } => {
+                write!(f, "packet length {declared} does not fit the {received} bytes that came with it")
+            }
+            Discard::BadCrc { carried, computed } => {
+                write!(f, "packet CRC mismatch: carried {carried:#06x}, computed {computed:#06x}")
+            }
             Discard::LineTooLong { limit } => write!(f, "line longer than {limit} bytes"),
         }
     }
@@ -222,10 +209,7 @@ impl ConsoleCodec {
 
     fn line(&mut self, line: &[u8]) {
         let line = trim_end(line);
-        let Some(at) = line
-            .windows(2)
-            .position(|w| w == PACKET_START || w == PACKET_CONTINUATION)
-        else {
+        let Some(at) = line.windows(2).position(|w| w == PACKET_START || w == PACKET_CONTINUATION) else {
             if !line.trim_ascii().is_empty() {
                 self.ready.push_back(log_item(line));
             }
@@ -245,9 +229,7 @@ impl ConsoleCodec {
     fn fragment(&mut self, start: bool, text: &[u8]) {
         if start {
             if let Some(old) = self.packet.replace(Vec::new()) {
-                self.discard(Discard::Interrupted {
-                    received: old.len(),
-                });
+                self.discard(Discard::Interrupted { received: old.len() });
             }
         }
         let Some(packet) = self.packet.as_mut() else {
@@ -289,10 +271,7 @@ impl ConsoleCodec {
 }
 
 fn trim_end(line: &[u8]) -> &[u8] {
-    let end = line
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
+    let end = line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
     &line[..end]
 }
 
@@ -319,9 +298,7 @@ impl Decoder for ConsoleCodec {
                     }
                     if end > self.line_limit {
                         self.packet = None;
-                        self.discard(Discard::LineTooLong {
-                            limit: self.line_limit,
-                        });
+                        self.discard(Discard::LineTooLong { limit: self.line_limit });
                         continue;
                     }
                     self.line(&line[..end]);
@@ -331,9 +308,7 @@ impl Decoder for ConsoleCodec {
                     if !self.skipping {
                         self.skipping = true;
                         self.packet = None;
-                        self.discard(Discard::LineTooLong {
-                            limit: self.line_limit,
-                        });
+                        self.discard(Discard::LineTooLong { limit: self.line_limit });
                     }
                     src.clear();
                     self.scanned = 0;
@@ -360,9 +335,7 @@ impl Decoder for ConsoleCodec {
             }
         }
         if let Some(old) = self.packet.take() {
-            self.discard(Discard::Interrupted {
-                received: old.len(),
-            });
+            self.discard(Discard::Interrupted { received: old.len() });
         }
         Ok(self.ready.pop_front())
     }
@@ -370,8 +343,7 @@ impl Decoder for ConsoleCodec {
 
 fn encode_to_buf(frame: &[u8], dst: &mut BytesMut) -> io::Result<()> {
     let mut out = Vec::with_capacity(encoded_len(frame.len()));
-    encode_into(frame, &mut out)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    encode_into(frame, &mut out).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     dst.extend_from_slice(&out);
     Ok(())
 }
@@ -530,11 +502,7 @@ mod tests {
         for (i, line) in lines.iter().enumerate() {
             assert!(line.len() <= MAX_LINE, "line {i} is {} bytes", line.len());
             assert_eq!(*line.last().unwrap(), b'\n');
-            let marker = if i == 0 {
-                PACKET_START
-            } else {
-                PACKET_CONTINUATION
-            };
+            let marker = if i == 0 { PACKET_START } else { PACKET_CONTINUATION };
             assert_eq!(line[..2], marker, "line {i}");
             let text = &line[2..line.len() - 1];
             assert_eq!(text.len() % 4, 0, "line {i} does not decode on its own");
@@ -555,14 +523,9 @@ mod tests {
     #[test]
     fn oversized_frame_is_refused() {
         assert!(encode_frame(&vec![0; MAX_ENCODABLE_FRAME]).is_ok());
-        assert!(matches!(
-            encode_frame(&vec![0; MAX_ENCODABLE_FRAME + 1]),
-            Err(Error::FrameTooLarge { .. })
-        ));
+        assert!(matches!(encode_frame(&vec![0; MAX_ENCODABLE_FRAME + 1]), Err(Error::FrameTooLarge { .. })));
         let mut buf = BytesMut::new();
-        let err = ConsoleCodec::new()
-            .encode(&vec![0u8; MAX_ENCODABLE_FRAME + 1][..], &mut buf)
-            .unwrap_err();
+        let err = ConsoleCodec::new().encode(&vec![0u8; MAX_ENCODABLE_FRAME + 1][..], &mut buf).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
@@ -598,10 +561,7 @@ mod tests {
     fn text_before_a_marker_is_a_log_line() {
         let mut wire = b"uart:~$ ".to_vec();
         wire.extend_from_slice(RESET_WIRE);
-        assert_eq!(
-            decode(&wire),
-            [ConsoleItem::Log("uart:~$".into()), frame(&RESET)]
-        );
+        assert_eq!(decode(&wire), [ConsoleItem::Log("uart:~$".into()), frame(&RESET)]);
     }
 
     #[test]
@@ -613,10 +573,7 @@ mod tests {
         let mut wire = bad;
         wire.extend_from_slice(RESET_WIRE);
         let items = decode(&wire);
-        assert!(
-            matches!(items[0], ConsoleItem::Discarded(Discard::BadCrc { .. })),
-            "{items:?}"
-        );
+        assert!(matches!(items[0], ConsoleItem::Discarded(Discard::BadCrc { .. })), "{items:?}");
         assert_eq!(items[1..], [frame(&RESET)]);
     }
 
@@ -629,20 +586,14 @@ mod tests {
         wire.extend_from_slice(b"*** Booting Zephyr OS build v3.7.0 ***\r\n");
         wire.extend_from_slice(RESET_WIRE);
         let items = decode(&wire);
-        assert_eq!(
-            items,
-            [ConsoleItem::Discarded(Discard::BadBase64), frame(&RESET),]
-        );
+        assert_eq!(items, [ConsoleItem::Discarded(Discard::BadBase64), frame(&RESET),]);
 
         // Cut at a line boundary instead: the new start interrupts the old packet.
         let mut wire = long[..first_line].to_vec();
         wire.extend_from_slice(RESET_WIRE);
         assert_eq!(
             decode(&wire),
-            [
-                ConsoleItem::Discarded(Discard::Interrupted { received: 93 }),
-                frame(&RESET),
-            ]
+            [ConsoleItem::Discarded(Discard::Interrupted { received: 93 }), frame(&RESET),]
         );
     }
 
@@ -650,10 +601,7 @@ mod tests {
     fn invalid_base64_drops_the_packet_only() {
         let mut wire = b"\x06\x09AAw*AAAC\n".to_vec();
         wire.extend_from_slice(RESET_WIRE);
-        assert_eq!(
-            decode(&wire),
-            [ConsoleItem::Discarded(Discard::BadBase64), frame(&RESET)]
-        );
+        assert_eq!(decode(&wire), [ConsoleItem::Discarded(Discard::BadBase64), frame(&RESET)]);
     }
 
     #[test]
@@ -670,14 +618,8 @@ mod tests {
             decode(&wire),
             [
                 ConsoleItem::Discarded(Discard::Orphan),
-                ConsoleItem::Discarded(Discard::BadLength {
-                    declared: 1,
-                    received: 1
-                }),
-                ConsoleItem::Discarded(Discard::BadLength {
-                    declared: 2,
-                    received: 4
-                }),
+                ConsoleItem::Discarded(Discard::BadLength { declared: 1, received: 1 }),
+                ConsoleItem::Discarded(Discard::BadLength { declared: 2, received: 4 }),
                 frame(&RESET),
             ]
         );
@@ -734,14 +676,7 @@ mod tests {
                 items.push(item);
             }
         }
-        assert_eq!(
-            items,
-            [
-                ConsoleItem::Log("boot".into()),
-                frame(&[9; 250]),
-                frame(&RESET)
-            ]
-        );
+        assert_eq!(items, [ConsoleItem::Log("boot".into()), frame(&[9; 250]), frame(&RESET)]);
     }
 
     #[test]

@@ -79,10 +79,7 @@ impl SerialTransport {
         stream
             .set_nodelay(true)
             .map_err(|e| Error::Transport(format!("cannot set TCP_NODELAY on {addr}: {e}")))?;
-        Ok(Self::from_stream(
-            stream,
-            format!("serial {TCP_SCHEME}{addr}"),
-        ))
+        Ok(Self::from_stream(stream, format!("serial {TCP_SCHEME}{addr}")))
     }
 
     /// Opens `target`: a `tcp://HOST:PORT` address with [`connect_tcp`](Self::connect_tcp),
@@ -153,10 +150,8 @@ impl SerialTransport {
 /// unplugged USB adapter (EIO, ENXIO, ENODEV), a pty whose other side was closed (EIO).
 fn is_disconnect(e: &io::Error) -> bool {
     use io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | UnexpectedEof
-    ) || (cfg!(unix) && matches!(e.raw_os_error(), Some(5 | 6 | 19)))
+    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | UnexpectedEof)
+        || (cfg!(unix) && matches!(e.raw_os_error(), Some(5 | 6 | 19)))
 }
 
 #[async_trait]
@@ -202,10 +197,7 @@ impl Transport for SerialTransport {
             Some(Err(e)) if is_disconnect(&e) => {
                 Err(Error::Disconnected(format!("{}: {e}", self.description)))
             }
-            Some(Err(e)) => Err(Error::Transport(format!(
-                "reading from {}: {e}",
-                self.description
-            ))),
+            Some(Err(e)) => Err(Error::Transport(format!("reading from {}: {e}", self.description))),
             None => Err(Error::Disconnected(format!("{} closed", self.description))),
         }
     }
@@ -234,8 +226,7 @@ mod tests {
     #[tokio::test]
     async fn paced_send_writes_the_same_bytes_line_by_line() {
         let (ours, mut theirs) = tokio::io::duplex(1 << 16);
-        let link =
-            SerialTransport::from_stream(ours, "duplex").with_line_delay(Duration::from_millis(1));
+        let link = SerialTransport::from_stream(ours, "duplex").with_line_delay(Duration::from_millis(1));
         let frame: Vec<u8> = (0..400u16).map(|i| i as u8).collect();
         link.send(&frame).await.unwrap();
         drop(link);
@@ -243,10 +234,7 @@ mod tests {
         theirs.read_to_end(&mut wire).await.unwrap();
         assert_eq!(wire, codec::encode_frame(&frame).unwrap());
         let mut buf = bytes::BytesMut::from(&wire[..]);
-        assert_eq!(
-            ConsoleCodec::new().decode(&mut buf).unwrap(),
-            Some(ConsoleItem::Frame(frame))
-        );
+        assert_eq!(ConsoleCodec::new().decode(&mut buf).unwrap(), Some(ConsoleItem::Frame(frame)));
     }
 
     #[tokio::test]

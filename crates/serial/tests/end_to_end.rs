@@ -41,15 +41,8 @@ where
         );
         let echo: Echo = cbor::from_slice(&request.body, "echo").unwrap();
         let body = cbor::to_vec(&EchoResponse { r: echo.d }, "echo").unwrap();
-        let answer = Frame::new(
-            Header {
-                op: request.header.op.response(),
-                ..request.header
-            },
-            body,
-        )
-        .unwrap()
-        .encode();
+        let answer =
+            Frame::new(Header { op: request.header.op.response(), ..request.header }, body).unwrap().encode();
 
         console.get_mut().write_all(LOG).await.unwrap();
         let wire = encode_frame(&answer).unwrap();
@@ -73,8 +66,7 @@ where
 /// Echo of "hi", then two multi-line echoes in flight at once (their lines must not mix on
 /// the wire, or the responder would see broken packets and never answer).
 async fn exercise(transport: SerialTransport) {
-    let client =
-        Client::new(Arc::new(transport.with_max_frame(1024))).with_timeout(Duration::from_secs(5));
+    let client = Client::new(Arc::new(transport.with_max_frame(1024))).with_timeout(Duration::from_secs(5));
     let answer = client.request(&Echo { d: "hi".into() }).await.unwrap();
     assert_eq!(answer.r, "hi");
 
@@ -106,9 +98,7 @@ async fn echo_over_a_pty_opened_by_path() {
     let path = host_end.name().expect("the pty slave has a path");
     // Paced, so that the two concurrent requests would interleave their lines if the
     // transport let go of the port between lines.
-    let transport = SerialTransport::open(&path, 115_200)
-        .unwrap()
-        .with_line_delay(Duration::from_millis(2));
+    let transport = SerialTransport::open(&path, 115_200).unwrap().with_line_delay(Duration::from_millis(2));
     assert_eq!(transport.describe(), format!("serial {path} @ 115200"));
     // Our own descriptor keeps the pty open from here on.
     drop(host_end);
@@ -153,32 +143,18 @@ async fn tcp_peer_closing_is_a_disconnect() {
     let server = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         socket.write_all(LOG).await.unwrap();
-        socket
-            .write_all(&encode_frame(b"one frame").unwrap())
-            .await
-            .unwrap();
+        socket.write_all(&encode_frame(b"one frame").unwrap()).await.unwrap();
     });
-    let transport = SerialTransport::connect_tcp(&addr.to_string())
-        .await
-        .unwrap();
+    let transport = SerialTransport::connect_tcp(&addr.to_string()).await.unwrap();
     server.await.unwrap();
     assert_eq!(transport.recv().await.unwrap(), b"one frame");
-    assert!(matches!(
-        transport.recv().await,
-        Err(Error::Disconnected(_))
-    ));
+    assert!(matches!(transport.recv().await, Err(Error::Disconnected(_))));
 }
 
 #[tokio::test]
 async fn unreachable_tcp_target_is_a_transport_error() {
     // Bind then drop, so the port is very likely closed.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let err = SerialTransport::connect_tcp(&format!("tcp://{addr}"))
-        .await
-        .unwrap_err();
+    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let err = SerialTransport::connect_tcp(&format!("tcp://{addr}")).await.unwrap_err();
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
 }

@@ -37,9 +37,7 @@ impl BleFrontEnd {
         let deadline = tokio::time::Instant::now() + timeout;
         while !self.device.is_up() {
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Transport(
-                    "virtual device not found: it is not advertising".into(),
-                ));
+                return Err(Error::Transport("virtual device not found: it is not advertising".into()));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -50,8 +48,7 @@ impl BleFrontEnd {
 }
 
 fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
-    let (queue, mut work) =
-        mpsc::unbounded_channel::<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>();
+    let (queue, mut work) = mpsc::unbounded_channel::<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>();
 
     // Receiver: a buffer must be free before the link takes more data, so a busy device
     // back-pressures the radio link instead of dropping frames.
@@ -72,10 +69,7 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
                     Some(total) if pending.len() >= total => {
                         let rest = pending.split_off(total);
                         if !rest.is_empty() {
-                            tracing::debug!(
-                                "sim ble: {} stray bytes after a frame dropped",
-                                rest.len()
-                            );
+                            tracing::debug!("sim ble: {} stray bytes after a frame dropped", rest.len());
                         }
                         break std::mem::take(&mut pending);
                     }

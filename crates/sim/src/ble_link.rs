@@ -176,22 +176,13 @@ impl LinkParams {
     /// Why these parameters cannot describe a link, if they cannot.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(DEFAULT_ATT_MTU..=517).contains(&self.att_mtu) {
-            return Err(format!(
-                "ATT MTU {} outside {DEFAULT_ATT_MTU}..=517",
-                self.att_mtu
-            ));
+            return Err(format!("ATT MTU {} outside {DEFAULT_ATT_MTU}..=517", self.att_mtu));
         }
         if !(27..=251).contains(&self.ll_data_len) {
-            return Err(format!(
-                "link-layer data length {} outside 27..=251",
-                self.ll_data_len
-            ));
+            return Err(format!("link-layer data length {} outside 27..=251", self.ll_data_len));
         }
         if self.conn_interval < Duration::from_micros(7500) {
-            return Err(format!(
-                "connection interval {:?} below the 7.5 ms minimum",
-                self.conn_interval
-            ));
+            return Err(format!("connection interval {:?} below the 7.5 ms minimum", self.conn_interval));
         }
         if self.max_pdus_per_event == 0 || self.peripheral_rx_values == 0 {
             return Err("PDUs per event and peripheral buffers must be at least 1".into());
@@ -204,11 +195,7 @@ impl LinkParams {
 
     /// Airtime of one PDU carrying `payload` link-layer payload bytes.
     pub fn pdu_airtime(&self, payload: usize) -> Duration {
-        let mic = if self.encrypted && payload > 0 {
-            MIC
-        } else {
-            0
-        };
+        let mic = if self.encrypted && payload > 0 { MIC } else { 0 };
         let bytes = self.phy.preamble() + LL_OVERHEAD + payload + mic;
         self.phy.byte_time() * bytes as u32
     }
@@ -248,9 +235,7 @@ impl LinkParams {
 
     /// Wall-clock time between connection events.
     fn tick(&self) -> Duration {
-        self.conn_interval
-            .mul_f64(self.time_scale)
-            .max(Duration::from_micros(1))
+        self.conn_interval.mul_f64(self.time_scale).max(Duration::from_micros(1))
     }
 }
 
@@ -285,9 +270,7 @@ struct Outbox {
 
 impl Outbox {
     fn head_remaining(&self) -> Option<usize> {
-        self.values
-            .front()
-            .map(|v| v.len() + ATT_HEADER + L2CAP_HEADER - self.head_sent)
+        self.values.front().map(|v| v.len() + ATT_HEADER + L2CAP_HEADER - self.head_sent)
     }
 
     /// Sends `n` bytes of the head; returns the head value if that completed it.
@@ -360,10 +343,7 @@ impl Shared {
     }
 
     fn disconnected(&self, st: &State) -> Error {
-        Error::Disconnected(format!(
-            "simulated BLE link: {}",
-            st.down.as_deref().unwrap_or("closed")
-        ))
+        Error::Disconnected(format!("simulated BLE link: {}", st.down.as_deref().unwrap_or("closed")))
     }
 
     fn check_len(&self, len: usize) -> Result<()> {
@@ -391,8 +371,7 @@ impl Shared {
                 // A value may start only if the device has a buffer for it; otherwise the
                 // peripheral leaves the central's PDUs unacknowledged and nothing moves.
                 Some(_)
-                    if st.central_out.head_sent == 0
-                        && st.peripheral_in.len() >= p.peripheral_rx_values =>
+                    if st.central_out.head_sent == 0 && st.peripheral_in.len() >= p.peripheral_rx_values =>
                 {
                     stalled = true;
                     0
@@ -400,10 +379,7 @@ impl Shared {
                 Some(rest) => rest.min(p.ll_data_len),
                 None => 0,
             };
-            let peripheral = st
-                .peripheral_out
-                .head_remaining()
-                .map_or(0, |rest| rest.min(p.ll_data_len));
+            let peripheral = st.peripheral_out.head_remaining().map_or(0, |rest| rest.min(p.ll_data_len));
             if central == 0 && peripheral == 0 {
                 break;
             }
@@ -496,18 +472,9 @@ pub fn link(params: LinkParams) -> (SimCentral, SimPeripheral) {
     if let Err(e) = params.validate() {
         panic!("invalid simulated BLE link parameters: {e}");
     }
-    let shared = Arc::new(Shared {
-        params,
-        state: Mutex::new(State::default()),
-        changed: Notify::new(),
-    });
+    let shared = Arc::new(Shared { params, state: Mutex::new(State::default()), changed: Notify::new() });
     tokio::spawn(run(shared.clone()));
-    (
-        SimCentral {
-            shared: shared.clone(),
-        },
-        SimPeripheral { shared },
-    )
+    (SimCentral { shared: shared.clone() }, SimPeripheral { shared })
 }
 
 /// The client's end of a simulated link.
@@ -711,10 +678,7 @@ mod tests {
         assert_eq!(legacy.exchanges_per_event(), 4);
         assert!((legacy.capacity_bytes_per_s() - 1_600.0).abs() < 1e-6);
         // Without the PDU cap a 50 ms event fits 73 legacy exchanges.
-        let uncapped = LinkParams {
-            max_pdus_per_event: usize::MAX,
-            ..LinkParams::legacy()
-        };
+        let uncapped = LinkParams { max_pdus_per_event: usize::MAX, ..LinkParams::legacy() };
         assert_eq!(uncapped.exchanges_per_event(), 73);
     }
 
@@ -724,28 +688,16 @@ mod tests {
             let p = LinkParams::by_name(name).unwrap();
             p.validate().unwrap();
         }
-        assert_eq!(
-            LinkParams::by_name("Phone_Fast"),
-            Some(LinkParams::phone_fast())
-        );
+        assert_eq!(LinkParams::by_name("Phone_Fast"), Some(LinkParams::phone_fast()));
         assert_eq!(LinkParams::by_name("carrier-pigeon"), None);
     }
 
     #[test]
     fn validation_rejects_nonsense() {
         let bad = [
-            LinkParams {
-                att_mtu: 10,
-                ..LinkParams::legacy()
-            },
-            LinkParams {
-                ll_data_len: 300,
-                ..LinkParams::legacy()
-            },
-            LinkParams {
-                conn_interval: Duration::from_millis(1),
-                ..LinkParams::legacy()
-            },
+            LinkParams { att_mtu: 10, ..LinkParams::legacy() },
+            LinkParams { ll_data_len: 300, ..LinkParams::legacy() },
+            LinkParams { conn_interval: Duration::from_millis(1), ..LinkParams::legacy() },
             LinkParams::legacy().with_time_scale(0.0),
         ];
         for p in bad {
@@ -784,11 +736,7 @@ mod tests {
     /// On tokio's paused clock the model runs in no wall time and the measurement is exact.
     #[tokio::test(start_paused = true)]
     async fn goodput_matches_capacity_on_a_virtual_clock() {
-        for params in [
-            LinkParams::phone_fast(),
-            LinkParams::phone_slow(),
-            LinkParams::legacy(),
-        ] {
+        for params in [LinkParams::phone_fast(), LinkParams::phone_slow(), LinkParams::legacy()] {
             let (elapsed, stats) = push_values(params.clone(), 200).await;
             let measured = goodput(&params, 200, elapsed);
             let formula = params.capacity_bytes_per_s();
@@ -803,10 +751,7 @@ mod tests {
                 "{params:?}: measured {measured:.0} B/s, formula {formula:.0} B/s"
             );
             assert_eq!(stats.values_to_peripheral, 200);
-            assert_eq!(
-                stats.stalled_events, 0,
-                "a fast reader never stalls the link"
-            );
+            assert_eq!(stats.stalled_events, 0, "a fast reader never stalls the link");
         }
     }
 
@@ -876,10 +821,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn disconnect_after_bytes_drops_the_link_for_both_ends() {
-        let params = LinkParams {
-            disconnect_after_bytes: Some(1_000),
-            ..LinkParams::legacy()
-        };
+        let params = LinkParams { disconnect_after_bytes: Some(1_000), ..LinkParams::legacy() };
         let (central, peripheral) = link(params);
         let reader = tokio::spawn(async move {
             let mut total = 0;
@@ -901,31 +843,20 @@ mod tests {
         assert!(matches!(result, Err(Error::Disconnected(_))), "{result:?}");
         assert!(!central.is_connected());
         assert!(!peripheral.is_connected());
-        assert!(matches!(
-            central.notification().await,
-            Err(Error::Disconnected(_))
-        ));
-        assert!(matches!(
-            peripheral.notify(&[1, 2, 3]).await,
-            Err(Error::Disconnected(_))
-        ));
+        assert!(matches!(central.notification().await, Err(Error::Disconnected(_))));
+        assert!(matches!(peripheral.notify(&[1, 2, 3]).await, Err(Error::Disconnected(_))));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_straddling_value_is_lost_with_the_link() {
-        let params = LinkParams {
-            disconnect_after_bytes: Some(1_010),
-            ..LinkParams::legacy()
-        };
+        let params = LinkParams { disconnect_after_bytes: Some(1_010), ..LinkParams::legacy() };
         let (central, peripheral) = link(params);
         for _ in 0..60 {
             if central.write(&[1; 20]).await.is_err() {
                 break;
             }
             // Keep the device's buffers free so only the fault stops the flow.
-            while let Ok(Some(_)) =
-                tokio::time::timeout(Duration::ZERO, peripheral.next_write()).await
-            {}
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, peripheral.next_write()).await {}
         }
         while peripheral.next_write().await.is_some() {}
         assert_eq!(peripheral.stats().bytes_to_peripheral, 1_000);
@@ -954,10 +885,7 @@ mod tests {
         let (central, peripheral) = link(LinkParams::phone_fast());
         drop(peripheral);
         assert!(!central.is_connected());
-        assert!(matches!(
-            central.write(&[0; 10]).await,
-            Err(Error::Disconnected(_))
-        ));
+        assert!(matches!(central.write(&[0; 10]).await, Err(Error::Disconnected(_))));
 
         let (central, peripheral) = link(LinkParams::phone_fast());
         let waiting = tokio::spawn(async move { peripheral.next_write().await });
@@ -969,13 +897,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn oversized_values_are_refused() {
         let (central, peripheral) = link(LinkParams::legacy());
-        assert!(matches!(
-            central.write(&[0; 21]).await,
-            Err(Error::Transport(_))
-        ));
-        assert!(matches!(
-            peripheral.notify(&[0; 21]).await,
-            Err(Error::Transport(_))
-        ));
+        assert!(matches!(central.write(&[0; 21]).await, Err(Error::Transport(_))));
+        assert!(matches!(peripheral.notify(&[0; 21]).await, Err(Error::Transport(_))));
     }
 }

@@ -111,10 +111,7 @@ pub fn boot(
     if let Some(p) = state.progress {
         events.push(BootEvent {
             image: p.image,
-            what: format!(
-                "resuming interrupted {:?} at sector {} of {}",
-                p.kind, p.done, p.sectors
-            ),
+            what: format!("resuming interrupted {:?} at sector {} of {}", p.kind, p.done, p.sectors),
         });
         if let Err(e) = run_progress(flash, state, &mut cost, &mut budget) {
             return (cost, events, Err(e));
@@ -128,15 +125,9 @@ pub fn boot(
                 Ok(())
             }
             BootMode::SerialRecovery => Ok(()),
-            BootMode::SwapUsingMove | BootMode::OverwriteOnly => boot_swap(
-                flash,
-                state,
-                profile,
-                image,
-                &mut events,
-                &mut cost,
-                &mut budget,
-            ),
+            BootMode::SwapUsingMove | BootMode::OverwriteOnly => {
+                boot_swap(flash, state, profile, image, &mut events, &mut cost, &mut budget)
+            }
         };
         if let Err(e) = result {
             return (cost, events, Err(e));
@@ -167,10 +158,7 @@ fn boot_swap(
                 let running = slot_image::read_info(flash.slot(primary));
                 match running {
                     Some(r) if profile.no_downgrade && c.version < r.version => {
-                        Err(Invalid::Downgrade {
-                            new: c.version,
-                            running: r.version,
-                        })
+                        Err(Invalid::Downgrade { new: c.version, running: r.version })
                     }
                     _ => Ok(c),
                 }
@@ -180,9 +168,7 @@ fn boot_swap(
                     *cost += flash.erase_slot(secondary);
                     events.push(BootEvent {
                         image,
-                        what: format!(
-                            "secondary slot image rejected ({why}); slot erased, old image kept"
-                        ),
+                        what: format!("secondary slot image rejected ({why}); slot erased, old image kept"),
                     });
                     return Ok(());
                 }
@@ -198,20 +184,13 @@ fn boot_swap(
         ProgressKind::Overwrite => len_of(secondary),
         _ => len_of(primary).max(len_of(secondary)),
     };
-    state.progress = Some(Progress {
-        image,
-        kind,
-        sectors: bytes.div_ceil(ss),
-        done: 0,
-    });
+    state.progress = Some(Progress { image, kind, sectors: bytes.div_ceil(ss), done: 0 });
     events.push(BootEvent {
         image,
         what: match kind {
             ProgressKind::Test => "swapping in the secondary image for a test boot".into(),
             ProgressKind::Perm => "swapping in the secondary image permanently".into(),
-            ProgressKind::Revert => {
-                "test image was not confirmed: reverting to the previous image".into()
-            }
+            ProgressKind::Revert => "test image was not confirmed: reverting to the previous image".into(),
             ProgressKind::Overwrite => {
                 "copying the secondary image over the primary (no revert possible)".into()
             }
@@ -284,25 +263,16 @@ fn boot_direct_xip(
             Ok(info) => Some((s, info.version)),
             Err(why) => {
                 if slot_image::read_info(flash.slot(s)).is_some() {
-                    events.push(BootEvent {
-                        image,
-                        what: format!("slot {s} skipped: {why}"),
-                    });
+                    events.push(BootEvent { image, what: format!("slot {s} skipped: {why}") });
                 }
                 None
             }
         })
         .collect();
     // Highest version wins; on a tie the primary does.
-    if let Some(&(slot, version)) = valid
-        .iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-    {
+    if let Some(&(slot, version)) = valid.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))) {
         if state.active.get(image) != Some(&slot) || slot % 2 == 1 {
-            events.push(BootEvent {
-                image,
-                what: format!("running version {version} from slot {slot}"),
-            });
+            events.push(BootEvent { image, what: format!("running version {version} from slot {slot}") });
         }
         state.active[image] = slot;
     }

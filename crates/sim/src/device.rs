@@ -27,11 +27,7 @@ pub struct DeviceOptions {
 
 impl Default for DeviceOptions {
     fn default() -> Self {
-        DeviceOptions {
-            time_scale: 1.0,
-            state_file: None,
-            faults: DeviceFaults::default(),
-        }
+        DeviceOptions { time_scale: 1.0, state_file: None, faults: DeviceFaults::default() }
     }
 }
 
@@ -69,9 +65,7 @@ pub struct Device {
 
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device")
-            .field("profile", &self.profile.name)
-            .finish_non_exhaustive()
+        f.debug_struct("Device").field("profile", &self.profile.name).finish_non_exhaustive()
     }
 }
 
@@ -79,9 +73,7 @@ impl Device {
     /// Creates a device: from its state file when there is one, otherwise fresh from the
     /// factory, then boots it (without delays).
     pub fn new(profile: Profile, options: DeviceOptions) -> std::io::Result<Arc<Device>> {
-        profile
-            .validate()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        profile.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let mut state = match &options.state_file {
             Some(path) => State::load(path, &profile)?.unwrap_or_else(|| State::factory(&profile)),
             None => State::factory(&profile),
@@ -156,10 +148,7 @@ impl Device {
         let crash = {
             let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
             let written = state.upload.as_ref().map(|u| u.off as u64).unwrap_or(0);
-            let total = self
-                .uploaded
-                .fetch_max(written, Ordering::SeqCst)
-                .max(written);
+            let total = self.uploaded.fetch_max(written, Ordering::SeqCst).max(written);
             match faults.reset_after_upload_bytes {
                 Some(limit) if total >= limit => {
                     faults.reset_after_upload_bytes = None;
@@ -172,15 +161,9 @@ impl Device {
         drop(state);
         if crash {
             tracing::info!("sim: injected reset during upload");
-            return Outcome {
-                response: None,
-                reset: true,
-            };
+            return Outcome { response: None, reset: true };
         }
-        Outcome {
-            response: reply.frame,
-            reset: reply.reset,
-        }
+        Outcome { response: reply.frame, reset: reply.reset }
     }
 
     /// Resets the device: RAM state (the upload in progress) is lost, MCUboot runs its boot
@@ -204,8 +187,7 @@ impl Device {
         };
         self.delay(self.profile.boot_time).await;
         let s = &mut *state;
-        let (cost, mut log, result) =
-            bootloader::boot(&mut s.flash, &mut s.boot, &self.profile, power_loss);
+        let (cost, mut log, result) = bootloader::boot(&mut s.flash, &mut s.boot, &self.profile, power_loss);
         self.delay(cost).await;
         if result.is_err() {
             self.save(&state);
@@ -218,10 +200,7 @@ impl Device {
             log.extend(more);
         }
         if let Err(why) = bootloader::bootable(&state.flash, &state.boot, &self.profile) {
-            log.push(BootEvent {
-                image: 0,
-                what: why,
-            });
+            log.push(BootEvent { image: 0, what: why });
         }
         for e in &log {
             tracing::info!("sim boot: image {}: {}", e.image, e.what);
@@ -235,10 +214,8 @@ impl Device {
 
     fn has_swap_work(&self, state: &State) -> bool {
         state.boot.progress.is_some()
-            || (matches!(
-                self.profile.mode,
-                BootMode::SwapUsingMove | BootMode::OverwriteOnly
-            ) && (0..self.profile.images.len())
-                .any(|i| bootloader::swap_type(&state.flash, 2 * i) != bootloader::SwapType::None))
+            || (matches!(self.profile.mode, BootMode::SwapUsingMove | BootMode::OverwriteOnly)
+                && (0..self.profile.images.len())
+                    .any(|i| bootloader::swap_type(&state.flash, 2 * i) != bootloader::SwapType::None))
     }
 }

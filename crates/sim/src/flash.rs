@@ -19,10 +19,7 @@ pub struct Flash {
 impl Flash {
     /// Erased flash with the given slot sizes.
     pub fn new(slot_sizes: &[usize], timing: FlashTiming) -> Self {
-        Flash {
-            slots: slot_sizes.iter().map(|&s| vec![ERASED; s]).collect(),
-            timing,
-        }
+        Flash { slots: slot_sizes.iter().map(|&s| vec![ERASED; s]).collect(), timing }
     }
 
     /// Rebuilds flash from saved slot contents.

@@ -32,11 +32,7 @@ mod rc {
 }
 
 fn img_err(rc: i64, reason: &'static str) -> Fail {
-    Fail::Group {
-        group: group::IMAGE,
-        rc,
-        reason: Some(reason),
-    }
+    Fail::Group { group: group::IMAGE, rc, reason: Some(reason) }
 }
 
 /// Zephyr's next-boot classification.
@@ -66,14 +62,12 @@ fn next_boot(state: &State, profile: &Profile, image: usize) -> (usize, NextBoot
             (if newer { other } else { active }, NextBoot::Normal)
         }
         BootMode::SerialRecovery => (active, NextBoot::Normal),
-        BootMode::SwapUsingMove | BootMode::OverwriteOnly => {
-            match swap_type(&state.flash, 2 * image) {
-                SwapType::None => (active, NextBoot::Normal),
-                SwapType::Perm => (other, NextBoot::Normal),
-                SwapType::Revert => (other, NextBoot::Revert),
-                SwapType::Test => (other, NextBoot::Test),
-            }
-        }
+        BootMode::SwapUsingMove | BootMode::OverwriteOnly => match swap_type(&state.flash, 2 * image) {
+            SwapType::None => (active, NextBoot::Normal),
+            SwapType::Perm => (other, NextBoot::Normal),
+            SwapType::Revert => (other, NextBoot::Revert),
+            SwapType::Test => (other, NextBoot::Test),
+        },
     }
 }
 
@@ -179,10 +173,7 @@ pub fn state_write(state: &mut State, profile: &Profile, r: &mut Request<'_>) ->
         Some(h) if h.len() != 32 => return Err(img_err(rc::INVALID_HASH, "hash is not 32 bytes")),
         Some(h) => (0..state.flash.slot_count())
             .find(|&s| info(state, s).is_some_and(|i| i.hash[..] == h[..]))
-            .ok_or(img_err(
-                rc::HASH_NOT_FOUND,
-                "no slot holds an image with this hash",
-            ))?,
+            .ok_or(img_err(rc::HASH_NOT_FOUND, "no slot holds an image with this hash"))?,
         None => unreachable!("handled by the first arm"),
     };
     set_next_boot_slot(state, profile, slot, confirm)?;
@@ -191,27 +182,16 @@ pub fn state_write(state: &mut State, profile: &Profile, r: &mut Request<'_>) ->
 }
 
 /// `img_mgmt_set_next_boot_slot` followed by bootutil's `boot_set_next`.
-fn set_next_boot_slot(
-    state: &mut State,
-    profile: &Profile,
-    slot: usize,
-    confirm: bool,
-) -> Result<(), Fail> {
+fn set_next_boot_slot(state: &mut State, profile: &Profile, slot: usize, confirm: bool) -> Result<(), Fail> {
     let image = slot / 2;
     let active = state.boot.active[image];
     // CONFIG_MCUMGR_GRP_IMG_ALLOW_CONFIRM_NON_ACTIVE_IMAGE_SECONDARY=y (Zephyr's default):
     // another image's secondary may be confirmed, its primary may not.
     if confirm && image != 0 && slot == active {
-        return Err(img_err(
-            rc::IMAGE_CONFIRMATION_DENIED,
-            "cannot confirm another image's running slot",
-        ));
+        return Err(img_err(rc::IMAGE_CONFIRMATION_DENIED, "cannot confirm another image's running slot"));
     }
     if !confirm && slot == active {
-        return Err(img_err(
-            rc::IMAGE_SETTING_TEST_TO_ACTIVE_DENIED,
-            "cannot test the running slot",
-        ));
+        return Err(img_err(rc::IMAGE_SETTING_TEST_TO_ACTIVE_DENIED, "cannot test the running slot"));
     }
     if profile.mode != BootMode::DirectXip {
         let (nbs, kind) = next_boot(state, profile, image);
@@ -220,21 +200,14 @@ fn set_next_boot_slot(
                 if !confirm && slot == nbs {
                     return Ok(());
                 }
-                return Err(img_err(
-                    rc::IMAGE_ALREADY_PENDING,
-                    "another image is already pending",
-                ));
+                return Err(img_err(rc::IMAGE_ALREADY_PENDING, "another image is already pending"));
             }
             NextBoot::Normal => {
                 if confirm && slot == nbs {
                     return Ok(());
                 }
-                if (slot == active && active != nbs) || (!confirm && slot != active && slot == nbs)
-                {
-                    return Err(img_err(
-                        rc::IMAGE_ALREADY_PENDING,
-                        "another image is already pending",
-                    ));
+                if (slot == active && active != nbs) || (!confirm && slot != active && slot == nbs) {
+                    return Err(img_err(rc::IMAGE_ALREADY_PENDING, "another image is already pending"));
                 }
             }
             NextBoot::Revert => {
@@ -265,10 +238,7 @@ fn set_next_boot_slot(
         }
         Magic::Bad => {
             trailer::erase(&mut state.flash, slot);
-            Err(img_err(
-                rc::INVALID_IMAGE_HEADER_MAGIC,
-                "slot trailer is corrupt",
-            ))
+            Err(img_err(rc::INVALID_IMAGE_HEADER_MAGIC, "slot trailer is corrupt"))
         }
     }
 }
@@ -317,10 +287,7 @@ pub fn upload(state: &mut State, profile: &Profile, r: &mut Request<'_>) -> Hand
 
     if off == 0 {
         if data.len() < 32 {
-            return Err(img_err(
-                rc::INVALID_IMAGE_HEADER,
-                "image data shorter than a header",
-            ));
+            return Err(img_err(rc::INVALID_IMAGE_HEADER, "image data shorter than a header"));
         }
         let size = len.ok_or(img_err(rc::INVALID_LENGTH, "first chunk has no len"))? as usize;
         if data[..4] != smpflash_core::mcuboot::IMAGE_MAGIC.to_le_bytes() {
@@ -339,10 +306,7 @@ pub fn upload(state: &mut State, profile: &Profile, r: &mut Request<'_>) -> Hand
         let slot = upload_slot(state, profile, image)
             .ok_or(img_err(rc::NO_FREE_SLOT, "no slot available to upload to"))?;
         if size > state.flash.slot(slot).len() {
-            return Err(img_err(
-                rc::INVALID_IMAGE_TOO_LARGE,
-                "image too large for the slot",
-            ));
+            return Err(img_err(rc::INVALID_IMAGE_TOO_LARGE, "image too large for the slot"));
         }
         if upgrade {
             let running = info(state, state.boot.active[0]).map(|i| i.version);
@@ -364,12 +328,7 @@ pub fn upload(state: &mut State, profile: &Profile, r: &mut Request<'_>) -> Hand
             let ss = state.flash.sector_size();
             r.reply.cost += state.flash.erase(slot, end - ss, ss);
         }
-        state.upload = Some(Upload {
-            slot,
-            off: 0,
-            size,
-            sha,
-        });
+        state.upload = Some(Upload { slot, off: 0, size, sha });
     } else {
         let Some(u) = &state.upload else {
             return good(state);
@@ -378,19 +337,13 @@ pub fn upload(state: &mut State, profile: &Profile, r: &mut Request<'_>) -> Hand
             return good(state);
         }
         if off + data.len() > u.size {
-            return Err(img_err(
-                rc::INVALID_IMAGE_DATA_OVERRUN,
-                "more data than the declared length",
-            ));
+            return Err(img_err(rc::INVALID_IMAGE_DATA_OVERRUN, "more data than the declared length"));
         }
     }
 
     let u = state.upload.as_mut().expect("set above");
     if u.off + data.len() > u.size {
-        return Err(img_err(
-            rc::INVALID_IMAGE_DATA_OVERRUN,
-            "more data than the declared length",
-        ));
+        return Err(img_err(rc::INVALID_IMAGE_DATA_OVERRUN, "more data than the declared length"));
     }
     if u.off + data.len() > state.flash.slot(u.slot).len() {
         return Err(img_err(rc::FLASH_WRITE_FAILED, "write beyond the slot"));
@@ -440,10 +393,7 @@ pub fn slot_info(profile: &Profile) -> Vec<(&'static str, Value)> {
                 (
                     "slots",
                     Value::Array(vec![
-                        map(vec![
-                            ("slot", Value::Integer(0.into())),
-                            ("size", size.clone()),
-                        ]),
+                        map(vec![("slot", Value::Integer(0.into())), ("size", size.clone())]),
                         map(vec![
                             ("slot", Value::Integer(1.into())),
                             ("size", size),
@@ -451,10 +401,7 @@ pub fn slot_info(profile: &Profile) -> Vec<(&'static str, Value)> {
                         ]),
                     ]),
                 ),
-                (
-                    "max_image_size",
-                    Value::Integer((profile.max_image_size(i) as u64).into()),
-                ),
+                ("max_image_size", Value::Integer((profile.max_image_size(i) as u64).into())),
             ])
         })
         .collect();

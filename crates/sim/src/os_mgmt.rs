@@ -24,10 +24,7 @@ pub fn reset(r: &mut Request<'_>) -> Handled {
 pub fn params(profile: &Profile) -> Handled {
     Ok(vec![
         ("buf_size", Value::Integer((profile.buf_size as u64).into())),
-        (
-            "buf_count",
-            Value::Integer((profile.buf_count as u64).into()),
-        ),
+        ("buf_count", Value::Integer((profile.buf_count as u64).into())),
     ])
 }
 
@@ -66,13 +63,7 @@ pub fn info(profile: &Profile, r: &mut Request<'_>) -> Handled {
                 parts.extend(all.iter().map(|s| s.to_string()));
                 continue;
             }
-            _ => {
-                return Err(Fail::Group {
-                    group: group::OS,
-                    rc: 2,
-                    reason: None,
-                })
-            }
+            _ => return Err(Fail::Group { group: group::OS, rc: 2, reason: None }),
         };
         parts.push(all[i].to_string());
     }
@@ -90,10 +81,6 @@ pub fn bootloader_info(profile: &Profile, r: &mut Request<'_>) -> Handled {
             }
             Ok(out)
         }
-        Some(_) => Err(Fail::Group {
-            group: group::OS,
-            rc: 3,
-            reason: None,
-        }),
+        Some(_) => Err(Fail::Group { group: group::OS, rc: 3, reason: None }),
     }
 }

@@ -65,11 +65,7 @@ pub struct FlashTiming {
 impl FlashTiming {
     /// Flash that takes no time: for benchmarks of the link alone.
     pub fn instant(sector_size: usize) -> Self {
-        FlashTiming {
-            sector_size,
-            erase_per_sector: Duration::ZERO,
-            program_per_byte: Duration::ZERO,
-        }
+        FlashTiming { sector_size, erase_per_sector: Duration::ZERO, program_per_byte: Duration::ZERO }
     }
 }
 
@@ -103,13 +99,8 @@ pub struct Profile {
 }
 
 /// Names of the built-in profiles.
-pub const PROFILE_NAMES: &[&str] = &[
-    "nrf5340",
-    "zephyr-default",
-    "overwrite-only",
-    "direct-xip",
-    "mcuboot-recovery",
-];
+pub const PROFILE_NAMES: &[&str] =
+    &["nrf5340", "zephyr-default", "overwrite-only", "direct-xip", "mcuboot-recovery"];
 
 /// nRF53/nRF52 internal flash: 4 KiB pages, about 85 ms to erase one and 41 us to write a
 /// 32-bit word (product specification figures).
@@ -125,11 +116,7 @@ impl Profile {
         let base = Profile {
             name: name.to_string(),
             mode: BootMode::SwapUsingMove,
-            images: vec![ImageLayout {
-                name: "application".into(),
-                slot_size: 0x6_0000,
-                revertible: true,
-            }],
+            images: vec![ImageLayout { name: "application".into(), slot_size: 0x6_0000, revertible: true }],
             buf_size: 384,
             buf_count: 4,
             flash: NRF_FLASH,
@@ -144,30 +131,16 @@ impl Profile {
             // secondary in external flash), 0x40000 network core slots; NCS fast-DFU buffers.
             "nrf5340" => Profile {
                 images: vec![
-                    ImageLayout {
-                        name: "application core".into(),
-                        slot_size: 0xF_0000,
-                        revertible: true,
-                    },
-                    ImageLayout {
-                        name: "network core".into(),
-                        slot_size: 0x4_0000,
-                        revertible: false,
-                    },
+                    ImageLayout { name: "application core".into(), slot_size: 0xF_0000, revertible: true },
+                    ImageLayout { name: "network core".into(), slot_size: 0x4_0000, revertible: false },
                 ],
                 buf_size: 2475,
                 buf_count: 4,
                 ..base
             },
             "zephyr-default" => base,
-            "overwrite-only" => Profile {
-                mode: BootMode::OverwriteOnly,
-                ..base
-            },
-            "direct-xip" => Profile {
-                mode: BootMode::DirectXip,
-                ..base
-            },
+            "overwrite-only" => Profile { mode: BootMode::OverwriteOnly, ..base },
+            "direct-xip" => Profile { mode: BootMode::DirectXip, ..base },
             "mcuboot-recovery" => Profile {
                 mode: BootMode::SerialRecovery,
                 // MCUboot's boot_serial answers in the original protocol and has no params.
@@ -186,15 +159,10 @@ impl Profile {
     /// `no_downgrade=true`, `verbose_errors=true`, `smp_v2=false`, `params=false`,
     /// `boot_ms=0`.
     pub fn apply_override(&mut self, spec: &str) -> Result<(), String> {
-        let (key, value) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("override {spec:?} is not key=value"))?;
+        let (key, value) =
+            spec.split_once('=').ok_or_else(|| format!("override {spec:?} is not key=value"))?;
         let num = || parse_number(value).ok_or_else(|| format!("{key}: {value:?} is not a number"));
-        let flag = || {
-            value
-                .parse::<bool>()
-                .map_err(|_| format!("{key}: {value:?} is not true/false"))
-        };
+        let flag = || value.parse::<bool>().map_err(|_| format!("{key}: {value:?} is not true/false"));
         match key {
             "buf_size" => self.buf_size = num()? as usize,
             "buf_count" => self.buf_count = (num()? as usize).max(1),
@@ -221,9 +189,7 @@ impl Profile {
             return Err("sector_size must be a non-zero multiple of 8".into());
         }
         for img in &self.images {
-            if img.slot_size < 4 * self.flash.sector_size
-                || img.slot_size % self.flash.sector_size != 0
-            {
+            if img.slot_size < 4 * self.flash.sector_size || img.slot_size % self.flash.sector_size != 0 {
                 return Err(format!(
                     "slot size {:#x} of {} must be at least 4 sectors and a whole number of sectors",
                     img.slot_size, img.name

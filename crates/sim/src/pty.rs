@@ -85,11 +85,7 @@ pub struct PtyOptions {
 
 impl Default for PtyOptions {
     fn default() -> Self {
-        PtyOptions {
-            baud: None,
-            log_lines: true,
-            faults: SerialFaults::default(),
-        }
+        PtyOptions { baud: None, log_lines: true, faults: SerialFaults::default() }
     }
 }
 
@@ -131,16 +127,10 @@ pub async fn serve(device: Arc<Device>, options: PtyOptions) -> std::io::Result<
     use tokio_serial::SerialPort;
 
     let (device_side, client_side) = tokio_serial::SerialStream::pair()?;
-    let path = client_side
-        .name()
-        .ok_or_else(|| std::io::Error::other("the pty has no path"))?;
+    let path = client_side.name().ok_or_else(|| std::io::Error::other("the pty has no path"))?;
     tracing::info!("sim: serial console on {path}");
     let console = serve_stream(device, device_side, options).await;
-    Ok(PtyServer {
-        path,
-        _client_side: client_side,
-        _console: console,
-    })
+    Ok(PtyServer { path, _client_side: client_side, _console: console })
 }
 
 /// Serves `device` on any byte stream (a pty end, a TCP connection, an in-memory pipe) until
@@ -151,11 +141,8 @@ where
 {
     let (input, output) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let console = Console {
-        out: out_tx,
-        booted: Arc::new(Mutex::new(Instant::now())),
-        log_lines: options.log_lines,
-    };
+    let console =
+        Console { out: out_tx, booted: Arc::new(Mutex::new(Instant::now())), log_lines: options.log_lines };
     // Subscribed before anything runs, so no boot goes unannounced.
     let events = device.subscribe();
     let (work_tx, work_rx) = mpsc::unbounded_channel();
@@ -190,22 +177,13 @@ struct Console {
 
 impl Console {
     fn print(&self, text: String) -> bool {
-        self.out
-            .send(Output {
-                bytes: text.into_bytes(),
-                sent: None,
-            })
-            .is_ok()
+        self.out.send(Output { bytes: text.into_bytes(), sent: None }).is_ok()
     }
 
     /// A line as Zephyr's logging prints it: uptime, level, module.
     fn log(&self, level: &str, module: &str, message: &str) {
         if self.log_lines {
-            let up = self
-                .booted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .elapsed();
+            let up = self.booted.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
             self.print(format!("{} <{level}> {module}: {message}\r\n", uptime(up)));
         }
     }
@@ -216,18 +194,12 @@ impl Console {
         let bytes = match encode_frame(frame) {
             Ok(bytes) => bytes,
             Err(e) => {
-                tracing::warn!(
-                    "sim serial: cannot frame a {}-byte answer: {e}",
-                    frame.len()
-                );
+                tracing::warn!("sim serial: cannot frame a {}-byte answer: {e}", frame.len());
                 return;
             }
         };
         let (sent, done) = oneshot::channel();
-        let output = Output {
-            bytes,
-            sent: Some(sent),
-        };
+        let output = Output { bytes, sent: Some(sent) };
         if self.out.send(output).is_ok() {
             let _ = done.await;
         }
@@ -238,14 +210,7 @@ impl Console {
 fn uptime(up: Duration) -> String {
     let s = up.as_secs();
     let us = up.subsec_micros();
-    format!(
-        "[{:02}:{:02}:{:02}.{:03},{:03}]",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        us / 1000,
-        us % 1000
-    )
+    format!("[{:02}:{:02}:{:02}.{:03},{:03}]", s / 3600, s / 60 % 60, s % 60, us / 1000, us % 1000)
 }
 
 /// A UART's timing in one direction: bytes arrive once their bits have crossed the wire.
@@ -257,10 +222,7 @@ struct Wire {
 
 impl Wire {
     fn new(baud: Option<u32>) -> Self {
-        Wire {
-            baud: baud.filter(|&b| b > 0),
-            free_at: Instant::now(),
-        }
+        Wire { baud: baud.filter(|&b| b > 0), free_at: Instant::now() }
     }
 
     /// How many bytes to move at a time: about a millisecond's worth, so that a reader sees
@@ -358,11 +320,7 @@ async fn work(device: Arc<Device>, mut queue: mpsc::UnboundedReceiver<Work>, con
             if let (true, Some(len)) = (app, upload_len) {
                 if answer_has_offset(answer) {
                     let erased = len.div_ceil(erase_unit) * erase_unit;
-                    console.log(
-                        "inf",
-                        "mcumgr_img_grp",
-                        &format!("Erased {erased:#x} bytes of image slot"),
-                    );
+                    console.log("inf", "mcumgr_img_grp", &format!("Erased {erased:#x} bytes of image slot"));
                 }
             }
             console.answer(answer).await;
@@ -384,9 +342,7 @@ fn upload_start(raw: &[u8]) -> Option<usize> {
     let body: Value = ciborium::from_reader(frame.body.as_slice()).ok()?;
     let off = field(&body, "off")?.as_integer()?;
     let len = field(&body, "len")?.as_integer()?;
-    (u64::try_from(off).ok()? == 0)
-        .then(|| usize::try_from(len).ok())
-        .flatten()
+    (u64::try_from(off).ok()? == 0).then(|| usize::try_from(len).ok()).flatten()
 }
 
 /// Whether an upload answer reports progress (rather than an error).
@@ -399,11 +355,7 @@ fn answer_has_offset(raw: &[u8]) -> bool {
 
 /// Prints what a board prints on its console when it boots: MCUboot's log, then Zephyr's
 /// banner (unless the device is MCUboot's serial recovery, which stays in the bootloader).
-async fn announce_boots(
-    mut events: broadcast::Receiver<DeviceEvent>,
-    console: Console,
-    mode: BootMode,
-) {
+async fn announce_boots(mut events: broadcast::Receiver<DeviceEvent>, console: Console, mode: BootMode) {
     loop {
         let log = match events.recv().await {
             Ok(DeviceEvent::Booted(log)) => log,
@@ -501,10 +453,7 @@ mod tests {
 
     #[test]
     fn uptime_is_formatted_like_zephyr_logs() {
-        assert_eq!(
-            uptime(Duration::from_micros(3_723_234_567)),
-            "[01:02:03.234,567]"
-        );
+        assert_eq!(uptime(Duration::from_micros(3_723_234_567)), "[01:02:03.234,567]");
     }
 
     #[test]
@@ -517,21 +466,12 @@ mod tests {
     #[test]
     fn garble_drops_whole_lines_and_flips_single_bits() {
         let data = b"line one\nline two\n".to_vec();
-        let drop_all = SerialFaults {
-            drop_line_rate: 1.0,
-            ..Default::default()
-        };
+        let drop_all = SerialFaults { drop_line_rate: 1.0, ..Default::default() };
         assert!(garble(&data, &drop_all, &mut Rng::new(1)).is_empty());
-        let corrupt_all = SerialFaults {
-            corrupt_byte_rate: 1.0,
-            ..Default::default()
-        };
+        let corrupt_all = SerialFaults { corrupt_byte_rate: 1.0, ..Default::default() };
         let noisy = garble(&data, &corrupt_all, &mut Rng::new(1));
         assert_eq!(noisy.len(), data.len());
-        assert!(noisy
-            .iter()
-            .zip(&data)
-            .all(|(a, b)| (a ^ b).count_ones() == 1));
+        assert!(noisy.iter().zip(&data).all(|(a, b)| (a ^ b).count_ones() == 1));
     }
 
     #[test]
@@ -541,15 +481,8 @@ mod tests {
         use smpflash_core::frame::{Header, Version};
 
         let frame = |off: u64, len: Option<u64>| {
-            let body = smpflash_core::cbor::to_vec(
-                &ImageUpload {
-                    off,
-                    len,
-                    ..Default::default()
-                },
-                "upload",
-            )
-            .unwrap();
+            let body = smpflash_core::cbor::to_vec(&ImageUpload { off, len, ..Default::default() }, "upload")
+                .unwrap();
             let header = Header {
                 version: Version::V2,
                 op: ImageUpload::OP,

@@ -55,20 +55,12 @@ pub struct Reply {
 
 /// Builds a CBOR map from text keys.
 pub fn map(entries: Vec<(&'static str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::Text(k.into()), v))
-            .collect(),
-    )
+    Value::Map(entries.into_iter().map(|(k, v)| (Value::Text(k.into()), v)).collect())
 }
 
 /// Looks up a text key in a decoded request map.
 pub fn field<'a>(body: &'a Value, key: &str) -> Option<&'a Value> {
-    body.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_text() == Some(key))
-        .map(|(_, v)| v)
+    body.as_map()?.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v)
 }
 
 /// A handler's view of the request.
@@ -101,17 +93,10 @@ pub fn handle(state: &mut State, profile: &Profile, raw: &[u8]) -> Reply {
         return reply;
     }
     // A device without v2 support predates the version bits and answers as v1.
-    let version = if profile.smp_v2 {
-        req.header.version
-    } else {
-        Version::V1
-    };
+    let version = if profile.smp_v2 { req.header.version } else { Version::V1 };
     let result: Handled = match ciborium::from_reader::<Value, _>(req.body.as_slice()) {
         Ok(body) if body.is_map() => {
-            let mut r = Request {
-                body: &body,
-                reply: &mut reply,
-            };
+            let mut r = Request { body: &body, reply: &mut reply };
             dispatch(state, profile, &req.header, &mut r)
         }
         _ => Err(Fail::Smp(EINVAL)),
@@ -130,17 +115,10 @@ pub fn handle(state: &mut State, profile: &Profile, raw: &[u8]) -> Reply {
             let mut e = if version == Version::V2 {
                 vec![(
                     "err",
-                    map(vec![
-                        ("group", Value::Integer(group.into())),
-                        ("rc", Value::Integer(rc.into())),
-                    ]),
+                    map(vec![("group", Value::Integer(group.into())), ("rc", Value::Integer(rc.into()))]),
                 )]
             } else {
-                let v1 = if group == group::IMAGE {
-                    img_rc_to_v1(rc)
-                } else {
-                    1
-                };
+                let v1 = if group == group::IMAGE { img_rc_to_v1(rc) } else { 1 };
                 vec![("rc", Value::Integer(v1.into()))]
             };
             if let (true, Some(text)) = (profile.verbose_errors, reason) {
@@ -151,13 +129,7 @@ pub fn handle(state: &mut State, profile: &Profile, raw: &[u8]) -> Reply {
     };
     let mut body = Vec::new();
     ciborium::into_writer(&map(entries), &mut body).expect("CBOR into a Vec cannot fail");
-    let header = Header {
-        version,
-        op: req.header.op.response(),
-        flags: 0,
-        len: 0,
-        ..req.header
-    };
+    let header = Header { version, op: req.header.op.response(), flags: 0, len: 0, ..req.header };
     reply.frame = Frame::new(header, body).ok().map(|f| f.encode());
     reply
 }

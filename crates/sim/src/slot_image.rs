@@ -97,16 +97,12 @@ pub fn validate(bytes: &[u8], max_size: usize) -> Result<SlotImage, Invalid> {
     let header = ImageHeader::parse(bytes).map_err(|_| Invalid::NoHeader)?;
     let info = read_info(bytes).ok_or(Invalid::NoHash)?;
     if info.total_len > max_size {
-        return Err(Invalid::TooLarge {
-            size: info.total_len,
-            max: max_size,
-        });
+        return Err(Invalid::TooLarge { size: info.total_len, max: max_size });
     }
     if info.flags & ENCRYPTED != 0 {
         return Err(Invalid::Encrypted);
     }
-    let hashed =
-        header.hdr_size as usize + header.img_size as usize + header.protect_tlv_size as usize;
+    let hashed = header.hdr_size as usize + header.img_size as usize + header.protect_tlv_size as usize;
     let digest: [u8; 32] = Sha256::digest(&bytes[..hashed]).into();
     if digest != info.hash {
         return Err(Invalid::HashMismatch);
@@ -146,12 +142,7 @@ mod tests {
 
     #[test]
     fn built_images_read_and_validate() {
-        let v = ImageVersion {
-            major: 1,
-            minor: 2,
-            revision: 3,
-            build_num: 4,
-        };
+        let v = ImageVersion { major: 1, minor: 2, revision: 3, build_num: 4 };
         let img = build(v, &[0xAB; 1000]);
         let info = validate(&img, 4096).unwrap();
         assert_eq!(info.version, v);
@@ -162,13 +153,7 @@ mod tests {
         let mut bad = img.clone();
         bad[100] ^= 1;
         assert_eq!(validate(&bad, 4096), Err(Invalid::HashMismatch));
-        assert_eq!(
-            validate(&img, 500),
-            Err(Invalid::TooLarge {
-                size: img.len(),
-                max: 500
-            })
-        );
+        assert_eq!(validate(&img, 500), Err(Invalid::TooLarge { size: img.len(), max: 500 }));
         assert_eq!(validate(&[0xFF; 64], 4096), Err(Invalid::NoHeader));
         assert!(read_info(&[0xFF; 64]).is_none());
     }

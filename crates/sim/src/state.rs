@@ -39,41 +39,23 @@ pub struct State {
 
 /// Version of the factory image of image `i`.
 pub fn factory_version(image: usize) -> ImageVersion {
-    ImageVersion {
-        major: 1,
-        minor: 0,
-        revision: 0,
-        build_num: image as u32,
-    }
+    ImageVersion { major: 1, minor: 0, revision: 0, build_num: image as u32 }
 }
 
 impl State {
     /// A device fresh from the factory: each primary slot holds a valid hash-only image of
     /// version 1.0.0, confirmed.
     pub fn factory(profile: &Profile) -> Self {
-        let sizes: Vec<usize> = profile
-            .images
-            .iter()
-            .flat_map(|i| [i.slot_size, i.slot_size])
-            .collect();
+        let sizes: Vec<usize> = profile.images.iter().flat_map(|i| [i.slot_size, i.slot_size]).collect();
         let mut flash = Flash::new(&sizes, profile.flash);
         for image in 0..profile.images.len() {
             // A recognisable, per-image body so two devices' hashes match and images differ.
-            let body: Vec<u8> = (0..16 * 1024u32)
-                .map(|i| (i * 7 + image as u32 * 13) as u8)
-                .collect();
-            flash.program(
-                2 * image,
-                0,
-                &slot_image::build(factory_version(image), &body),
-            );
+            let body: Vec<u8> = (0..16 * 1024u32).map(|i| (i * 7 + image as u32 * 13) as u8).collect();
+            flash.program(2 * image, 0, &slot_image::build(factory_version(image), &body));
         }
         State {
             flash,
-            boot: BootState {
-                progress: None,
-                active: (0..profile.images.len()).map(|i| 2 * i).collect(),
-            },
+            boot: BootState { progress: None, active: (0..profile.images.len()).map(|i| 2 * i).collect() },
             upload: None,
             boot_log: Vec::new(),
         }
@@ -87,23 +69,14 @@ impl State {
             Err(e) => return Err(e),
         };
         let bad = |why: &str| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {why}", path.display()),
-            )
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {why}", path.display()))
         };
-        let rest = bytes
-            .strip_prefix(STATE_MAGIC)
-            .ok_or_else(|| bad("not a smpflash-sim state file"))?;
+        let rest = bytes.strip_prefix(STATE_MAGIC).ok_or_else(|| bad("not a smpflash-sim state file"))?;
         let (len, rest) = rest.split_at_checked(4).ok_or_else(|| bad("truncated"))?;
         let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
         let (meta, mut data) = rest.split_at_checked(len).ok_or_else(|| bad("truncated"))?;
         let meta: Saved = serde_json::from_slice(meta).map_err(|e| bad(&e.to_string()))?;
-        let expected: Vec<usize> = profile
-            .images
-            .iter()
-            .flat_map(|i| [i.slot_size, i.slot_size])
-            .collect();
+        let expected: Vec<usize> = profile.images.iter().flat_map(|i| [i.slot_size, i.slot_size]).collect();
         if meta.slot_sizes != expected {
             return Err(bad(&format!(
                 "slot sizes {:?} do not match profile {} ({:?}); delete the file or pick the profile it was made with",
@@ -112,9 +85,7 @@ impl State {
         }
         let mut slots = Vec::new();
         for size in &meta.slot_sizes {
-            let (slot, rest) = data
-                .split_at_checked(*size)
-                .ok_or_else(|| bad("truncated slot data"))?;
+            let (slot, rest) = data.split_at_checked(*size).ok_or_else(|| bad("truncated slot data"))?;
             slots.push(slot.to_vec());
             data = rest;
         }
@@ -129,14 +100,11 @@ impl State {
     /// Writes the flash and boot state to `path` (atomically: a crash mid-write keeps the old
     /// file).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let meta = Saved {
-            slot_sizes: self.flash.slots().iter().map(Vec::len).collect(),
-            boot: self.boot.clone(),
-        };
+        let meta =
+            Saved { slot_sizes: self.flash.slots().iter().map(Vec::len).collect(), boot: self.boot.clone() };
         let meta = serde_json::to_vec(&meta).expect("state metadata serializes");
-        let mut out = Vec::with_capacity(
-            meta.len() + self.flash.slots().iter().map(Vec::len).sum::<usize>() + 12,
-        );
+        let mut out =
+            Vec::with_capacity(meta.len() + self.flash.slots().iter().map(Vec::len).sum::<usize>() + 12);
         out.extend_from_slice(STATE_MAGIC);
         out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
         out.extend_from_slice(&meta);

@@ -41,11 +41,7 @@ impl Drop for UdpServer {
 }
 
 /// Serves `device` on `bind` (port 0 picks a free port).
-pub async fn serve(
-    device: Arc<Device>,
-    bind: SocketAddr,
-    options: UdpOptions,
-) -> std::io::Result<UdpServer> {
+pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -> std::io::Result<UdpServer> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
     let addr = socket.local_addr()?;
     // One worker handles requests in arrival order, like Zephyr's SMP work queue.
@@ -93,11 +89,7 @@ pub async fn serve(
             if let Some(response) = outcome.response {
                 let (drop_it, dup, reorder) = {
                     let mut r = rng.lock().unwrap_or_else(|e| e.into_inner());
-                    (
-                        r.chance(faults.drop),
-                        r.chance(faults.duplicate),
-                        r.chance(faults.reorder),
-                    )
+                    (r.chance(faults.drop), r.chance(faults.duplicate), r.chance(faults.reorder))
                 };
                 if !drop_it {
                     let mut out = vec![(response, from)];
@@ -122,10 +114,7 @@ pub async fn serve(
             }
         }
     });
-    Ok(UdpServer {
-        addr,
-        tasks: vec![receiver, worker],
-    })
+    Ok(UdpServer { addr, tasks: vec![receiver, worker] })
 }
 
 fn send_later(socket: Arc<UdpSocket>, datagram: Vec<u8>, to: SocketAddr, delay: Duration) {

@@ -26,19 +26,14 @@ fn workspace_root() -> PathBuf {
 }
 
 fn device() -> Arc<Device> {
-    let options = DeviceOptions {
-        time_scale: 0.0,
-        ..Default::default()
-    };
+    let options = DeviceOptions { time_scale: 0.0, ..Default::default() };
     Device::new(Profile::by_name("zephyr-default").unwrap(), options).unwrap()
 }
 
 async fn require_smpclient() {
     // The serial transport needs pyserial, which only smpclient's serial extra brings.
-    let check = Command::new("python3")
-        .args(["-c", "import smpclient, smpclient.transport.serial"])
-        .output()
-        .await;
+    let check =
+        Command::new("python3").args(["-c", "import smpclient, smpclient.transport.serial"]).output().await;
     match check {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!("{INSTALL}\n{}", String::from_utf8_lossy(&out.stderr)),
@@ -92,29 +87,16 @@ async fn assert_updated(device: &Device) {
     let answer = device.handle(&request).await.response.expect("an answer");
     let answer = Frame::decode(&answer).unwrap();
     let state: ImageStateResponse = cbor::from_slice(&answer.body, "state").unwrap();
-    let primary = state
-        .images
-        .iter()
-        .find(|s| s.image == 0 && s.slot == 0)
-        .expect("slot 0");
-    assert_eq!(
-        primary.hash.as_deref().map(|h| h.as_slice()),
-        Some(image.hash()),
-        "{state:?}"
-    );
+    let primary = state.images.iter().find(|s| s.image == 0 && s.slot == 0).expect("slot 0");
+    assert_eq!(primary.hash.as_deref().map(|h| h.as_slice()), Some(image.hash()), "{state:?}");
     assert!(primary.active && primary.confirmed, "{state:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smpclient_updates_the_device_over_udp() {
     let device = device();
-    let server = udp::serve(
-        device.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        UdpOptions::default(),
-    )
-    .await
-    .unwrap();
+    let server =
+        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
     let target = format!("127.0.0.1:{}", server.local_addr().port());
     run_dfu(["--udp", &target]).await;
     assert_updated(&device).await;
@@ -125,10 +107,7 @@ async fn smpclient_updates_the_device_over_udp() {
 async fn smpclient_updates_the_device_over_a_paced_pty() {
     let device = device();
     // A real board's rate, with its console chatter, for a client that has never seen the sim.
-    let options = PtyOptions {
-        baud: Some(115_200),
-        ..Default::default()
-    };
+    let options = PtyOptions { baud: Some(115_200), ..Default::default() };
     let server = pty::serve(device.clone(), options).await.unwrap();
     run_dfu(["--serial", server.path()]).await;
     assert_updated(&device).await;

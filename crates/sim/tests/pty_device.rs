@@ -22,10 +22,7 @@ use tokio_util::bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
 fn device() -> Arc<Device> {
-    let options = DeviceOptions {
-        time_scale: 0.0,
-        ..Default::default()
-    };
+    let options = DeviceOptions { time_scale: 0.0, ..Default::default() };
     Device::new(Profile::by_name("zephyr-default").unwrap(), options).unwrap()
 }
 
@@ -38,9 +35,7 @@ fn open_client(path: &str, timeout: Duration) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_params_and_image_state_over_the_pty() {
     let device = device();
-    let server = pty::serve(device.clone(), PtyOptions::default())
-        .await
-        .unwrap();
+    let server = pty::serve(device.clone(), PtyOptions::default()).await.unwrap();
     assert!(server.path().starts_with("/dev/"), "{}", server.path());
     let client = open_client(server.path(), Duration::from_secs(5));
 
@@ -53,17 +48,10 @@ async fn echo_params_and_image_state_over_the_pty() {
 
     let params = client.request(&McumgrParams {}).await.unwrap();
     let profile = device.profile();
-    assert_eq!(
-        (params.buf_size as usize, params.buf_count as usize),
-        (profile.buf_size, profile.buf_count)
-    );
+    assert_eq!((params.buf_size as usize, params.buf_count as usize), (profile.buf_size, profile.buf_count));
 
     let state = client.request(&ImageStateRead {}).await.unwrap();
-    let primary = state
-        .images
-        .iter()
-        .find(|s| s.image == 0 && s.slot == 0)
-        .expect("slot 0 is reported");
+    let primary = state.images.iter().find(|s| s.image == 0 && s.slot == 0).expect("slot 0 is reported");
     assert!(primary.active && primary.confirmed, "{state:?}");
     assert_eq!(client.stats().answered, 4);
 }
@@ -72,9 +60,7 @@ async fn echo_params_and_image_state_over_the_pty() {
 async fn the_port_stays_open_across_a_reset() {
     let device = device();
     let mut events = device.subscribe();
-    let server = pty::serve(device.clone(), PtyOptions::default())
-        .await
-        .unwrap();
+    let server = pty::serve(device.clone(), PtyOptions::default()).await.unwrap();
     let client = open_client(server.path(), Duration::from_secs(5));
 
     client.request(&Reset::default()).await.unwrap();
@@ -97,10 +83,7 @@ async fn the_port_stays_open_across_a_reset() {
 async fn a_paced_link_takes_at_least_the_wire_time() {
     const BAUD: u32 = 460_800;
     let device = device();
-    let options = PtyOptions {
-        baud: Some(BAUD),
-        ..Default::default()
-    };
+    let options = PtyOptions { baud: Some(BAUD), ..Default::default() };
     let server = pty::serve(device, options).await.unwrap();
     let client = open_client(server.path(), Duration::from_secs(5));
     // Connect and settle before timing.
@@ -132,11 +115,7 @@ async fn corrupted_answers_never_arrive_but_the_device_acts_and_keeps_serving() 
     let device = device();
     let mut events = device.subscribe();
     let noisy = PtyOptions {
-        faults: SerialFaults {
-            corrupt_byte_rate: 1.0,
-            seed: 7,
-            ..Default::default()
-        },
+        faults: SerialFaults { corrupt_byte_rate: 1.0, seed: 7, ..Default::default() },
         ..Default::default()
     };
     let server = pty::serve(device.clone(), noisy).await.unwrap();
@@ -162,11 +141,7 @@ async fn corrupted_answers_never_arrive_but_the_device_acts_and_keeps_serving() 
 
     // The same without noise: everything gets through.
     let clean = PtyOptions {
-        faults: SerialFaults {
-            corrupt_byte_rate: 0.0,
-            drop_line_rate: 0.0,
-            seed: 7,
-        },
+        faults: SerialFaults { corrupt_byte_rate: 0.0, drop_line_rate: 0.0, seed: 7 },
         ..Default::default()
     };
     let server = pty::serve(device, clean).await.unwrap();
@@ -204,15 +179,8 @@ async fn read_until(
 }
 
 fn request<C: Command>(cmd: &C, seq: u8) -> Vec<u8> {
-    let header = Header {
-        version: Version::V2,
-        op: C::OP,
-        flags: 0,
-        len: 0,
-        group: C::GROUP,
-        seq,
-        id: C::ID,
-    };
+    let header =
+        Header { version: Version::V2, op: C::OP, flags: 0, len: 0, group: C::GROUP, seq, id: C::ID };
     let body = cbor::to_vec(cmd, C::NAME).unwrap();
     let frame = Frame::new(header, body).unwrap().encode();
     encode_frame(&frame).unwrap()
@@ -220,11 +188,9 @@ fn request<C: Command>(cmd: &C, seq: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_zephyr_log_lines_and_boot_banners() {
-    let image = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/images/ecdsa-p256.bin"
-    ))
-    .unwrap();
+    let image =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/images/ecdsa-p256.bin"))
+            .unwrap();
     let device = device();
     let (ours, mut theirs) = tokio::io::duplex(1 << 16);
     let _server = pty::serve_stream(device, ours, PtyOptions::default()).await;
@@ -239,20 +205,15 @@ async fn the_console_shows_zephyr_log_lines_and_boot_banners() {
         ..Default::default()
     };
     theirs.write_all(&request(&first_chunk, 1)).await.unwrap();
-    let items = read_until(&mut theirs, &mut codec, &mut pending, |i| {
-        matches!(i, ConsoleItem::Frame(_))
-    })
-    .await;
+    let items =
+        read_until(&mut theirs, &mut codec, &mut pending, |i| matches!(i, ConsoleItem::Frame(_))).await;
     let erased = items.iter().any(|i| {
         matches!(i, ConsoleItem::Log(l)
             if l.starts_with("[00:") && l.contains("<inf> mcumgr_img_grp: Erased 0x"))
     });
     assert!(erased, "no erase log line before the answer: {items:?}");
 
-    theirs
-        .write_all(&request(&Reset::default(), 2))
-        .await
-        .unwrap();
+    theirs.write_all(&request(&Reset::default(), 2)).await.unwrap();
     let items = read_until(
         &mut theirs,
         &mut codec,
@@ -264,10 +225,5 @@ async fn the_console_shows_zephyr_log_lines_and_boot_banners() {
         matches!(items.first(), Some(ConsoleItem::Frame(_))),
         "the reset is answered before the reboot: {items:?}"
     );
-    assert!(
-        items
-            .iter()
-            .all(|i| !matches!(i, ConsoleItem::Discarded(_))),
-        "{items:?}"
-    );
+    assert!(items.iter().all(|i| !matches!(i, ConsoleItem::Discarded(_))), "{items:?}");
 }

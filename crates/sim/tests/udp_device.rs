@@ -26,19 +26,10 @@ struct Rig {
 
 async fn rig_with(profile: Profile, options: DeviceOptions) -> Rig {
     let device = Device::new(profile, options).unwrap();
-    let server = udp::serve(
-        device.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        UdpOptions::default(),
-    )
-    .await
-    .unwrap();
+    let server =
+        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
     let client = connect(server.local_addr()).await;
-    Rig {
-        device,
-        _server: server,
-        client,
-    }
+    Rig { device, _server: server, client }
 }
 
 async fn connect(addr: SocketAddr) -> Client {
@@ -47,22 +38,12 @@ async fn connect(addr: SocketAddr) -> Client {
 }
 
 async fn rig(profile: &str) -> Rig {
-    rig_with(
-        Profile::by_name(profile).unwrap(),
-        DeviceOptions {
-            time_scale: 0.0,
-            ..Default::default()
-        },
-    )
-    .await
+    rig_with(Profile::by_name(profile).unwrap(), DeviceOptions { time_scale: 0.0, ..Default::default() })
+        .await
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/../../tests/fixtures/images/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    std::fs::read(format!("{}/../../tests/fixtures/images/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// The device's error, or a panic naming what came instead.
@@ -124,34 +105,15 @@ async fn reset(rig: &Rig) {
 async fn os_group_commands() {
     let r = rig("nrf5340").await;
     let c = &r.client;
-    assert_eq!(
-        c.request(&Echo { d: "hello".into() }).await.unwrap().r,
-        "hello"
-    );
+    assert_eq!(c.request(&Echo { d: "hello".into() }).await.unwrap().r, "hello");
     let p = c.request(&McumgrParams {}).await.unwrap();
     assert_eq!((p.buf_size, p.buf_count), (2475, 4));
-    assert_eq!(
-        c.request(&BootloaderInfo {}).await.unwrap().bootloader,
-        "MCUboot"
-    );
+    assert_eq!(c.request(&BootloaderInfo {}).await.unwrap().bootloader, "MCUboot");
     let m = c.request(&BootloaderMode::default()).await.unwrap();
-    assert_eq!(
-        (m.mode(), m.no_downgrade),
-        (McubootMode::SwapWithoutScratch, false)
-    );
-    let info = c
-        .request(&AppInfo {
-            format: Some("sv".into()),
-        })
-        .await
-        .unwrap();
+    assert_eq!((m.mode(), m.no_downgrade), (McubootMode::SwapWithoutScratch, false));
+    let info = c.request(&AppInfo { format: Some("sv".into()) }).await.unwrap();
     assert!(info.output.starts_with("Zephyr v3"), "{}", info.output);
-    let e = device_error(
-        c.request(&AppInfo {
-            format: Some("q".into()),
-        })
-        .await,
-    );
+    let e = device_error(c.request(&AppInfo { format: Some("q".into()) }).await);
     assert_eq!(e.name(), Some("OS_MGMT_ERR_INVALID_FORMAT"));
 }
 
@@ -184,15 +146,8 @@ async fn test_then_revert_when_not_confirmed() {
     assert_eq!(secondary.version, "1.2.3.4");
     assert!(!secondary.pending && !secondary.active);
 
-    let s = r
-        .client
-        .request(&ImageStateWrite {
-            hash: Some(hash.clone()),
-            confirm: false,
-        })
-        .await
-        .unwrap()
-        .images;
+    let s =
+        r.client.request(&ImageStateWrite { hash: Some(hash.clone()), confirm: false }).await.unwrap().images;
     let secondary = slot(&s, 0, 1).unwrap();
     assert!(secondary.pending && !secondary.permanent);
 
@@ -202,19 +157,12 @@ async fn test_then_revert_when_not_confirmed() {
     assert_eq!(running.hash.as_ref(), Some(&hash));
     assert!(running.active && !running.confirmed, "{s:?}");
     let old = slot(&s, 0, 1).unwrap();
-    assert!(
-        old.confirmed && !old.active,
-        "the old image is what a revert goes back to: {s:?}"
-    );
+    assert!(old.confirmed && !old.active, "the old image is what a revert goes back to: {s:?}");
 
     reset(&r).await;
     let s = state(&r.client).await;
     let running = slot(&s, 0, 0).unwrap();
-    assert_ne!(
-        running.hash.as_ref(),
-        Some(&hash),
-        "unconfirmed test image must revert"
-    );
+    assert_ne!(running.hash.as_ref(), Some(&hash), "unconfirmed test image must revert");
     assert!(running.active && running.confirmed);
     assert_eq!(slot(&s, 0, 1).unwrap().hash.as_ref(), Some(&hash));
     assert!(!slot(&s, 0, 1).unwrap().pending);
@@ -226,24 +174,10 @@ async fn test_then_confirm_stays() {
     let new = fixture("ed25519.bin");
     let hash = hash_of(&new);
     upload(&r.client, 0, &new).await.unwrap();
-    r.client
-        .request(&ImageStateWrite {
-            hash: Some(hash.clone()),
-            confirm: false,
-        })
-        .await
-        .unwrap();
+    r.client.request(&ImageStateWrite { hash: Some(hash.clone()), confirm: false }).await.unwrap();
     reset(&r).await;
     // confirm the running image, without a hash, as an application does after self-test
-    let s = r
-        .client
-        .request(&ImageStateWrite {
-            hash: None,
-            confirm: true,
-        })
-        .await
-        .unwrap()
-        .images;
+    let s = r.client.request(&ImageStateWrite { hash: None, confirm: true }).await.unwrap().images;
     assert!(slot(&s, 0, 0).unwrap().confirmed);
     reset(&r).await;
     let s = state(&r.client).await;
@@ -258,24 +192,13 @@ async fn permanent_mark_needs_no_confirm() {
     let new = fixture("hash-only.bin");
     let hash = hash_of(&new);
     upload(&r.client, 0, &new).await.unwrap();
-    let s = r
-        .client
-        .request(&ImageStateWrite {
-            hash: Some(hash.clone()),
-            confirm: true,
-        })
-        .await
-        .unwrap()
-        .images;
+    let s =
+        r.client.request(&ImageStateWrite { hash: Some(hash.clone()), confirm: true }).await.unwrap().images;
     let secondary = slot(&s, 0, 1).unwrap();
     assert!(secondary.pending && secondary.permanent);
     reset(&r).await;
     reset(&r).await;
-    let running = state(&r.client)
-        .await
-        .into_iter()
-        .find(|s| s.slot == 0)
-        .unwrap();
+    let running = state(&r.client).await.into_iter().find(|s| s.slot == 0).unwrap();
     assert_eq!(running.hash.as_ref(), Some(&hash));
     assert!(running.confirmed);
 }
@@ -288,55 +211,25 @@ async fn invalid_image_is_erased_at_boot_and_the_old_one_kept() {
     bad[0x400] ^= 0xFF; // body byte: header magic intact, hash wrong
     upload(&r.client, 0, &bad).await.unwrap();
     let bad_hash = ByteBuf::from(bad[bad.len() - 32..].to_vec()); // SHA256 TLV is last here
-    assert_eq!(
-        slot(&state(&r.client).await, 0, 1).unwrap().hash.as_ref(),
-        Some(&bad_hash)
-    );
-    r.client
-        .request(&ImageStateWrite {
-            hash: Some(bad_hash),
-            confirm: false,
-        })
-        .await
-        .unwrap();
+    assert_eq!(slot(&state(&r.client).await, 0, 1).unwrap().hash.as_ref(), Some(&bad_hash));
+    r.client.request(&ImageStateWrite { hash: Some(bad_hash), confirm: false }).await.unwrap();
     reset(&r).await;
     let after = state(&r.client).await;
     assert_eq!(after.len(), 1, "secondary erased: {after:?}");
     assert_eq!(after[0].hash, before[0].hash);
     let log = r.device.snapshot().await.boot_log;
-    assert!(
-        log.iter()
-            .any(|e| e.what.contains("hash TLV does not match")),
-        "{log:?}"
-    );
+    assert!(log.iter().any(|e| e.what.contains("hash TLV does not match")), "{log:?}");
 }
 
 #[tokio::test]
 async fn power_loss_mid_swap_resumes_to_a_bootable_image() {
     let profile = Profile::by_name("zephyr-default").unwrap();
-    let faults = DeviceFaults {
-        power_loss_after_swap_sectors: Some(1),
-        ..Default::default()
-    };
-    let r = rig_with(
-        profile,
-        DeviceOptions {
-            time_scale: 0.0,
-            faults,
-            ..Default::default()
-        },
-    )
-    .await;
+    let faults = DeviceFaults { power_loss_after_swap_sectors: Some(1), ..Default::default() };
+    let r = rig_with(profile, DeviceOptions { time_scale: 0.0, faults, ..Default::default() }).await;
     let new = fixture("rsa-2048.bin");
     let hash = hash_of(&new);
     upload(&r.client, 0, &new).await.unwrap();
-    r.client
-        .request(&ImageStateWrite {
-            hash: Some(hash.clone()),
-            confirm: false,
-        })
-        .await
-        .unwrap();
+    r.client.request(&ImageStateWrite { hash: Some(hash.clone()), confirm: false }).await.unwrap();
     let mut events = r.device.subscribe();
     r.client.request(&Reset::default()).await.unwrap();
     let mut saw_power_loss = false;
@@ -344,11 +237,7 @@ async fn power_loss_mid_swap_resumes_to_a_bootable_image() {
         match events.recv().await.unwrap() {
             smpflash_sim::device::DeviceEvent::PowerLost => saw_power_loss = true,
             smpflash_sim::device::DeviceEvent::Booted(log) => {
-                assert!(
-                    log.iter()
-                        .any(|e| e.what.starts_with("resuming interrupted")),
-                    "{log:?}"
-                );
+                assert!(log.iter().any(|e| e.what.starts_with("resuming interrupted")), "{log:?}");
                 break;
             }
             _ => {}
@@ -358,14 +247,8 @@ async fn power_loss_mid_swap_resumes_to_a_bootable_image() {
     let s = state(&r.client).await;
     let running = slot(&s, 0, 0).unwrap();
     assert_eq!(running.hash.as_ref(), Some(&hash));
-    assert!(
-        smpflash_sim::slot_image::validate(r.device.snapshot().await.flash.slot(0), 0x5F000)
-            .is_ok()
-    );
-    assert!(
-        smpflash_sim::slot_image::validate(r.device.snapshot().await.flash.slot(1), 0x5F000)
-            .is_ok()
-    );
+    assert!(smpflash_sim::slot_image::validate(r.device.snapshot().await.flash.slot(0), 0x5F000).is_ok());
+    assert!(smpflash_sim::slot_image::validate(r.device.snapshot().await.flash.slot(1), 0x5F000).is_ok());
 }
 
 #[tokio::test]
@@ -376,14 +259,7 @@ async fn upload_rules_follow_zephyr() {
     let chunk = |off: usize, n: usize| ByteBuf::from(img[off..off + n].to_vec());
 
     // first chunk without len
-    let e = device_error(
-        c.request(&ImageUpload {
-            off: 0,
-            data: chunk(0, 64),
-            ..Default::default()
-        })
-        .await,
-    );
+    let e = device_error(c.request(&ImageUpload { off: 0, data: chunk(0, 64), ..Default::default() }).await);
     assert_eq!(e.name(), Some("IMG_MGMT_ERR_INVALID_LENGTH"));
     // raw binary: no header magic
     let raw = fixture("raw.bin");
@@ -405,52 +281,21 @@ async fn upload_rules_follow_zephyr() {
         data: chunk(0, 64),
         ..Default::default()
     };
-    assert_eq!(
-        device_error(c.request(&first).await).name(),
-        Some("IMG_MGMT_ERR_NO_FREE_SLOT")
-    );
+    assert_eq!(device_error(c.request(&first).await).name(), Some("IMG_MGMT_ERR_NO_FREE_SLOT"));
     // too large
-    let huge = ImageUpload {
-        len: Some(0x10_0000),
-        off: 0,
-        data: chunk(0, 64),
-        ..Default::default()
-    };
-    assert_eq!(
-        device_error(c.request(&huge).await).name(),
-        Some("IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE")
-    );
+    let huge = ImageUpload { len: Some(0x10_0000), off: 0, data: chunk(0, 64), ..Default::default() };
+    assert_eq!(device_error(c.request(&huge).await).name(), Some("IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE"));
     // a good start, then a chunk at the wrong offset is answered with the expected offset
-    let first = ImageUpload {
-        len: Some(img.len() as u64),
-        off: 0,
-        data: chunk(0, 100),
-        ..Default::default()
-    };
+    let first =
+        ImageUpload { len: Some(img.len() as u64), off: 0, data: chunk(0, 100), ..Default::default() };
     assert_eq!(c.request(&first).await.unwrap().off, 100);
-    let wrong = ImageUpload {
-        off: 300,
-        data: chunk(300, 50),
-        ..Default::default()
-    };
+    let wrong = ImageUpload { off: 300, data: chunk(300, 50), ..Default::default() };
     assert_eq!(c.request(&wrong).await.unwrap().off, 100);
     // overrun: more data than the declared length
-    let short = ImageUpload {
-        len: Some(200),
-        off: 0,
-        data: chunk(0, 100),
-        ..Default::default()
-    };
+    let short = ImageUpload { len: Some(200), off: 0, data: chunk(0, 100), ..Default::default() };
     assert_eq!(c.request(&short).await.unwrap().off, 100);
-    let over = ImageUpload {
-        off: 100,
-        data: chunk(100, 150),
-        ..Default::default()
-    };
-    assert_eq!(
-        device_error(c.request(&over).await).name(),
-        Some("IMG_MGMT_ERR_INVALID_IMAGE_DATA_OVERRUN")
-    );
+    let over = ImageUpload { off: 100, data: chunk(100, 150), ..Default::default() };
+    assert_eq!(device_error(c.request(&over).await).name(), Some("IMG_MGMT_ERR_INVALID_IMAGE_DATA_OVERRUN"));
     // upgrade-only refuses an image not newer than the running 1.0.0
     let mut old = img.clone();
     old[20] = 0; // major 0
@@ -480,20 +325,13 @@ async fn an_interrupted_upload_resumes_with_the_same_sha() {
         ..Default::default()
     };
     assert_eq!(r.client.request(&first(200)).await.unwrap().off, 200);
-    let next = ImageUpload {
-        off: 200,
-        data: ByteBuf::from(img[200..500].to_vec()),
-        ..Default::default()
-    };
+    let next = ImageUpload { off: 200, data: ByteBuf::from(img[200..500].to_vec()), ..Default::default() };
     assert_eq!(r.client.request(&next).await.unwrap().off, 500);
     // the link dropped; a new client starts over with the same sha and is told to go on at 500
     let again = connect(r._server.local_addr()).await;
     assert_eq!(again.request(&first(200)).await.unwrap().off, 500);
     // a different sha starts a new upload
-    let other = ImageUpload {
-        sha: Some(ByteBuf::from(vec![1; 32])),
-        ..first(200)
-    };
+    let other = ImageUpload { sha: Some(ByteBuf::from(vec![1; 32])), ..first(200) };
     assert_eq!(again.request(&other).await.unwrap().off, 200);
 }
 
@@ -502,50 +340,20 @@ async fn state_write_rules_follow_zephyr() {
     let r = rig("zephyr-default").await;
     let c = &r.client;
     let running = state(c).await[0].hash.clone().unwrap();
-    let e = device_error(
-        c.request(&ImageStateWrite {
-            hash: Some(running.clone()),
-            confirm: false,
-        })
-        .await,
-    );
-    assert_eq!(
-        e.name(),
-        Some("IMG_MGMT_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED")
-    );
-    let e = device_error(
-        c.request(&ImageStateWrite {
-            hash: None,
-            confirm: false,
-        })
-        .await,
-    );
+    let e = device_error(c.request(&ImageStateWrite { hash: Some(running.clone()), confirm: false }).await);
+    assert_eq!(e.name(), Some("IMG_MGMT_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED"));
+    let e = device_error(c.request(&ImageStateWrite { hash: None, confirm: false }).await);
     assert_eq!(e.name(), Some("IMG_MGMT_ERR_INVALID_HASH"));
     let e = device_error(
-        c.request(&ImageStateWrite {
-            hash: Some(ByteBuf::from(vec![7; 32])),
-            confirm: false,
-        })
-        .await,
+        c.request(&ImageStateWrite { hash: Some(ByteBuf::from(vec![7; 32])), confirm: false }).await,
     );
     assert_eq!(e.name(), Some("IMG_MGMT_ERR_HASH_NOT_FOUND"));
 
     let new = fixture("hash-only.bin");
     upload(c, 0, &new).await.unwrap();
-    c.request(&ImageStateWrite {
-        hash: Some(hash_of(&new)),
-        confirm: false,
-    })
-    .await
-    .unwrap();
+    c.request(&ImageStateWrite { hash: Some(hash_of(&new)), confirm: false }).await.unwrap();
     // confirming the running image while a test is pending is refused (28)
-    let e = device_error(
-        c.request(&ImageStateWrite {
-            hash: None,
-            confirm: true,
-        })
-        .await,
-    );
+    let e = device_error(c.request(&ImageStateWrite { hash: None, confirm: true }).await);
     assert_eq!(e.name(), Some("IMG_MGMT_ERR_IMAGE_ALREADY_PENDING"));
     // the pending slot cannot be uploaded over or erased
     let first = ImageUpload {
@@ -554,10 +362,7 @@ async fn state_write_rules_follow_zephyr() {
         data: ByteBuf::from(new[..64].to_vec()),
         ..Default::default()
     };
-    assert_eq!(
-        device_error(c.request(&first).await).name(),
-        Some("IMG_MGMT_ERR_NO_FREE_SLOT")
-    );
+    assert_eq!(device_error(c.request(&first).await).name(), Some("IMG_MGMT_ERR_NO_FREE_SLOT"));
     let e = device_error(c.request(&ImageErase::default()).await);
     assert_eq!(e.name(), Some("MGMT_ERR_EBADSTATE"));
     // nor the running slot
@@ -582,11 +387,7 @@ async fn v1_requests_get_zephyrs_folded_error_codes() {
             })
             .await,
     );
-    assert_eq!(
-        (e.group, e.rc),
-        (None, 1),
-        "v1 folds invalid magic into EUNKNOWN"
-    );
+    assert_eq!((e.group, e.rc), (None, 1), "v1 folds invalid magic into EUNKNOWN");
 }
 
 #[tokio::test]
@@ -597,21 +398,11 @@ async fn network_core_update_cannot_revert() {
     upload(&r.client, 1, &net).await.unwrap();
     let s = state(&r.client).await;
     assert_eq!(slot(&s, 1, 1).unwrap().hash.as_ref(), Some(&hash));
-    r.client
-        .request(&ImageStateWrite {
-            hash: Some(hash.clone()),
-            confirm: false,
-        })
-        .await
-        .unwrap();
+    r.client.request(&ImageStateWrite { hash: Some(hash.clone()), confirm: false }).await.unwrap();
     reset(&r).await;
     reset(&r).await;
     let s = state(&r.client).await;
-    assert_eq!(
-        slot(&s, 1, 0).unwrap().hash.as_ref(),
-        Some(&hash),
-        "network core keeps the update: {s:?}"
-    );
+    assert_eq!(slot(&s, 1, 0).unwrap().hash.as_ref(), Some(&hash), "network core keeps the update: {s:?}");
     assert!(slot(&s, 1, 1).is_none(), "secondary emptied by the copy");
 }
 
@@ -621,13 +412,7 @@ async fn overwrite_only_installs_without_revert() {
     let new = fixture("hash-only.bin");
     let hash = hash_of(&new);
     upload(&r.client, 0, &new).await.unwrap();
-    r.client
-        .request(&ImageStateWrite {
-            hash: Some(hash.clone()),
-            confirm: false,
-        })
-        .await
-        .unwrap();
+    r.client.request(&ImageStateWrite { hash: Some(hash.clone()), confirm: false }).await.unwrap();
     reset(&r).await;
     reset(&r).await;
     let s = state(&r.client).await;
@@ -652,9 +437,7 @@ async fn direct_xip_runs_the_newest_slot() {
     let active = s.iter().find(|s| s.active).unwrap();
     assert_eq!((active.slot, active.hash.as_ref()), (1, Some(&hash)));
     // the next upload goes to the other slot, now slot 0
-    upload(&r.client, 0, &fixture("ecdsa-p256.bin"))
-        .await
-        .unwrap();
+    upload(&r.client, 0, &fixture("ecdsa-p256.bin")).await.unwrap();
     assert_eq!(
         slot(&state(&r.client).await, 0, 0).unwrap().hash.as_ref(),
         Some(&hash_of(&fixture("ecdsa-p256.bin")))
@@ -671,14 +454,7 @@ async fn mcuboot_serial_recovery_writes_the_primary_directly() {
     let s = state(&r.client).await;
     assert_eq!((s.len(), s[0].slot), (1, 0));
     assert_eq!(s[0].hash.as_ref(), Some(&hash_of(&new)));
-    let e = device_error(
-        r.client
-            .request(&ImageStateWrite {
-                hash: None,
-                confirm: true,
-            })
-            .await,
-    );
+    let e = device_error(r.client.request(&ImageStateWrite { hash: None, confirm: true }).await);
     assert!(e.is_not_supported(), "boot_serial has no state write");
 }
 
@@ -686,36 +462,19 @@ async fn mcuboot_serial_recovery_writes_the_primary_directly() {
 async fn state_file_keeps_flash_across_power_cycles() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("device.state");
-    let opts = || DeviceOptions {
-        time_scale: 0.0,
-        state_file: Some(path.clone()),
-        ..Default::default()
-    };
+    let opts = || DeviceOptions { time_scale: 0.0, state_file: Some(path.clone()), ..Default::default() };
     let new = fixture("hash-only.bin");
     {
         let r = rig_with(Profile::by_name("zephyr-default").unwrap(), opts()).await;
         upload(&r.client, 0, &new).await.unwrap();
-        r.client
-            .request(&ImageStateWrite {
-                hash: Some(hash_of(&new)),
-                confirm: true,
-            })
-            .await
-            .unwrap();
+        r.client.request(&ImageStateWrite { hash: Some(hash_of(&new)), confirm: true }).await.unwrap();
     }
     // power back on: a new process would do exactly this
     let r = rig_with(Profile::by_name("zephyr-default").unwrap(), opts()).await;
     let s = state(&r.client).await;
-    assert_eq!(
-        s[0].hash.as_ref(),
-        Some(&hash_of(&new)),
-        "the permanent swap happened at power-on: {s:?}"
-    );
+    assert_eq!(s[0].hash.as_ref(), Some(&hash_of(&new)), "the permanent swap happened at power-on: {s:?}");
     let e = Device::new(Profile::by_name("nrf5340").unwrap(), opts()).unwrap_err();
-    assert!(
-        e.to_string().contains("do not match profile nrf5340"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("do not match profile nrf5340"), "{e}");
 }
 
 #[tokio::test]
@@ -723,14 +482,7 @@ async fn busy_device_drops_requests_beyond_its_buffers() {
     let mut profile = Profile::by_name("zephyr-default").unwrap();
     profile.apply_override("buf_count=2").unwrap();
     profile.apply_override("erase_ms=100").unwrap();
-    let r = rig_with(
-        profile,
-        DeviceOptions {
-            time_scale: 1.0,
-            ..Default::default()
-        },
-    )
-    .await;
+    let r = rig_with(profile, DeviceOptions { time_scale: 1.0, ..Default::default() }).await;
     // dirty the secondary so the first upload chunk has to erase (24 sectors = 2.4 s busy)
     let img = fixture("hash-only.bin");
     upload(&r.client, 0, &img).await.unwrap();
@@ -747,10 +499,7 @@ async fn busy_device_drops_requests_beyond_its_buffers() {
     let (slow, quick) = tokio::join!(slow, quick);
     slow.unwrap();
     let answered = quick.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(
-        answered, 1,
-        "one buffer for the upload, one for an echo, the rest dropped: {quick:?}"
-    );
+    assert_eq!(answered, 1, "one buffer for the upload, one for an echo, the rest dropped: {quick:?}");
 }
 
 async fn futures_join(c: &Client, echoes: &[Echo]) -> Vec<Result<EchoResponse, Error>> {
@@ -772,66 +521,32 @@ async fn udp_fault_knobs_apply() {
     let serve_with = |faults: LinkFaults, added_rtt: Duration| async move {
         let device = Device::new(
             Profile::by_name("zephyr-default").unwrap(),
-            DeviceOptions {
-                time_scale: 0.0,
-                ..Default::default()
-            },
+            DeviceOptions { time_scale: 0.0, ..Default::default() },
         )
         .unwrap();
-        let server = udp::serve(
-            device,
-            "127.0.0.1:0".parse().unwrap(),
-            UdpOptions { added_rtt, faults },
-        )
-        .await
-        .unwrap();
-        let client = Client::new(Arc::new(
-            UdpTransport::connect_addr(server.local_addr())
-                .await
-                .unwrap(),
-        ))
-        .with_timeout(Duration::from_millis(300));
+        let server = udp::serve(device, "127.0.0.1:0".parse().unwrap(), UdpOptions { added_rtt, faults })
+            .await
+            .unwrap();
+        let client = Client::new(Arc::new(UdpTransport::connect_addr(server.local_addr()).await.unwrap()))
+            .with_timeout(Duration::from_millis(300));
         (server, client)
     };
     let echo = Echo { d: "x".into() };
 
-    let (_s, c) = serve_with(
-        LinkFaults {
-            duplicate: 1.0,
-            seed: 1,
-            ..Default::default()
-        },
-        Duration::ZERO,
-    )
-    .await;
+    let (_s, c) =
+        serve_with(LinkFaults { duplicate: 1.0, seed: 1, ..Default::default() }, Duration::ZERO).await;
     for _ in 0..5 {
         c.request(&echo).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(c.stats().duplicate >= 5, "{:?}", c.stats());
 
-    let (_s, c) = serve_with(
-        LinkFaults {
-            drop: 1.0,
-            seed: 1,
-            ..Default::default()
-        },
-        Duration::ZERO,
-    )
-    .await;
+    let (_s, c) = serve_with(LinkFaults { drop: 1.0, seed: 1, ..Default::default() }, Duration::ZERO).await;
     assert!(matches!(c.request(&echo).await, Err(Error::Timeout { .. })));
 
     // 20 % loss: some requests go unanswered, and which ones repeats with the seed
     let lost = |seed| async move {
-        let (_s, c) = serve_with(
-            LinkFaults {
-                drop: 0.2,
-                seed,
-                ..Default::default()
-            },
-            Duration::ZERO,
-        )
-        .await;
+        let (_s, c) = serve_with(LinkFaults { drop: 0.2, seed, ..Default::default() }, Duration::ZERO).await;
         let mut pattern = Vec::new();
         for _ in 0..20 {
             pattern.push(c.request(&Echo { d: "x".into() }).await.is_ok());

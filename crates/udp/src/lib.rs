@@ -50,24 +50,13 @@ impl UdpTransport {
 
     /// Opens a socket connected to `peer`.
     pub async fn connect_addr(peer: SocketAddr) -> Result<Self> {
-        let local: SocketAddr = if peer.is_ipv4() {
-            "0.0.0.0:0".parse()
-        } else {
-            "[::]:0".parse()
-        }
-        .expect("literal");
+        let local: SocketAddr =
+            if peer.is_ipv4() { "0.0.0.0:0".parse() } else { "[::]:0".parse() }.expect("literal");
         let socket = UdpSocket::bind(local)
             .await
             .map_err(|e| Error::Transport(format!("cannot open a UDP socket: {e}")))?;
-        socket
-            .connect(peer)
-            .await
-            .map_err(|e| Error::Transport(format!("cannot reach {peer}: {e}")))?;
-        Ok(UdpTransport {
-            socket,
-            peer,
-            max_frame: frame_limit_for_mtu(DEFAULT_PATH_MTU, &peer),
-        })
+        socket.connect(peer).await.map_err(|e| Error::Transport(format!("cannot reach {peer}: {e}")))?;
+        Ok(UdpTransport { socket, peer, max_frame: frame_limit_for_mtu(DEFAULT_PATH_MTU, &peer) })
     }
 
     /// Sets the path MTU the frame limit derives from.
@@ -89,9 +78,7 @@ impl UdpTransport {
 
 fn has_port(target: &str) -> bool {
     match target.rsplit_once(':') {
-        Some((host, port)) => {
-            port.parse::<u16>().is_ok() && (!host.contains(':') || host.starts_with('['))
-        }
+        Some((host, port)) => port.parse::<u16>().is_ok() && (!host.contains(':') || host.starts_with('[')),
         None => false,
     }
 }
@@ -117,17 +104,9 @@ impl Transport for UdpTransport {
                 // An ICMP port-unreachable from an earlier send surfaces here on Linux: the
                 // server may come back (it may be rebooting), so keep listening.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    tracing::debug!(
-                        "UDP: {} refused a datagram (server not listening?)",
-                        self.peer
-                    );
+                    tracing::debug!("UDP: {} refused a datagram (server not listening?)", self.peer);
                 }
-                Err(e) => {
-                    return Err(Error::Transport(format!(
-                        "UDP receive from {}: {e}",
-                        self.peer
-                    )))
-                }
+                Err(e) => return Err(Error::Transport(format!("UDP receive from {}: {e}", self.peer))),
             }
         }
     }
@@ -151,10 +130,7 @@ pub struct UdpConnector {
 impl UdpConnector {
     /// A connector for `target` (`host`, `host:port`, `[v6]:port`).
     pub fn new(target: impl Into<String>) -> Self {
-        UdpConnector {
-            target: target.into(),
-            path_mtu: DEFAULT_PATH_MTU,
-        }
+        UdpConnector { target: target.into(), path_mtu: DEFAULT_PATH_MTU }
     }
 
     /// Sets the path MTU of the links it opens.
@@ -167,11 +143,7 @@ impl UdpConnector {
 #[async_trait]
 impl smpflash_core::session::Connector for UdpConnector {
     async fn connect(&self) -> Result<std::sync::Arc<dyn Transport>> {
-        Ok(std::sync::Arc::new(
-            UdpTransport::connect(&self.target)
-                .await?
-                .with_path_mtu(self.path_mtu),
-        ))
+        Ok(std::sync::Arc::new(UdpTransport::connect(&self.target).await?.with_path_mtu(self.path_mtu)))
     }
 }
 
@@ -189,10 +161,7 @@ mod tests {
 
     #[test]
     fn frame_limits_follow_the_ip_version() {
-        assert_eq!(
-            frame_limit_for_mtu(1500, &"127.0.0.1:1".parse().unwrap()),
-            1472
-        );
+        assert_eq!(frame_limit_for_mtu(1500, &"127.0.0.1:1".parse().unwrap()), 1472);
         assert_eq!(frame_limit_for_mtu(1500, &"[::1]:1".parse().unwrap()), 1452);
     }
 }

@@ -37,26 +37,14 @@ async fn peer(script: Script) -> SocketAddr {
 }
 
 fn reply(req: &Frame, version: Version, seq: u8, body: &impl serde::Serialize) -> Vec<u8> {
-    let h = Header {
-        version,
-        op: req.header.op.response(),
-        seq,
-        ..req.header
-    };
-    Frame::new(h, cbor::to_vec(body, "test").unwrap())
-        .unwrap()
-        .encode()
+    let h = Header { version, op: req.header.op.response(), seq, ..req.header };
+    Frame::new(h, cbor::to_vec(body, "test").unwrap()).unwrap().encode()
 }
 
 fn echo_text(req: &Frame) -> String {
     let v: ciborium::Value = cbor::from_slice(&req.body, "echo").unwrap();
     let map = v.into_map().unwrap();
-    map.into_iter()
-        .find(|(k, _)| k.as_text() == Some("d"))
-        .unwrap()
-        .1
-        .into_text()
-        .unwrap()
+    map.into_iter().find(|(k, _)| k.as_text() == Some("d")).unwrap().1.into_text().unwrap()
 }
 
 fn echo_reply(req: &Frame, seq: u8) -> Vec<u8> {
@@ -79,23 +67,14 @@ async fn answers_out_of_order_reach_their_own_requests() {
     // answered first.
     let c = client(Box::new(|req| {
         let n: u64 = echo_text(req).parse().unwrap();
-        vec![(
-            Duration::from_millis(200 - 40 * n),
-            echo_reply(req, req.header.seq),
-        )]
+        vec![(Duration::from_millis(200 - 40 * n), echo_reply(req, req.header.seq))]
     }))
     .await;
     let (r0, r1, r4) = (echo("0"), echo("1"), echo("4"));
     let (a, b, d) = tokio::join!(c.request(&r0), c.request(&r1), c.request(&r4));
-    assert_eq!(
-        (a.unwrap().r, b.unwrap().r, d.unwrap().r),
-        ("0".into(), "1".into(), "4".into())
-    );
+    assert_eq!((a.unwrap().r, b.unwrap().r, d.unwrap().r), ("0".into(), "1".into(), "4".into()));
     let s = c.stats();
-    assert_eq!(
-        (s.sent, s.answered, s.late, s.duplicate, s.unknown),
-        (3, 3, 0, 0, 0)
-    );
+    assert_eq!((s.sent, s.answered, s.late, s.duplicate, s.unknown), (3, 3, 0, 0, 0));
 }
 
 #[tokio::test]
@@ -107,10 +86,7 @@ async fn late_duplicate_and_unknown_answers_are_counted_not_fatal() {
             (Duration::from_millis(50), echo_reply(req, req.header.seq)),
         ],
         "stranger" => vec![
-            (
-                Duration::ZERO,
-                echo_reply(req, req.header.seq.wrapping_add(100)),
-            ),
+            (Duration::ZERO, echo_reply(req, req.header.seq.wrapping_add(100))),
             (Duration::from_millis(20), echo_reply(req, req.header.seq)),
         ],
         "garbage" => vec![
@@ -130,11 +106,7 @@ async fn late_duplicate_and_unknown_answers_are_counted_not_fatal() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(c.request(&echo("after")).await.unwrap().r, "after");
     let s = c.stats();
-    assert_eq!(
-        (s.timed_out, s.late, s.duplicate, s.unknown, s.malformed),
-        (1, 1, 1, 1, 1),
-        "{s:?}"
-    );
+    assert_eq!((s.timed_out, s.late, s.duplicate, s.unknown, s.malformed), (1, 1, 1, 1, 1), "{s:?}");
 }
 
 #[tokio::test]
@@ -144,18 +116,10 @@ async fn a_v1_only_device_makes_the_client_fall_back() {
         rc: i64,
     }
     let c = client(Box::new(|req| match req.header.version {
-        Version::V2 => vec![(
-            Duration::ZERO,
-            reply(req, Version::V1, req.header.seq, &Rc { rc: 13 }),
-        )],
+        Version::V2 => vec![(Duration::ZERO, reply(req, Version::V1, req.header.seq, &Rc { rc: 13 }))],
         Version::V1 => vec![(
             Duration::ZERO,
-            reply(
-                req,
-                Version::V1,
-                req.header.seq,
-                &EchoResponse { r: echo_text(req) },
-            ),
+            reply(req, Version::V1, req.header.seq, &EchoResponse { r: echo_text(req) }),
         )],
     }))
     .await;
@@ -171,23 +135,13 @@ async fn device_errors_and_oversized_requests_are_specific() {
         rc: i64,
     }
     let c = client(Box::new(|req| {
-        vec![(
-            Duration::ZERO,
-            reply(req, Version::V2, req.header.seq, &Rc { rc: 8 }),
-        )]
+        vec![(Duration::ZERO, reply(req, Version::V2, req.header.seq, &Rc { rc: 8 }))]
     }))
     .await;
     match c.request(&McumgrParams {}).await {
         Err(Error::Device(d)) => assert!(d.is_not_supported()),
         other => panic!("expected ENOTSUP, got {other:?}"),
     }
-    let big = ImageUpload {
-        off: 0,
-        data: serde_bytes::ByteBuf::from(vec![0; 2000]),
-        ..Default::default()
-    };
-    assert!(matches!(
-        c.request(&big).await,
-        Err(Error::FrameTooLarge { limit: 1472, .. })
-    ));
+    let big = ImageUpload { off: 0, data: serde_bytes::ByteBuf::from(vec![0; 2000]), ..Default::default() };
+    assert!(matches!(c.request(&big).await, Err(Error::FrameTooLarge { limit: 1472, .. })));
 }

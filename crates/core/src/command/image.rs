@@ -45,11 +45,7 @@ pub struct ImageStateResponse {
     #[serde(default)]
     pub images: Vec<SlotState>,
     /// Legacy split-image status.
-    #[serde(
-        rename = "splitStatus",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "splitStatus", default, skip_serializing_if = "Option::is_none")]
     pub split_status: Option<i64>,
 }
 

@@ -31,18 +31,7 @@ pub struct Empty {}
 /// Encodes `cmd` as a frame with the given version and sequence number.
 pub fn encode_request<C: Command>(cmd: &C, version: Version, seq: u8) -> Result<Frame> {
     let body = cbor::to_vec(cmd, C::NAME)?;
-    Frame::new(
-        Header {
-            version,
-            op: C::OP,
-            flags: 0,
-            len: 0,
-            group: C::GROUP,
-            seq,
-            id: C::ID,
-        },
-        body,
-    )
+    Frame::new(Header { version, op: C::OP, flags: 0, len: 0, group: C::GROUP, seq, id: C::ID }, body)
 }
 
 /// Checks that `frame` answers a `C` and decodes it, turning a device error into

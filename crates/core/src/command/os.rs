@@ -117,9 +117,7 @@ pub struct BootloaderMode {
 
 impl Default for BootloaderMode {
     fn default() -> Self {
-        BootloaderMode {
-            query: "mode".into(),
-        }
+        BootloaderMode { query: "mode".into() }
     }
 }
 

@@ -45,11 +45,7 @@ impl ImageVersion {
 /// passed when signing is what they see.
 impl fmt::Display for ImageVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{}.{}+{}",
-            self.major, self.minor, self.revision, self.build_num
-        )
+        write!(f, "{}.{}.{}+{}", self.major, self.minor, self.revision, self.build_num)
     }
 }
 
@@ -212,45 +208,25 @@ mod tests {
 
     #[test]
     fn versions_order_like_mcuboot() {
-        let a = ImageVersion {
-            major: 1,
-            minor: 2,
-            revision: 3,
-            build_num: 9,
-        };
-        let b = ImageVersion {
-            major: 1,
-            minor: 3,
-            revision: 0,
-            build_num: 0,
-        };
+        let a = ImageVersion { major: 1, minor: 2, revision: 3, build_num: 9 };
+        let b = ImageVersion { major: 1, minor: 3, revision: 0, build_num: 0 };
         assert!(a < b);
     }
 
     #[test]
     fn flag_names_include_unknown_bits() {
         let flags = HeaderFlags(HeaderFlags::RAM_LOAD | HeaderFlags::NON_BOOTABLE | 0x8000);
-        assert_eq!(
-            flags.names(),
-            ["NON_BOOTABLE", "RAM_LOAD", "unknown (0x8000)"]
-        );
+        assert_eq!(flags.names(), ["NON_BOOTABLE", "RAM_LOAD", "unknown (0x8000)"]);
         assert_eq!(flags.to_string(), "NON_BOOTABLE|RAM_LOAD|unknown (0x8000)");
         assert_eq!(HeaderFlags(0).to_string(), "none");
     }
 
     #[test]
     fn short_inputs_are_told_apart() {
-        assert!(matches!(
-            ImageHeader::parse(&[]),
-            Err(Error::NotMcubootImage { found: 0 })
-        ));
+        assert!(matches!(ImageHeader::parse(&[]), Err(Error::NotMcubootImage { found: 0 })));
         assert!(matches!(
             ImageHeader::parse(&[0x3d, 0xb8, 0xf3, 0x96, 0, 0]),
-            Err(Error::TruncatedImage {
-                needed: 32,
-                actual: 6,
-                ..
-            })
+            Err(Error::TruncatedImage { needed: 32, actual: 6, .. })
         ));
     }
 }

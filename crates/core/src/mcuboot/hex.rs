@@ -26,12 +26,8 @@ pub struct HexImage {
 /// without an end-of-file record, without data, with overlapping records or spanning more than
 /// [`MAX_HEX_SPAN`].
 pub fn parse_hex(bytes: &[u8]) -> Result<HexImage> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Error::BadHex(format!(
-            "not a text file (invalid UTF-8 at byte {})",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::BadHex(format!("not a text file (invalid UTF-8 at byte {})", e.valid_up_to())))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
 
     // Upper part of the address, from the last extended linear or segment address record.
@@ -62,9 +58,7 @@ pub fn parse_hex(bytes: &[u8]) -> Result<HexImage> {
         }
     }
     if !seen_eof {
-        return Err(Error::BadHex(
-            "no end-of-file record: the file is probably truncated".into(),
-        ));
+        return Err(Error::BadHex("no end-of-file record: the file is probably truncated".into()));
     }
 
     chunks.sort_by_key(|(addr, line, _)| (*addr, *line));
@@ -74,9 +68,7 @@ pub fn parse_hex(bytes: &[u8]) -> Result<HexImage> {
     let mut end = start;
     for (addr, line, value) in &chunks {
         if *addr < end {
-            return Err(Error::BadHex(format!(
-                "line {line}: data at {addr:#x} overlaps earlier records"
-            )));
+            return Err(Error::BadHex(format!("line {line}: data at {addr:#x} overlaps earlier records")));
         }
         end = addr + value.len() as u64;
     }
@@ -87,11 +79,8 @@ pub fn parse_hex(bytes: &[u8]) -> Result<HexImage> {
              is this a merged hex with the bootloader in it?"
         )));
     }
-    let base_address = u32::try_from(start).map_err(|_| {
-        Error::BadHex(format!(
-            "data starts at {start:#x}, beyond the 32-bit address space"
-        ))
-    })?;
+    let base_address = u32::try_from(start)
+        .map_err(|_| Error::BadHex(format!("data starts at {start:#x}, beyond the 32-bit address space")))?;
 
     let mut data = vec![0xffu8; span as usize];
     for (addr, _, value) in chunks {

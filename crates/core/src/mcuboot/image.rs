@@ -11,14 +11,12 @@ use crate::error::{Error, Result};
 
 /// The trailer magic imgtool `--pad` writes at the very end of the slot with the default
 /// maximum alignment of 8.
-pub const BOOT_MAGIC: [u8; 16] = [
-    0x77, 0xc2, 0x95, 0xf3, 0x60, 0xd2, 0xef, 0x7f, 0x35, 0x52, 0x50, 0x0f, 0x2c, 0xb6, 0x79, 0x80,
-];
+pub const BOOT_MAGIC: [u8; 16] =
+    [0x77, 0xc2, 0x95, 0xf3, 0x60, 0xd2, 0xef, 0x7f, 0x35, 0x52, 0x50, 0x0f, 0x2c, 0xb6, 0x79, 0x80];
 
 /// With `--max-align` 16 or 32 the magic becomes the alignment (u16) followed by these bytes.
-const BOOT_MAGIC_ALIGNED_TAIL: [u8; 14] = [
-    0x2d, 0xe1, 0x5d, 0x29, 0x41, 0x0b, 0x8d, 0x77, 0x67, 0x9c, 0x11, 0x0f, 0x1f, 0x8a,
-];
+const BOOT_MAGIC_ALIGNED_TAIL: [u8; 14] =
+    [0x2d, 0xe1, 0x5d, 0x29, 0x41, 0x0b, 0x8d, 0x77, 0x67, 0x9c, 0x11, 0x0f, 0x1f, 0x8a];
 
 /// DER ECDSA signatures over P-256 are at most 72 bytes (imgtool `--pad-sig` pads to exactly
 /// that); P-384 ones are around 100, so anything clearly above the P-256 maximum is P-384.
@@ -250,11 +248,7 @@ impl Image {
         let body_end = usize::from(header.hdr_size)
             .saturating_add(usize::try_from(header.img_size).unwrap_or(usize::MAX));
         if body_end > bytes.len() {
-            return Err(Error::TruncatedImage {
-                what: "image body",
-                needed: body_end,
-                actual: bytes.len(),
-            });
+            return Err(Error::TruncatedImage { what: "image body", needed: body_end, actual: bytes.len() });
         }
 
         let protect_len = usize::from(header.protect_tlv_size);
@@ -283,10 +277,7 @@ impl Image {
         expect_len(hash_tlv, hash_kind.digest_len())?;
         let hash = hash_tlv.value.clone();
 
-        let all = protected
-            .iter()
-            .flat_map(|a| &a.entries)
-            .chain(&tlvs.entries);
+        let all = protected.iter().flat_map(|a| &a.entries).chain(&tlvs.entries);
         let mut dependencies = Vec::new();
         let mut security_counter = None;
         for tlv in all {
@@ -309,8 +300,7 @@ impl Image {
             }
         }
 
-        let encrypted =
-            header.flags.0 & (HeaderFlags::ENCRYPTED_AES128 | HeaderFlags::ENCRYPTED_AES256) != 0;
+        let encrypted = header.flags.0 & (HeaderFlags::ENCRYPTED_AES128 | HeaderFlags::ENCRYPTED_AES256) != 0;
         if !encrypted {
             let computed = hash_kind.digest(&bytes[..hashed_end]);
             if computed != hash {
@@ -377,10 +367,7 @@ impl Image {
 
     /// Every TLV entry, protected ones first.
     pub fn all_tlvs(&self) -> impl Iterator<Item = &Tlv> {
-        self.protected
-            .iter()
-            .flat_map(|a| &a.entries)
-            .chain(&self.tlvs.entries)
+        self.protected.iter().flat_map(|a| &a.entries).chain(&self.tlvs.entries)
     }
 
     /// The signature kind, from the first signature TLV.
@@ -415,10 +402,7 @@ impl Image {
             None
         };
         let key_exchange = self.all_tlvs().find_map(|t| KeyExchange::from_tlv(t.kind));
-        Encryption {
-            cipher,
-            key_exchange,
-        }
+        Encryption { cipher, key_exchange }
     }
 
     /// The images this one depends on.
@@ -449,11 +433,7 @@ impl Image {
         let Some(trailer) = self.bytes.get(self.image_size()..) else {
             return false;
         };
-        let Some(last) = trailer
-            .len()
-            .checked_sub(BOOT_MAGIC.len())
-            .map(|s| &trailer[s..])
-        else {
+        let Some(last) = trailer.len().checked_sub(BOOT_MAGIC.len()).map(|s| &trailer[s..]) else {
             return false;
         };
         last == BOOT_MAGIC || last[2..] == BOOT_MAGIC_ALIGNED_TAIL
@@ -476,10 +456,7 @@ impl Image {
     /// since its size depends on the device's flash and MCUboot configuration.
     pub fn check_fits(&self, slot_size: usize) -> Result<()> {
         if self.bytes.len() > slot_size {
-            return Err(Error::ImageTooLarge {
-                size: self.bytes.len(),
-                slot_size,
-            });
+            return Err(Error::ImageTooLarge { size: self.bytes.len(), slot_size });
         }
         Ok(())
     }
@@ -527,10 +504,8 @@ mod tests {
 
     use super::*;
 
-    const PROTECTED: &[u8] = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/images/protected.bin"
-    ));
+    const PROTECTED: &[u8] =
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/images/protected.bin"));
 
     #[test]
     fn fixture_parses() {
@@ -563,10 +538,7 @@ mod tests {
     fn bad_dependency_length_is_bad_tlv() {
         let mut bytes = PROTECTED.to_vec();
         let image = Image::parse(bytes.clone()).unwrap();
-        let counter = image
-            .all_tlvs()
-            .find(|t| t.kind == TlvKind::SecCnt)
-            .unwrap();
+        let counter = image.all_tlvs().find(|t| t.kind == TlvKind::SecCnt).unwrap();
         // Re-label the 4-byte counter as a 12-byte dependency; the area itself still adds up.
         bytes[counter.offset] = 0x40;
         assert!(matches!(Image::parse(bytes), Err(Error::BadTlv(_))));

@@ -16,9 +16,7 @@ pub mod tlv;
 
 pub use header::{HeaderFlags, ImageHeader, ImageVersion, IMAGE_MAGIC};
 pub use hex::{parse_hex, HexImage};
-pub use image::{
-    Cipher, Dependency, Encryption, HashKind, Image, KeyExchange, SignatureKind, BOOT_MAGIC,
-};
+pub use image::{Cipher, Dependency, Encryption, HashKind, Image, KeyExchange, SignatureKind, BOOT_MAGIC};
 pub use ncs_zip::read_dfu_zip;
 pub use tlv::{Tlv, TlvArea, TlvKind};
 
@@ -127,10 +125,8 @@ impl Package {
 /// [`Error::Io`] when the file cannot be read, otherwise whatever [`Package::from_bytes`]
 /// finds wrong with it.
 pub fn load(path: &Path) -> Result<Package> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

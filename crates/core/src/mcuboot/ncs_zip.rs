@@ -25,9 +25,9 @@ pub fn read_dfu_zip(bytes: &[u8]) -> Result<Vec<PackageImage>> {
         .map_err(|e| Error::BadPackage(format!("not a readable zip file: {e}")))?;
 
     let manifest = read_entry(&mut archive, MANIFEST).map_err(|e| match e {
-        EntryError::Missing => Error::BadPackage(format!(
-            "no {MANIFEST}: this zip is not an nRF Connect SDK DFU package"
-        )),
+        EntryError::Missing => {
+            Error::BadPackage(format!("no {MANIFEST}: this zip is not an nRF Connect SDK DFU package"))
+        }
         EntryError::Other(e) => e,
     })?;
     let manifest: Value = serde_json::from_slice(&manifest)
@@ -53,9 +53,10 @@ pub fn read_dfu_zip(bytes: &[u8]) -> Result<Vec<PackageImage>> {
 
     let mut images: Vec<PackageImage> = Vec::with_capacity(files.len());
     for (n, entry) in files.iter().enumerate() {
-        let file = entry.get("file").and_then(Value::as_str).ok_or_else(|| {
-            Error::BadPackage(format!("{MANIFEST} entry {n} has no \"file\" name"))
-        })?;
+        let file = entry
+            .get("file")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::BadPackage(format!("{MANIFEST} entry {n} has no \"file\" name")))?;
         let image_index = image_index(entry, file)?;
         if let Some(other) = images.iter().find(|i| i.image_index == image_index) {
             return Err(Error::BadPackage(format!(
@@ -64,22 +65,17 @@ pub fn read_dfu_zip(bytes: &[u8]) -> Result<Vec<PackageImage>> {
             )));
         }
         let bytes = read_entry(&mut archive, file).map_err(|e| match e {
-            EntryError::Missing => Error::BadPackage(format!(
-                "{MANIFEST} lists {file} but the zip does not contain it"
-            )),
+            EntryError::Missing => {
+                Error::BadPackage(format!("{MANIFEST} lists {file} but the zip does not contain it"))
+            }
             EntryError::Other(e) => e,
         })?;
-        let image = Image::parse(bytes).map_err(|e| Error::PackageEntry {
-            entry: file.to_owned(),
-            source: Box::new(e),
-        })?;
+        let image = Image::parse(bytes)
+            .map_err(|e| Error::PackageEntry { entry: file.to_owned(), source: Box::new(e) })?;
         images.push(PackageImage {
             image_index,
             name: file.to_owned(),
-            address: entry
-                .get("load_address")
-                .and_then(number)
-                .and_then(|a| u32::try_from(a).ok()),
+            address: entry.get("load_address").and_then(number).and_then(|a| u32::try_from(a).ok()),
             image,
         });
     }
@@ -93,15 +89,9 @@ fn image_index(entry: &Value, file: &str) -> Result<u32> {
     match entry.get("image_index") {
         Some(v) => number(v)
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| {
-                Error::BadPackage(format!("{MANIFEST}: {file} has a bad image_index {v}"))
-            }),
+            .ok_or_else(|| Error::BadPackage(format!("{MANIFEST}: {file} has a bad image_index {v}"))),
         None => {
-            let kind = entry
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_ascii_lowercase();
+            let kind = entry.get("type").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
             Ok(u32::from(kind.contains("net")))
         }
     }
@@ -135,9 +125,7 @@ fn read_entry(
         Ok(entry) => entry,
         Err(zip::result::ZipError::FileNotFound) => return Err(EntryError::Missing),
         Err(e) => {
-            return Err(EntryError::Other(Error::BadPackage(format!(
-                "cannot open {name} in the zip: {e}"
-            ))))
+            return Err(EntryError::Other(Error::BadPackage(format!("cannot open {name} in the zip: {e}"))))
         }
     };
     if entry.size() > MAX_ENTRY_LEN {
@@ -185,9 +173,6 @@ mod tests {
 
     #[test]
     fn garbage_is_bad_package() {
-        assert!(matches!(
-            read_dfu_zip(b"PK\x03\x04nonsense"),
-            Err(Error::BadPackage(_))
-        ));
+        assert!(matches!(read_dfu_zip(b"PK\x03\x04nonsense"), Err(Error::BadPackage(_))));
     }
 }

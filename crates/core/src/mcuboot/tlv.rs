@@ -95,31 +95,22 @@ const KINDS: [(u16, TlvKind, &str); 22] = [
 impl TlvKind {
     /// The kind for a type code; never fails, unknown codes become [`TlvKind::Unknown`].
     pub fn from_code(code: u16) -> TlvKind {
-        KINDS
-            .iter()
-            .find(|(c, _, _)| *c == code)
-            .map(|(_, kind, _)| *kind)
-            .unwrap_or(TlvKind::Unknown(code))
+        KINDS.iter().find(|(c, _, _)| *c == code).map(|(_, kind, _)| *kind).unwrap_or(TlvKind::Unknown(code))
     }
 
     /// The type code as stored in the image.
     pub fn code(self) -> u16 {
         match self {
             TlvKind::Unknown(code) => code,
-            known => KINDS
-                .iter()
-                .find(|(_, kind, _)| *kind == known)
-                .map(|(code, _, _)| *code)
-                .unwrap_or_default(),
+            known => {
+                KINDS.iter().find(|(_, kind, _)| *kind == known).map(|(code, _, _)| *code).unwrap_or_default()
+            }
         }
     }
 
     /// MCUboot's name without the `IMAGE_TLV_` prefix, e.g. `SHA256`; `None` for unknown types.
     pub fn name(self) -> Option<&'static str> {
-        KINDS
-            .iter()
-            .find(|(_, kind, _)| *kind == self)
-            .map(|(_, _, name)| *name)
+        KINDS.iter().find(|(_, kind, _)| *kind == self).map(|(_, _, name)| *name)
     }
 }
 
@@ -194,11 +185,7 @@ impl TlvArea {
         let info = read(image, offset, INFO_LEN, what_info)?;
         let magic = u16::from_le_bytes([info[0], info[1]]);
         if magic != expected_magic {
-            return Err(Error::BadTlvMagic {
-                offset,
-                found: magic,
-                expected: expected_magic,
-            });
+            return Err(Error::BadTlvMagic { offset, found: magic, expected: expected_magic });
         }
         let total_len = usize::from(u16::from_le_bytes([info[2], info[3]]));
         if total_len < INFO_LEN {
@@ -206,11 +193,7 @@ impl TlvArea {
                 "TLV area at {offset:#x} declares {total_len} bytes, less than its own 4-byte header"
             )));
         }
-        let what_area = if expected_magic == TLV_PROT_INFO_MAGIC {
-            "protected TLV area"
-        } else {
-            "TLV area"
-        };
+        let what_area = if expected_magic == TLV_PROT_INFO_MAGIC { "protected TLV area" } else { "TLV area" };
         let area = read(image, offset, total_len, what_area)?;
 
         let mut entries = Vec::new();
@@ -233,19 +216,10 @@ impl TlvArea {
                     offset + total_len
                 )));
             };
-            entries.push(Tlv {
-                kind: TlvKind::from_code(code),
-                offset: at,
-                value: value.to_vec(),
-            });
+            entries.push(Tlv { kind: TlvKind::from_code(code), offset: at, value: value.to_vec() });
             pos = start + len;
         }
-        Ok(TlvArea {
-            offset,
-            magic,
-            total_len,
-            entries,
-        })
+        Ok(TlvArea { offset, magic, total_len, entries })
     }
 
     /// Whether this is the protected area.
@@ -265,14 +239,11 @@ impl TlvArea {
 }
 
 fn read<'a>(image: &'a [u8], offset: usize, len: usize, what: &'static str) -> Result<&'a [u8]> {
-    offset
-        .checked_add(len)
-        .and_then(|end| image.get(offset..end))
-        .ok_or(Error::TruncatedImage {
-            what,
-            needed: offset.saturating_add(len),
-            actual: image.len(),
-        })
+    offset.checked_add(len).and_then(|end| image.get(offset..end)).ok_or(Error::TruncatedImage {
+        what,
+        needed: offset.saturating_add(len),
+        actual: image.len(),
+    })
 }
 
 #[cfg(test)]
@@ -300,10 +271,7 @@ mod tests {
 
     #[test]
     fn parses_entries_including_unknown_types() {
-        let bytes = area(
-            TLV_INFO_MAGIC,
-            &[0x50, 0, 4, 0, 5, 0, 0, 0, 0xa0, 0, 1, 0, 9],
-        );
+        let bytes = area(TLV_INFO_MAGIC, &[0x50, 0, 4, 0, 5, 0, 0, 0, 0xa0, 0, 1, 0, 9]);
         let a = TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC).unwrap();
         assert_eq!(a.entries.len(), 2);
         assert_eq!(a.entries[0].kind, TlvKind::SecCnt);
@@ -316,15 +284,9 @@ mod tests {
     #[test]
     fn overrunning_entries_are_bad_tlv() {
         let bytes = area(TLV_INFO_MAGIC, &[0x10, 0, 32, 0, 1, 2]);
-        assert!(matches!(
-            TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC),
-            Err(Error::BadTlv(_))
-        ));
+        assert!(matches!(TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC), Err(Error::BadTlv(_))));
         let bytes = area(TLV_INFO_MAGIC, &[0x10, 0]);
-        assert!(matches!(
-            TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC),
-            Err(Error::BadTlv(_))
-        ));
+        assert!(matches!(TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC), Err(Error::BadTlv(_))));
     }
 
     #[test]
@@ -332,27 +294,17 @@ mod tests {
         let bytes = area(TLV_INFO_MAGIC, &[]);
         assert!(matches!(
             TlvArea::parse(&bytes, 0, TLV_PROT_INFO_MAGIC),
-            Err(Error::BadTlvMagic {
-                found: TLV_INFO_MAGIC,
-                expected: TLV_PROT_INFO_MAGIC,
-                ..
-            })
+            Err(Error::BadTlvMagic { found: TLV_INFO_MAGIC, expected: TLV_PROT_INFO_MAGIC, .. })
         ));
         let mut bytes = area(TLV_INFO_MAGIC, &[0x10, 0, 0, 0]);
         bytes.pop();
         assert!(matches!(
             TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC),
-            Err(Error::TruncatedImage {
-                what: "TLV area",
-                ..
-            })
+            Err(Error::TruncatedImage { what: "TLV area", .. })
         ));
         assert!(matches!(
             TlvArea::parse(&bytes, 6, TLV_INFO_MAGIC),
-            Err(Error::TruncatedImage {
-                what: "TLV info header",
-                ..
-            })
+            Err(Error::TruncatedImage { what: "TLV info header", .. })
         ));
     }
 }
