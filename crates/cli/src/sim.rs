@@ -57,6 +57,9 @@ pub struct SimArgs {
     /// Reset the device once this many image bytes have been uploaded.
     #[arg(long, value_name = "BYTES")]
     reset_after_upload_bytes: Option<u64>,
+    /// A new image under test crashes before confirming itself, so MCUboot reverts it.
+    #[arg(long)]
+    test_image_crashes: bool,
     /// Lose power after this many sectors of the next swap (MCUboot resumes it).
     #[arg(long, value_name = "SECTORS")]
     power_loss_after_swap_sectors: Option<usize>,
@@ -86,6 +89,7 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
         faults: DeviceFaults {
             reset_after_upload_bytes: args.reset_after_upload_bytes,
             power_loss_after_swap_sectors: args.power_loss_after_swap_sectors,
+            test_image_crashes: args.test_image_crashes,
         },
     };
     let device =

@@ -92,6 +92,9 @@ pub struct DfuReport {
 
 struct Device {
     state: Vec<SlotState>,
+    /// The bootloader itself answers (MCUboot serial recovery): uploads go to the primary slot
+    /// and there is nothing to mark.
+    recovery: bool,
     limits: Limits,
     mode: Option<McubootMode>,
     no_downgrade: bool,
@@ -112,7 +115,8 @@ fn optional<T>(r: Result<T>) -> Result<Option<T>> {
 
 async fn inspect(session: &Session) -> Result<Device> {
     let c = session.client();
-    let state = c.request(&ImageStateRead {}).await?.images;
+    let read = c.request(&ImageStateRead {}).await?;
+    let state = read.images;
     let limits = Limits::query(c).await?;
     let bootloader = optional(c.request(&BootloaderInfo {}).await)?;
     let (mode, no_downgrade) = match &bootloader {
@@ -125,7 +129,14 @@ async fn inspect(session: &Session) -> Result<Device> {
         _ => (None, false),
     };
     let slots = optional(c.request(&SlotInfo {}).await)?;
-    Ok(Device { state, limits, mode, no_downgrade, slots })
+    // MCUboot's boot_serial lists images without Zephyr's `splitStatus` and implements neither
+    // the parameters, bootloader-info nor OS-info commands; a Zephyr application with MCUmgr
+    // answers at least one of them, or sends `splitStatus`.
+    let recovery = read.split_status.is_none()
+        && !limits.reported
+        && bootloader.is_none()
+        && optional(c.request(&crate::command::os::AppInfo::default()).await)?.is_none();
+    Ok(Device { state, recovery, limits, mode, no_downgrade, slots })
 }
 
 fn find(state: &[SlotState], image: u32, slot: u32) -> Option<&SlotState> {
@@ -246,6 +257,10 @@ pub async fn dfu(
         });
     }
 
+    if dev.recovery {
+        return recovery_update(session, &dev, &todo, before, skipped, opts, progress, started).await;
+    }
+
     let mut uploads = Vec::new();
     for img in &todo {
         let index = img.image_index;
@@ -360,6 +375,61 @@ pub async fn dfu(
     })
 }
 
+/// Updating through MCUboot's serial recovery: the bootloader writes uploads straight into the
+/// primary slot, so there is no marking; a reset then boots whatever MCUboot validates there.
+#[allow(clippy::too_many_arguments)]
+async fn recovery_update(
+    session: &mut Session,
+    dev: &Device,
+    todo: &[&PackageImage],
+    before: Vec<SlotState>,
+    skipped: Vec<String>,
+    opts: &DfuOptions,
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<DfuReport> {
+    progress.event(&Event::Note {
+        text: "the bootloader itself answers (MCUboot serial recovery): uploading straight into the \
+               primary slot; nothing to mark"
+            .into(),
+    });
+    let mut uploads = Vec::new();
+    for img in todo {
+        step(progress, &format!("uploading {} to image {} (primary slot)", img.name, img.image_index));
+        let uo = UploadOptions { image: img.image_index, ..opts.upload.clone() };
+        uploads.push(upload::upload(session, img.image.bytes(), &dev.limits, &uo, progress).await?);
+    }
+    step(progress, "verifying the uploaded images");
+    let state = session.client().request(&ImageStateRead {}).await?.images;
+    for img in todo {
+        let got = find(&state, img.image_index, 0).and_then(|s| s.hash.clone());
+        if got.as_deref().map(|h| &h[..]) != Some(img.image.hash()) {
+            return Err(Error::NotApplied(format!(
+                "after the upload the primary slot of image {} holds {} instead of {}",
+                img.image_index,
+                got.map_or("nothing".into(), |h| hex(&h)),
+                img.image.hash_hex()
+            )));
+        }
+    }
+    let mut reset = false;
+    if opts.mode != Some(Mode::UploadOnly) {
+        step(progress, "resetting the device");
+        reset_and_wait(session, opts.boot_timeout, progress).await?;
+        reset = true;
+    }
+    let after = session.client().request(&ImageStateRead {}).await?.images;
+    Ok(DfuReport {
+        mode: opts.mode.unwrap_or(Mode::UploadOnly),
+        before,
+        after,
+        uploads,
+        skipped,
+        reset,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
 /// Why the new image is not running, from the state after the reset.
 fn diagnose(state: &[SlotState], img: &PackageImage, index: u32) -> String {
     let hash = img.image.hash();
@@ -398,8 +468,10 @@ pub async fn reset_and_wait(session: &mut Session, timeout: Duration, progress: 
         Err(e) => return Err(e),
     }
     let deadline = Instant::now() + timeout;
-    // Give the device time to go down before asking whether it is back.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Zephyr answers the reset first and resets CONFIG_MCUMGR_GRP_OS_RESET_MS (250 ms) later:
+    // a probe sent sooner would be answered by the old image. A link that drops (BLE) says so
+    // by itself; the probe below then reconnects, which for BLE means scanning for the device.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     loop {
         let probe = Echo { d: "smpflash".into() };
         match session.client().request_with_timeout(&probe, Duration::from_millis(1000)).await {

@@ -114,6 +114,8 @@ pub struct UploadReport {
     pub window: usize,
     /// Chunks sent more than once.
     pub retransmits: u64,
+    /// Bytes sent more than once.
+    pub resent_bytes: u64,
     /// Reconnections.
     pub reconnects: u32,
     /// Offset the device resumed at, when it had part of the image already.
@@ -196,8 +198,12 @@ enum Stop {
     Fatal(Error),
 }
 
+/// Bytes of the first request when asking a device to resume: the MCUboot header.
+const RESUME_PROBE_LEN: usize = 32;
+
 struct Counters {
     retransmits: u64,
+    resent_bytes: u64,
     sent_high: u64,
     window_max: usize,
     chunk_max: usize,
@@ -218,6 +224,7 @@ pub async fn upload(
     let window_max = opts.window.unwrap_or_else(|| limits.window()).max(1);
     let mut c = Counters {
         retransmits: 0,
+        resent_bytes: 0,
         sent_high: 0,
         window_max: 1,
         chunk_max: 0,
@@ -233,13 +240,17 @@ pub async fn upload(
         let frame_limit =
             session.client().max_frame().min(limits.buf_size.saturating_sub(transport_overhead));
         let plan = Plan { bytes, sha: sha.clone(), frame_limit, opts };
-        let first = plan.request(0)?;
+        let mut first = plan.request(0)?;
+        if c.sent_high > 0 {
+            // Asking a device to resume needs only the header (Zephyr checks the first chunk
+            // holds one): if it resumes, nothing else is sent twice; if it lost the upload, it
+            // starts over from these bytes.
+            let header = first.data.len().min(RESUME_PROBE_LEN);
+            first.data.truncate(header);
+        }
         let n0 = first.data.len() as u64;
         c.chunk_max = c.chunk_max.max(n0 as usize);
-        if c.sent_high > 0 {
-            c.retransmits += 1;
-        }
-        c.sent_high = c.sent_high.max(n0);
+        c.count_send(0, n0);
         let answer = session.client().request_with_timeout(&first, opts.first_timeout).await;
         let acked = match answer {
             Ok(r) => r.off,
@@ -313,10 +324,22 @@ pub async fn upload(
         chunk: c.chunk_max,
         window: c.window_max,
         retransmits: c.retransmits,
+        resent_bytes: c.resent_bytes,
         reconnects,
         resumed_at,
         matched: c.matched,
     })
+}
+
+impl Counters {
+    /// Records sending `n` bytes at `off`, counting what was sent before.
+    fn count_send(&mut self, off: u64, n: u64) {
+        if off < self.sent_high {
+            self.retransmits += 1;
+            self.resent_bytes += n.min(self.sent_high - off);
+        }
+        self.sent_high = self.sent_high.max(off + n);
+    }
 }
 
 type Answer = (u64, u64, Result<ImageUploadResponse>);
@@ -348,10 +371,7 @@ async fn pipeline(
             let req = plan.request(next).map_err(Stop::Fatal)?;
             let n = req.data.len() as u64;
             c.chunk_max = c.chunk_max.max(n as usize);
-            if next < c.sent_high {
-                c.retransmits += 1;
-            }
-            c.sent_high = c.sent_high.max(next + n);
+            c.count_send(next, n);
             inflight.push(send(next, req));
             next += n;
         }

@@ -18,12 +18,19 @@ use crate::device::{Device, DeviceEvent};
 pub struct BleFrontEnd {
     device: Arc<Device>,
     params: LinkParams,
+    drop_once: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 impl BleFrontEnd {
     /// A front end whose links use `params`.
     pub fn new(device: Arc<Device>, params: LinkParams) -> Self {
-        BleFrontEnd { device, params }
+        BleFrontEnd { device, params, drop_once: Default::default() }
+    }
+
+    /// Fault: the next connection drops after `bytes` bytes were written to the device; later
+    /// connections do not (a single link loss at a chosen point of an upload).
+    pub fn drop_next_link_after(&self, bytes: u64) {
+        *self.drop_once.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
     }
 
     /// The link parameters.
@@ -41,7 +48,11 @@ impl BleFrontEnd {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let (central, peripheral) = link(self.params.clone());
+        let mut params = self.params.clone();
+        if let Some(bytes) = self.drop_once.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            params.disconnect_after_bytes = Some(bytes);
+        }
+        let (central, peripheral) = link(params);
         spawn_peripheral(self.device.clone(), Arc::new(peripheral));
         Ok(central)
     }
@@ -57,14 +68,16 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
     let receiver = tokio::spawn(async move {
         let mut pending: Vec<u8> = Vec::new();
         loop {
+            // A frame takes a buffer when its first fragment arrives; until one is free the
+            // link is not read, so the radio stops accepting writes.
+            let Some(first) = rx.next_write().await else {
+                return;
+            };
             let Ok(permit) = rx_device.buffers().acquire_owned().await else {
                 return;
             };
+            pending.extend_from_slice(&first);
             let frame = loop {
-                let Some(value) = rx.next_write().await else {
-                    return;
-                };
-                pending.extend_from_slice(&value);
                 match expected_len(&pending) {
                     Some(total) if pending.len() >= total => {
                         let rest = pending.split_off(total);
@@ -73,8 +86,12 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
                         }
                         break std::mem::take(&mut pending);
                     }
-                    _ => continue,
+                    _ => {}
                 }
+                let Some(value) = rx.next_write().await else {
+                    return;
+                };
+                pending.extend_from_slice(&value);
             };
             if queue.send((frame, permit)).is_err() {
                 return;

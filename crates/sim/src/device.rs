@@ -59,6 +59,7 @@ pub struct Device {
     faults: std::sync::Mutex<DeviceFaults>,
     uploaded: std::sync::atomic::AtomicU64,
     buffers: Arc<Semaphore>,
+    peak_buffers: std::sync::atomic::AtomicUsize,
     up: AtomicBool,
     events: broadcast::Sender<DeviceEvent>,
 }
@@ -88,6 +89,7 @@ impl Device {
             options,
             state: Mutex::new(state),
             uploaded: Default::default(),
+            peak_buffers: Default::default(),
             up: AtomicBool::new(true),
             events,
         };
@@ -108,6 +110,11 @@ impl Device {
     /// is sent, and refuses (UDP: drops, BLE: stops accepting) frames when none is free.
     pub fn buffers(&self) -> Arc<Semaphore> {
         self.buffers.clone()
+    }
+
+    /// Most SMP buffers held at once so far: how many requests a client really had in flight.
+    pub fn peak_buffers_in_use(&self) -> usize {
+        self.peak_buffers.load(Ordering::SeqCst)
     }
 
     /// Device events: resets, power loss, boots.
@@ -140,6 +147,8 @@ impl Device {
         if !self.is_up() {
             return Outcome::default();
         }
+        let in_use = self.profile.buf_count - self.buffers.available_permits();
+        self.peak_buffers.fetch_max(in_use, Ordering::SeqCst);
         let mut state = self.state.lock().await;
         let reply = server::handle(&mut state, &self.profile, frame);
         if reply.flash_changed {
@@ -194,6 +203,17 @@ impl Device {
             tracing::info!("sim: injected power loss during swap");
             let _ = self.events.send(DeviceEvent::PowerLost);
             // Power comes back: MCUboot resumes the interrupted swap.
+            let s = &mut *state;
+            let (cost, more, _) = bootloader::boot(&mut s.flash, &mut s.boot, &self.profile, None);
+            self.delay(self.profile.boot_time + cost).await;
+            log.extend(more);
+        }
+        let crashes = self.faults.lock().unwrap_or_else(|e| e.into_inner()).test_image_crashes;
+        if crashes && bootloader::swap_type(&state.flash, 0) == bootloader::SwapType::Revert {
+            log.push(BootEvent {
+                image: 0,
+                what: "the test image crashed before confirming itself; watchdog reset".into(),
+            });
             let s = &mut *state;
             let (cost, more, _) = bootloader::boot(&mut s.flash, &mut s.boot, &self.profile, None);
             self.delay(self.profile.boot_time + cost).await;

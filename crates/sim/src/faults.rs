@@ -33,6 +33,9 @@ pub struct DeviceFaults {
     pub reset_after_upload_bytes: Option<u64>,
     /// Lose power after this many sectors of the next swap, then power up again.
     pub power_loss_after_swap_sectors: Option<usize>,
+    /// A new image under test crashes before it can confirm itself (a watchdog resets the
+    /// device), so MCUboot reverts it: firmware that does not start.
+    pub test_image_crashes: bool,
 }
 
 /// Datagram faults of the UDP front end, applied to requests and answers alike.

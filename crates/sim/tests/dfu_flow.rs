@@ -1,0 +1,227 @@
+//! The whole DFU flow of smpflash-core against the virtual device over real UDP sockets: every
+//! mode, every bootloader mode of the profiles, the nRF5340 two-image package, and each
+//! explanation of an update that did not apply, provoked for real.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use smpflash_core::command::image::SlotState;
+use smpflash_core::dfu::{self, DfuOptions, DfuReport, Mode};
+use smpflash_core::mcuboot::{self, Package};
+use smpflash_core::progress::Event;
+use smpflash_core::session::Session;
+use smpflash_core::Error;
+use smpflash_sim::faults::DeviceFaults;
+use smpflash_sim::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::{Device, DeviceOptions, Profile};
+use smpflash_udp::UdpConnector;
+
+fn file(rel: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(rel)
+}
+
+fn package(rel: &str) -> Package {
+    mcuboot::load(&file(rel)).unwrap()
+}
+
+struct Rig {
+    device: Arc<Device>,
+    server: UdpServer,
+}
+
+async fn rig(profile: Profile, faults: DeviceFaults) -> Rig {
+    let device =
+        Device::new(profile, DeviceOptions { time_scale: 0.0, faults, ..Default::default() }).unwrap();
+    let server =
+        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
+    Rig { device, server }
+}
+
+fn profile(name: &str) -> Profile {
+    Profile::by_name(name).unwrap()
+}
+
+async fn session(r: &Rig) -> Session {
+    Session::open(Box::new(UdpConnector::new(r.server.local_addr().to_string())), Duration::from_millis(500))
+        .await
+        .unwrap()
+}
+
+async fn run(r: &Rig, pkg: &Package, mode: Option<Mode>) -> (Result<DfuReport, Error>, Vec<Event>) {
+    let mut s = session(r).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let progress = move |e: &Event| sink.lock().unwrap().push(e.clone());
+    let opts = DfuOptions { mode, boot_timeout: Duration::from_secs(10), ..Default::default() };
+    let result = dfu::dfu(&mut s, pkg, &opts, &progress).await;
+    let events = events.lock().unwrap().clone();
+    (result, events)
+}
+
+fn running(state: &[SlotState], image: u32) -> &SlotState {
+    state.iter().find(|s| s.image == image && s.active).expect("an active slot")
+}
+
+fn hash(pkg: &Package, i: usize) -> Vec<u8> {
+    pkg.images[i].image.hash().to_vec()
+}
+
+fn steps(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| if let Event::Step { what } = e { Some(what.clone()) } else { None })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_and_confirm_is_the_single_image_default() {
+    let r = rig(profile("zephyr-default"), Default::default()).await;
+    let pkg = package("examples/app-update-v1.1.0.bin");
+    let (report, events) = run(&r, &pkg, None).await;
+    let report = report.unwrap();
+    assert_eq!(report.mode, Mode::TestAndConfirm);
+    let now = running(&report.after, 0);
+    assert_eq!((now.hash.as_deref().map(|h| h.to_vec()), now.confirmed), (Some(hash(&pkg, 0)), true));
+    let s = steps(&events);
+    assert!(s.iter().any(|w| w == "marking image 0 for test"), "{s:?}");
+    assert!(s.iter().any(|w| w == "confirming the new image"), "{s:?}");
+    // uploads used the pipeline: more than one request sat in the device's buffers at once
+    assert!(r.device.peak_buffers_in_use() > 1, "peak {}", r.device.peak_buffers_in_use());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nrf5340_package_is_confirmed_network_core_first() {
+    let r = rig(profile("nrf5340"), Default::default()).await;
+    let pkg = package("examples/dfu_application.zip");
+    let (report, events) = run(&r, &pkg, None).await;
+    let report = report.unwrap();
+    assert_eq!(report.mode, Mode::ConfirmOnly);
+    assert_eq!(report.uploads.len(), 2);
+    for (i, img) in pkg.images.iter().enumerate() {
+        let now = running(&report.after, img.image_index);
+        assert_eq!(now.hash.as_deref().map(|h| h.to_vec()), Some(hash(&pkg, i)));
+    }
+    let s = steps(&events);
+    let net = s.iter().position(|w| w == "marking image 1 for permanent install").unwrap();
+    let app = s.iter().position(|w| w == "marking image 0 for permanent install").unwrap();
+    assert!(net < app, "{s:?}");
+    assert_eq!(
+        r.device.peak_buffers_in_use(),
+        3,
+        "buf_count 4 leaves 3 requests in flight, and all 3 were used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_only_leaves_confirming_to_the_application() {
+    let r = rig(profile("zephyr-default"), Default::default()).await;
+    let pkg = package("examples/app-update-v1.1.0.bin");
+    let report = run(&r, &pkg, Some(Mode::TestOnly)).await.0.unwrap();
+    let now = running(&report.after, 0);
+    assert_eq!((now.hash.as_deref().map(|h| h.to_vec()), now.confirmed), (Some(hash(&pkg, 0)), false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_only_stops_before_marking() {
+    let r = rig(profile("zephyr-default"), Default::default()).await;
+    let pkg = package("examples/app-update-v1.1.0.bin");
+    let report = run(&r, &pkg, Some(Mode::UploadOnly)).await.0.unwrap();
+    assert!(!report.reset);
+    let slot1 = report.after.iter().find(|s| s.slot == 1).unwrap();
+    assert_eq!((slot1.hash.as_deref().map(|h| h.to_vec()), slot1.pending), (Some(hash(&pkg, 0)), false));
+    // running it again skips the upload: the slot already holds the image
+    let (again, _) = run(&r, &pkg, Some(Mode::UploadOnly)).await;
+    let again = again.unwrap();
+    assert!(again.uploads.is_empty() && again.skipped[0].contains("already holds"), "{:?}", again.skipped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_only_and_direct_xip_bootloaders() {
+    let pkg = package("examples/app-update-v1.1.0.bin");
+    for name in ["overwrite-only", "direct-xip"] {
+        let r = rig(profile(name), Default::default()).await;
+        let report = run(&r, &pkg, None).await.0.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let now = running(&report.after, 0);
+        assert_eq!(now.hash.as_deref().map(|h| h.to_vec()), Some(hash(&pkg, 0)), "{name}");
+        if name == "direct-xip" {
+            assert_eq!(now.slot, 1, "direct-XIP runs the new image where it was written");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcuboot_serial_recovery_is_detected_and_written_directly() {
+    let r = rig(profile("mcuboot-recovery"), Default::default()).await;
+    let pkg = package("examples/app-update-v1.1.0.bin");
+    let (report, events) = run(&r, &pkg, None).await;
+    let report = report.unwrap();
+    assert!(events.iter().any(|e| matches!(e, Event::Note { text } if text.contains("serial recovery"))));
+    assert!(report.reset);
+    let primary = report.after.iter().find(|s| s.slot == 0).unwrap();
+    assert_eq!(primary.hash.as_deref().map(|h| h.to_vec()), Some(hash(&pkg, 0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_anything_is_written() {
+    let r = rig(profile("zephyr-default"), Default::default()).await;
+    // wrong image index
+    let mut pkg = package("examples/app-update-v1.1.0.bin");
+    pkg.images[0].image_index = 1;
+    let e = run(&r, &pkg, None).await.0.unwrap_err();
+    assert!(e.to_string().contains("is for image 1, but the device has image(s) [0]"), "{e}");
+    // too large for the slot: an nRF5340 application slot image on a 0x60000 slot device
+    let mut small = profile("zephyr-default");
+    small.apply_override("slot_size=0x10000").unwrap();
+    let r2 = rig(small, Default::default()).await;
+    let e = run(&r2, &package("examples/app-update-v1.1.0.bin"), None).await.0.unwrap_err();
+    assert!(matches!(e, Error::DfuRefused(ref m) if m.contains("takes at most")), "{e}");
+    // downgrade on a bootloader that refuses them: the factory image is 1.0.0, the fixture 1.2.3,
+    // so make the running image newer first
+    let mut strict = profile("zephyr-default");
+    strict.apply_override("no_downgrade=true").unwrap();
+    let r3 = rig(strict, Default::default()).await;
+    run(&r3, &package("tests/fixtures/images/ecdsa-p256.bin"), None).await.0.unwrap();
+    let e = run(&r3, &package("examples/app-update-v1.1.0.bin"), None).await.0.unwrap_err();
+    assert!(
+        e.to_string().contains("older than the running 1.2.3")
+            && e.to_string().contains("refuses downgrades"),
+        "{e}"
+    );
+    // nothing was uploaded for any refusal
+    assert!(r.device.snapshot().await.flash.is_erased(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_image_twice_is_a_no_op() {
+    let r = rig(profile("zephyr-default"), Default::default()).await;
+    let pkg = package("examples/app-update-v1.1.0.bin");
+    run(&r, &pkg, None).await.0.unwrap();
+    let report = run(&r, &pkg, None).await.0.unwrap();
+    assert!(!report.reset && report.uploads.is_empty());
+    assert!(report.skipped[0].contains("already runs 1.1.0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_rejected_by_the_bootloader_is_explained() {
+    // An encrypted image: the reader accepts it, the device takes the upload, but this
+    // bootloader holds no decryption key, so MCUboot rejects and erases it at boot.
+    let r = rig(profile("zephyr-default"), Default::default()).await;
+    let pkg = package("tests/fixtures/images/encrypted.bin");
+    let e = run(&r, &pkg, None).await.0.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::NotApplied(_)), "{text}");
+    assert!(text.contains("MCUboot rejected it at boot and erased it"), "{text}");
+    assert!(text.contains("still runs version 1.0.0"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_image_that_crashes_is_reverted_and_explained() {
+    let faults = DeviceFaults { test_image_crashes: true, ..Default::default() };
+    let r = rig(profile("zephyr-default"), faults).await;
+    let e = run(&r, &package("examples/app-update-v1.1.0.bin"), None).await.0.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("it ran and was reverted"), "{text}");
+    let log = r.device.snapshot().await.boot_log;
+    assert!(log.iter().any(|l| l.what.contains("reverting")), "{log:?}");
+}
