@@ -194,6 +194,8 @@ enum Stop {
     Disconnected(String),
     /// The device lost the upload (answered offset 0): start over.
     Restart,
+    /// The first request went unanswered: send it again.
+    Retry,
     /// Give up with this error.
     Fatal(Error),
 }
@@ -252,57 +254,46 @@ pub async fn upload(
         c.chunk_max = c.chunk_max.max(n0 as usize);
         c.count_send(0, n0);
         let answer = session.client().request_with_timeout(&first, opts.first_timeout).await;
-        let acked = match answer {
-            Ok(r) => r.off,
-            Err(Error::Disconnected(why)) => {
-                attempts += 1;
-                if attempts > opts.max_attempts {
-                    return Err(Error::Disconnected(why));
+        let stop = match answer {
+            Ok(r) => {
+                let acked = r.off;
+                if acked != n0 {
+                    resumed_at = acked;
                 }
-                progress.event(&Event::Reconnecting { reason: why });
-                session.reconnect().await?;
-                continue;
-            }
-            Err(Error::Timeout { .. }) => {
-                attempts += 1;
-                if attempts > opts.max_attempts {
-                    return Err(Error::UploadStalled { offset: 0, total, attempts });
+                if !announced {
+                    progress.event(&Event::UploadStarted {
+                        image: opts.image,
+                        total,
+                        chunk: c.chunk_max,
+                        window: window_max,
+                        resumed_at,
+                    });
+                    announced = true;
                 }
-                continue;
+                match pipeline(session.client(), &plan, acked, window_max, &mut c, progress).await {
+                    Ok(()) => break,
+                    Err(stop) => stop,
+                }
             }
+            Err(Error::Disconnected(why)) => Stop::Disconnected(why),
+            // The first request may be lost like any other: ask again.
+            Err(Error::Timeout { .. }) => Stop::Retry,
             Err(e) => return Err(e),
         };
-        if acked != n0 {
-            resumed_at = acked;
-        }
-        if !announced {
-            progress.event(&Event::UploadStarted {
-                image: opts.image,
-                total,
-                chunk: c.chunk_max,
-                window: window_max,
-                resumed_at,
-            });
-            announced = true;
-        }
-        match pipeline(session.client(), &plan, acked, window_max, &mut c, progress).await {
-            Ok(()) => break,
-            Err(Stop::Disconnected(why)) => {
-                attempts += 1;
-                if attempts > opts.max_attempts {
-                    return Err(Error::Disconnected(why));
-                }
+        attempts += 1;
+        let stalled = Error::UploadStalled { offset: 0, total, attempts };
+        match stop {
+            Stop::Disconnected(why) if attempts > opts.max_attempts => return Err(Error::Disconnected(why)),
+            Stop::Disconnected(why) => {
                 progress.event(&Event::Reconnecting { reason: why });
                 session.reconnect().await?;
             }
-            Err(Stop::Restart) => {
-                attempts += 1;
-                if attempts > opts.max_attempts {
-                    return Err(Error::UploadStalled { offset: 0, total, attempts });
-                }
-                progress.event(&Event::Restarted { reason: "the device lost the upload in progress".into() });
+            Stop::Restart | Stop::Retry if attempts > opts.max_attempts => return Err(stalled),
+            Stop::Restart => {
+                progress.event(&Event::Restarted { reason: "the device lost the upload in progress".into() })
             }
-            Err(Stop::Fatal(e)) => return Err(e),
+            Stop::Retry => {}
+            Stop::Fatal(e) => return Err(e),
         }
     }
     if c.matched == Some(false) {

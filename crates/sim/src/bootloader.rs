@@ -153,7 +153,8 @@ fn boot_swap(
         SwapType::None => return Ok(()),
         SwapType::Revert => ProgressKind::Revert,
         t @ (SwapType::Test | SwapType::Perm) => {
-            let candidate = slot_image::validate(flash.slot(secondary), max);
+            let key = profile.signing_key.as_ref();
+            let candidate = slot_image::validate_signed(flash.slot(secondary), max, key);
             let candidate = candidate.and_then(|c| {
                 let running = slot_image::read_info(flash.slot(primary));
                 match running {
@@ -256,10 +257,11 @@ fn boot_direct_xip(
     events: &mut Vec<BootEvent>,
 ) {
     let max = profile.max_image_size(image);
+    let key = profile.signing_key.as_ref();
     let slots = [2 * image, 2 * image + 1];
     let valid: Vec<(usize, _)> = slots
         .iter()
-        .filter_map(|&s| match slot_image::validate(flash.slot(s), max) {
+        .filter_map(|&s| match slot_image::validate_signed(flash.slot(s), max, key) {
             Ok(info) => Some((s, info.version)),
             Err(why) => {
                 if slot_image::read_info(flash.slot(s)).is_some() {
@@ -281,7 +283,8 @@ fn boot_direct_xip(
 /// Whether each image has something bootable in its active slot.
 pub fn bootable(flash: &Flash, state: &BootState, profile: &Profile) -> Result<(), String> {
     for (image, &slot) in state.active.iter().enumerate() {
-        if let Err(why) = slot_image::validate(flash.slot(slot), profile.max_image_size(image)) {
+        let max = profile.max_image_size(image);
+        if let Err(why) = slot_image::validate_signed(flash.slot(slot), max, profile.signing_key.as_ref()) {
             return Err(format!(
                 "image {image} ({}): no bootable image in slot {slot}: {why}",
                 profile.images[image].name

@@ -15,6 +15,7 @@ pub mod os_mgmt;
 pub mod profile;
 pub mod pty;
 pub mod server;
+pub mod signing_key;
 pub mod slot_image;
 pub mod state;
 pub mod trailer;

@@ -1,9 +1,12 @@
 //! Device profiles: the slot layout, bootloader mode, SMP buffers and flash timing of a kind of
 //! device, selectable by name and overridable field by field.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::signing_key::SigningKey;
 
 /// How MCUboot installs an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +99,10 @@ pub struct Profile {
     /// Time MCUboot and the application take to start, before any swap work.
     #[serde(with = "micros")]
     pub boot_time: Duration,
+    /// The key MCUboot checks image signatures with (`CONFIG_BOOT_SIGNATURE_KEY_FILE`); none
+    /// models a bootloader that only checks the hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<SigningKey>,
 }
 
 /// Names of the built-in profiles.
@@ -125,6 +132,7 @@ impl Profile {
             smp_v2: true,
             params_command: true,
             boot_time: Duration::from_millis(300),
+            signing_key: None,
         };
         Some(match name {
             // nRF5340 DK with NCS partition manager defaults: 0xF0000 application slots (the
@@ -157,7 +165,7 @@ impl Profile {
     /// Applies `key=value` overrides, e.g. `buf_size=1024`, `buf_count=8`, `slot_size=0x80000`
     /// (all images), `sector_size=4096`, `erase_ms=0`, `program_ns_per_byte=0`,
     /// `no_downgrade=true`, `verbose_errors=true`, `smp_v2=false`, `params=false`,
-    /// `boot_ms=0`.
+    /// `boot_ms=0`, `signing_key=root-ec-p256.pem` (a PEM public or private key file).
     pub fn apply_override(&mut self, spec: &str) -> Result<(), String> {
         let (key, value) =
             spec.split_once('=').ok_or_else(|| format!("override {spec:?} is not key=value"))?;
@@ -178,6 +186,7 @@ impl Profile {
             "smp_v2" => self.smp_v2 = flag()?,
             "params" => self.params_command = flag()?,
             "boot_ms" => self.boot_time = Duration::from_millis(num()?),
+            "signing_key" => self.signing_key = Some(SigningKey::load(Path::new(value))?),
             other => return Err(format!("unknown profile field {other:?}")),
         }
         self.validate()

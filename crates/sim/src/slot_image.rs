@@ -2,7 +2,9 @@
 //! validating it the way MCUboot does before it boots or swaps, and building factory images.
 
 use sha2::{Digest, Sha256};
-use smpflash_core::mcuboot::{ImageHeader, ImageVersion, TlvArea};
+use smpflash_core::mcuboot::{ImageHeader, ImageVersion, Tlv, TlvArea, TlvKind};
+
+use crate::signing_key::SigningKey;
 
 /// Unprotected TLV area magic.
 const TLV_INFO_MAGIC: u16 = 0x6907;
@@ -10,6 +12,8 @@ const TLV_INFO_MAGIC: u16 = 0x6907;
 const TLV_PROT_INFO_MAGIC: u16 = 0x6908;
 /// SHA-256 TLV type.
 const TLV_SHA256: u16 = 0x10;
+/// Key hash TLV type.
+const TLV_KEYHASH: u16 = 0x01;
 /// Header flag: encrypted with AES-128 or AES-256.
 const ENCRYPTED: u32 = 0x04 | 0x08;
 /// Header flag: not bootable.
@@ -41,12 +45,7 @@ impl SlotImage {
 /// when there is no image (no magic, TLVs unreadable, or no hash).
 pub fn read_info(bytes: &[u8]) -> Option<SlotImage> {
     let header = ImageHeader::parse(bytes).ok()?;
-    let mut tlv_off = header.hdr_size as usize + header.img_size as usize;
-    if header.protect_tlv_size > 0 {
-        let prot = TlvArea::parse(bytes, tlv_off, TLV_PROT_INFO_MAGIC).ok()?;
-        tlv_off = prot.end();
-    }
-    let area = TlvArea::parse(bytes, tlv_off, TLV_INFO_MAGIC).ok()?;
+    let (_, area) = tlv_areas(bytes, &header)?;
     let sha = area.entries.iter().find(|t| t.kind.code() == TLV_SHA256)?;
     let hash: [u8; 32] = sha.value.as_slice().try_into().ok()?;
     Some(SlotImage {
@@ -56,6 +55,17 @@ pub fn read_info(bytes: &[u8]) -> Option<SlotImage> {
         total_len: area.end(),
         header,
     })
+}
+
+/// The protected (if any) and unprotected TLV areas after the image body.
+fn tlv_areas(bytes: &[u8], header: &ImageHeader) -> Option<(Option<TlvArea>, TlvArea)> {
+    let body_end = header.hdr_size as usize + header.img_size as usize;
+    let prot = match header.protect_tlv_size {
+        0 => None,
+        _ => Some(TlvArea::parse(bytes, body_end, TLV_PROT_INFO_MAGIC).ok()?),
+    };
+    let area = TlvArea::parse(bytes, prot.as_ref().map_or(body_end, |p| p.end()), TLV_INFO_MAGIC).ok()?;
+    Some((prot, area))
 }
 
 /// Why MCUboot refused an image.
@@ -89,11 +99,36 @@ pub enum Invalid {
         /// Running version.
         running: ImageVersion,
     },
+    /// The bootloader holds a key and the image carries no signature at all.
+    #[error("image has no signature but the bootloader requires one")]
+    Unsigned,
+    /// Signed, but no signature is by the bootloader's key.
+    #[error(
+        "image was signed with a key this bootloader does not hold (key hash {})",
+        .key_hash.as_deref().unwrap_or("missing")
+    )]
+    UnknownKey {
+        /// The image's KEYHASH TLV in hex, if it has one.
+        key_hash: Option<String>,
+    },
+    /// Signed with the bootloader's key, but the signature does not verify.
+    #[error("image signature does not verify with the bootloader's key")]
+    BadSignature,
 }
 
 /// Validates the image at the start of `bytes` as MCUboot's `boot_image_check` does: header,
-/// size, hash TLV recomputed over header + body + protected TLVs.
+/// size, hash TLV recomputed over header + body + protected TLVs. Signatures are not looked at,
+/// as in a bootloader built without a key; see [`validate_signed`].
 pub fn validate(bytes: &[u8], max_size: usize) -> Result<SlotImage, Invalid> {
+    validate_signed(bytes, max_size, None)
+}
+
+/// [`validate`], and with a `key` also the signature, as MCUboot built with that key does.
+pub fn validate_signed(
+    bytes: &[u8],
+    max_size: usize,
+    key: Option<&SigningKey>,
+) -> Result<SlotImage, Invalid> {
     let header = ImageHeader::parse(bytes).map_err(|_| Invalid::NoHeader)?;
     let info = read_info(bytes).ok_or(Invalid::NoHash)?;
     if info.total_len > max_size {
@@ -107,7 +142,59 @@ pub fn validate(bytes: &[u8], max_size: usize) -> Result<SlotImage, Invalid> {
     if digest != info.hash {
         return Err(Invalid::HashMismatch);
     }
+    if let Some(key) = key {
+        check_signature(bytes, &header, &info.hash, key)?;
+    }
     Ok(info)
+}
+
+/// Walks the TLVs (protected, then unprotected) as `bootutil_img_validate` does: a KEYHASH
+/// selects the key for the signature TLV after it, a signature whose key the bootloader does
+/// not hold is skipped, and the last signature checked with the bootloader's key decides.
+fn check_signature(
+    bytes: &[u8],
+    header: &ImageHeader,
+    hash: &[u8; 32],
+    key: &SigningKey,
+) -> Result<(), Invalid> {
+    let (prot, area) = tlv_areas(bytes, header).ok_or(Invalid::NoHash)?;
+    let ours = key.key_hash();
+    let mut selected = false;
+    let mut verdict = None;
+    let mut signed = false;
+    let mut foreign_key = None;
+    for tlv in prot.iter().flat_map(|a| &a.entries).chain(&area.entries) {
+        match tlv.kind.code() {
+            TLV_KEYHASH => {
+                selected = tlv.value == ours;
+                if !selected {
+                    foreign_key.get_or_insert_with(|| hex::encode(&tlv.value));
+                }
+            }
+            code if code == key.signature_tlv() => {
+                signed = true;
+                if selected {
+                    verdict = Some(key.verify(hash, &tlv.value));
+                }
+                selected = false;
+            }
+            _ => signed |= is_signature(tlv),
+        }
+    }
+    match verdict {
+        Some(true) => Ok(()),
+        Some(false) => Err(Invalid::BadSignature),
+        None if signed => Err(Invalid::UnknownKey { key_hash: foreign_key }),
+        None => Err(Invalid::Unsigned),
+    }
+}
+
+/// Any signature TLV, including kinds a bootloader built for another algorithm ignores.
+fn is_signature(tlv: &Tlv) -> bool {
+    matches!(
+        tlv.kind,
+        TlvKind::Rsa2048Pss | TlvKind::Rsa3072Pss | TlvKind::Ecdsa224 | TlvKind::EcdsaSig | TlvKind::Ed25519
+    )
 }
 
 /// Builds a hash-only MCUboot image (what `imgtool sign` makes without a key): the virtual
@@ -134,6 +221,25 @@ pub fn build(version: ImageVersion, body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&32u16.to_le_bytes());
     out.extend_from_slice(&hash);
     out
+}
+
+/// Adds the KEYHASH and signature TLVs `imgtool sign -k` writes, so the virtual factory
+/// firmware passes the same check as updates when the bootloader holds a key; `None` without
+/// the private half or a readable image.
+pub fn sign(image: &[u8], key: &SigningKey) -> Option<Vec<u8>> {
+    let info = read_info(image)?;
+    let signature = key.sign(&info.hash)?;
+    let header = &info.header;
+    let tlv_off = header.hdr_size as usize + header.img_size as usize + header.protect_tlv_size as usize;
+    let mut out = image[..info.total_len].to_vec();
+    for (kind, value) in [(TLV_KEYHASH, &key.key_hash()[..]), (key.signature_tlv(), &signature[..])] {
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    let total = u16::try_from(out.len() - tlv_off).ok()?;
+    out[tlv_off + 2..tlv_off + 4].copy_from_slice(&total.to_le_bytes());
+    Some(out)
 }
 
 #[cfg(test)]

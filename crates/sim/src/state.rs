@@ -43,15 +43,17 @@ pub fn factory_version(image: usize) -> ImageVersion {
 }
 
 impl State {
-    /// A device fresh from the factory: each primary slot holds a valid hash-only image of
-    /// version 1.0.0, confirmed.
+    /// A device fresh from the factory: each primary slot holds a valid image of version
+    /// 1.0.0, confirmed; hash-only, or signed when the profile's key has its private half.
     pub fn factory(profile: &Profile) -> Self {
         let sizes: Vec<usize> = profile.images.iter().flat_map(|i| [i.slot_size, i.slot_size]).collect();
         let mut flash = Flash::new(&sizes, profile.flash);
         for image in 0..profile.images.len() {
             // A recognisable, per-image body so two devices' hashes match and images differ.
             let body: Vec<u8> = (0..16 * 1024u32).map(|i| (i * 7 + image as u32 * 13) as u8).collect();
-            flash.program(2 * image, 0, &slot_image::build(factory_version(image), &body));
+            let built = slot_image::build(factory_version(image), &body);
+            let signed = profile.signing_key.as_ref().and_then(|key| slot_image::sign(&built, key));
+            flash.program(2 * image, 0, signed.as_deref().unwrap_or(&built));
         }
         State {
             flash,
