@@ -225,3 +225,18 @@ async fn a_test_image_that_crashes_is_reverted_and_explained() {
     let log = r.device.snapshot().await.boot_log;
     assert!(log.iter().any(|l| l.what.contains("reverting")), "{log:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_signed_with_the_wrong_key_is_explained() {
+    let mut p = profile("zephyr-default");
+    let key = file("tests/fixtures/keys/ecdsa-p256.pem");
+    p.apply_override(&format!("signing_key={}", key.display())).unwrap();
+    let r = rig(p, Default::default()).await;
+    let e = run(&r, &package("tests/fixtures/images/ed25519.bin"), None).await.0.unwrap_err();
+    assert!(e.to_string().contains("not signed with the key this bootloader expects"), "{e}");
+    let log = r.device.snapshot().await.boot_log;
+    assert!(log.iter().any(|l| l.what.contains("does not hold")), "{log:?}");
+    // the right key goes through
+    let report = run(&r, &package("tests/fixtures/images/ecdsa-p256.bin"), None).await.0.unwrap();
+    assert_eq!(running(&report.after, 0).version, "1.2.3.4");
+}
