@@ -6,6 +6,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(about = "smpflash developer tasks")]
 struct Args {
@@ -30,6 +32,25 @@ enum Task {
     Examples,
     /// Install the Python peer tools the tests use, then run the workspace tests.
     Test,
+    /// Whole DFUs against the virtual device over every transport with injected faults; a line
+    /// per run and per cell; fails when a run ends in a state a DFU must never leave.
+    Soak {
+        /// Keep starting runs of each cell (with new seeds) until this many seconds passed.
+        #[arg(long, default_value_t = 20.0)]
+        seconds_per_cell: f64,
+        /// Seed of each cell's first run (random if absent); printed so a failure repeats.
+        #[arg(long, value_parser = parse_seed)]
+        seed: Option<u64>,
+        /// Only cells whose label (e.g. udp/loss-20%) contains one of these comma-separated parts.
+        #[arg(long)]
+        cells: Option<String>,
+        /// Cells run at the same time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
+    /// Upload the same images over every link with smpflash and peer tools; compare with the
+    /// links' capacity (docs/performance.md).
+    Bench(bench::Args),
 }
 
 fn root() -> PathBuf {
@@ -82,6 +103,8 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
     for t in &targets {
         let corpus = root.join("fuzz/corpus").join(t);
         std::fs::create_dir_all(&corpus)?;
+        // Real exchanges to start from: the targets that need structure get theirs from code.
+        xtask::fuzz_seeds::write(t, &corpus)?;
         let mut cmd = cargo_fuzz();
         cmd.args(["run", t]).arg(&corpus);
         // Real images make a far better starting point for the image reader than empty input.
@@ -95,12 +118,12 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
     Ok(())
 }
 
-/// The interop tests drive the virtual device with intercreate's smpclient, and the fixture
-/// scripts need imgtool: both come from PyPI, pinned in tests/requirements.txt.
+/// The interop tests drive the virtual device with intercreate's smpclient and Bleak, and the
+/// fixture scripts need imgtool: all from PyPI, pinned in tests/requirements.txt.
 fn test() -> Result<()> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let have = Command::new(&python)
-        .args(["-c", "import smpclient, smpclient.transport.serial, imgtool"])
+        .args(["-c", "import smpclient, smpclient.transport.serial, imgtool, bleak"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
@@ -109,7 +132,25 @@ fn test() -> Result<()> {
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(root().join("tests/requirements.txt")))?;
     }
+    // The BlueZ emulation tests run a private D-Bus bus: Debian's dbus-daemon.
+    let have_dbus = Command::new("dbus-daemon").arg("--version").output().map(|o| o.status.success());
+    if !matches!(have_dbus, Ok(true)) {
+        run(Command::new("apt-get").args(["update", "-qq"]))
+            .and_then(|()| run(Command::new("apt-get").args(["install", "-y", "-qq", "dbus"])))
+            .context(
+                "the BlueZ tests need dbus-daemon: install Debian's `dbus` package (apt-get install dbus)",
+            )?;
+    }
     run(cargo().args(["test", "--workspace"]).current_dir(root()))
+}
+
+/// Seeds as printed by the soak (`0x…`) or in decimal.
+fn parse_seed(text: &str) -> std::result::Result<u64, String> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|e| format!("{text:?} is not a seed: {e}"))
 }
 
 fn main() -> Result<()> {
@@ -118,5 +159,13 @@ fn main() -> Result<()> {
         Task::Fixtures => run(Command::new("bash").arg(root().join("tests/fixtures/make_fixtures.sh"))),
         Task::Examples => run(Command::new("bash").arg(root().join("examples/make_examples.sh"))),
         Task::Test => test(),
+        Task::Bench(args) => bench::run(args, &root()),
+        Task::Soak { seconds_per_cell, seed, cells, jobs } => xtask::soak::main(xtask::soak::SoakOptions {
+            seconds_per_cell,
+            seed: seed.unwrap_or_else(xtask::soak::random_seed),
+            cells,
+            jobs,
+            ..Default::default()
+        }),
     }
 }

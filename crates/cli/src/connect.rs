@@ -43,6 +43,10 @@ pub struct Connection {
     /// serial-115200, serial-1000000.
     #[arg(long, env = "SMPFLASH_SIM_LINK", default_value = "ble-phone-fast")]
     pub sim_link: String,
+    /// Override a field of the virtual device's profile, as `smpflash sim --set` does, e.g.
+    /// --sim-set slot_size=0x120000 (repeatable).
+    #[arg(long, env = "SMPFLASH_SIM_SET", value_name = "KEY=VALUE", value_delimiter = ',')]
+    pub sim_set: Vec<String>,
     /// Flash time of the virtual device: 1 real time, 0 none.
     #[arg(long, env = "SMPFLASH_SIM_TIME_SCALE", default_value_t = 1.0)]
     pub sim_time_scale: f64,
@@ -135,7 +139,7 @@ impl Connection {
                 options: ConnectOptions { mtu: self.mtu, ..Default::default() },
             })
         } else {
-            let profile = crate::sim::build_profile(self.sim.as_deref().unwrap_or("nrf5340"), &[])?;
+            let profile = crate::sim::build_profile(self.sim.as_deref().unwrap_or("nrf5340"), &self.sim_set)?;
             let dev = Device::new(
                 profile,
                 DeviceOptions {

@@ -12,6 +12,8 @@ use smpflash_sim::{profile, Device, DeviceOptions, Profile};
 
 use crate::exit::{Code, Failure};
 
+mod bluez;
+
 /// Options of `smpflash sim`.
 #[derive(Args, Debug)]
 pub struct SimArgs {
@@ -63,6 +65,9 @@ pub struct SimArgs {
     /// Lose power after this many sectors of the next swap (MCUboot resumes it).
     #[arg(long, value_name = "SECTORS")]
     power_loss_after_swap_sectors: Option<usize>,
+    /// Serving the device as a BlueZ peripheral; boxed to keep the command enum small.
+    #[command(flatten)]
+    bluez: Box<bluez::BluezFlags>,
 }
 
 fn usage(message: String) -> Failure {
@@ -146,6 +151,11 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
         );
         ptys.push(pty);
     }
+    let bluez_sim = if args.bluez.bluez.is_some() {
+        Some(bluez::start(device.clone(), &args.bluez).await?)
+    } else {
+        None
+    };
     let mut events = device.subscribe();
     loop {
         tokio::select! {
@@ -162,6 +172,9 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
                 Err(_) => {}
             },
         }
+    }
+    if let Some(b) = &bluez_sim {
+        b.print_calls();
     }
     println!("stopped");
     Ok(())

@@ -14,6 +14,9 @@ use crate::frame::{Frame, Version};
 use crate::rc;
 use crate::transport::Transport;
 
+/// Attempts of [`Client::request_idempotent`].
+pub const IDEMPOTENT_ATTEMPTS: u32 = 4;
+
 /// How long a request waits for its answer unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -249,6 +252,20 @@ impl Client {
     /// Sends `cmd` and waits for its answer with the default timeout.
     pub async fn request<C: Command>(&self, cmd: &C) -> Result<C::Response> {
         self.request_with_timeout(cmd, self.timeout).await
+    }
+
+    /// Sends a request that may safely reach the device twice (reads, and marks Zephyr treats
+    /// as no-ops when repeated), asking again when its answer is lost, up to
+    /// [`IDEMPOTENT_ATTEMPTS`] times in all. A reset must never go through here: a second one
+    /// would revert an image under test.
+    pub async fn request_idempotent<C: Command>(&self, cmd: &C) -> Result<C::Response> {
+        let mut tries = 1;
+        loop {
+            match self.request(cmd).await {
+                Err(Error::Timeout { .. }) if tries < IDEMPOTENT_ATTEMPTS => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     /// Sends `cmd` and waits up to `timeout` for its answer.

@@ -115,27 +115,27 @@ fn optional<T>(r: Result<T>) -> Result<Option<T>> {
 
 async fn inspect(session: &Session) -> Result<Device> {
     let c = session.client();
-    let read = c.request(&ImageStateRead {}).await?;
+    let read = c.request_idempotent(&ImageStateRead {}).await?;
     let state = read.images;
     let limits = Limits::query(c).await?;
-    let bootloader = optional(c.request(&BootloaderInfo {}).await)?;
+    let bootloader = optional(c.request_idempotent(&BootloaderInfo {}).await)?;
     let (mode, no_downgrade) = match &bootloader {
         Some(b) if b.bootloader == "MCUboot" => {
-            match optional(c.request(&BootloaderMode::default()).await)? {
+            match optional(c.request_idempotent(&BootloaderMode::default()).await)? {
                 Some(m) => (Some(m.mode()), m.no_downgrade),
                 None => (None, false),
             }
         }
         _ => (None, false),
     };
-    let slots = optional(c.request(&SlotInfo {}).await)?;
+    let slots = optional(c.request_idempotent(&SlotInfo {}).await)?;
     // MCUboot's boot_serial lists images without Zephyr's `splitStatus` and implements neither
     // the parameters, bootloader-info nor OS-info commands; a Zephyr application with MCUmgr
     // answers at least one of them, or sends `splitStatus`.
     let recovery = read.split_status.is_none()
         && !limits.reported
         && bootloader.is_none()
-        && optional(c.request(&crate::command::os::AppInfo::default()).await)?.is_none();
+        && optional(c.request_idempotent(&crate::command::os::AppInfo::default()).await)?.is_none();
     Ok(Device { state, recovery, limits, mode, no_downgrade, slots })
 }
 
@@ -233,11 +233,29 @@ pub async fn dfu(
     let multi = package.images.len() > 1;
     let mode = opts.mode.unwrap_or(if multi { Mode::ConfirmOnly } else { Mode::TestAndConfirm });
     let before = dev.state.clone();
+    let xip = matches!(dev.mode, Some(McubootMode::DirectXip | McubootMode::DirectXipWithRevert));
 
     let mut todo = Vec::new();
     let mut skipped = Vec::new();
+    let mut confirmed = false;
     for img in &package.images {
         match check(&dev, img, opts.force)? {
+            Some(_) if runs_under_test(&dev, img, mode, xip) => {
+                // An earlier DFU stopped after the image started under test and before it was
+                // confirmed: the next reset would revert it. Finishing that DFU means
+                // confirming the image, not calling it done.
+                step(progress, &format!("confirming image {}, which runs under test", img.image_index));
+                confirm_running(session, img).await?;
+                let note = format!(
+                    "image {} already ran {} ({}) under test; confirmed it",
+                    img.image_index,
+                    img.image.version(),
+                    img.name
+                );
+                progress.event(&Event::Note { text: note.clone() });
+                skipped.push(note);
+                confirmed = true;
+            }
             Some(why) => {
                 progress.event(&Event::Note { text: why.clone() });
                 skipped.push(why);
@@ -246,9 +264,14 @@ pub async fn dfu(
         }
     }
     if todo.is_empty() {
+        let after = if confirmed {
+            session.client().request_idempotent(&ImageStateRead {}).await?.images
+        } else {
+            before.clone()
+        };
         return Ok(DfuReport {
             mode,
-            after: before.clone(),
+            after,
             before,
             uploads: vec![],
             skipped,
@@ -284,7 +307,7 @@ pub async fn dfu(
     }
 
     step(progress, "verifying the uploaded images");
-    let state = session.client().request(&ImageStateRead {}).await?.images;
+    let state = session.client().request_idempotent(&ImageStateRead {}).await?.images;
     for img in &todo {
         let slot = target_slot(&dev.state, img.image_index);
         let got = find(&state, img.image_index, slot).and_then(|s| s.hash.clone());
@@ -309,7 +332,6 @@ pub async fn dfu(
         });
     }
 
-    let xip = matches!(dev.mode, Some(McubootMode::DirectXip | McubootMode::DirectXipWithRevert));
     if !xip {
         // The network core (image 1) first: it cannot revert, so it must never be left
         // marked after the application failed to mark.
@@ -326,7 +348,7 @@ pub async fn dfu(
                 ),
             );
             let write = ImageStateWrite { hash: Some(ByteBuf::from(img.image.hash().to_vec())), confirm };
-            let state = session.client().request(&write).await?.images;
+            let state = session.client().request_idempotent(&write).await?.images;
             let slot = target_slot(&dev.state, img.image_index);
             let marked = find(&state, img.image_index, slot).is_some_and(|s| s.pending);
             if !marked {
@@ -341,7 +363,23 @@ pub async fn dfu(
     step(progress, "resetting the device");
     reset_and_wait(session, opts.boot_timeout, progress).await?;
     step(progress, "checking which images run now");
-    let state = session.client().request(&ImageStateRead {}).await?.images;
+    let mut state = session.client().request_idempotent(&ImageStateRead {}).await?.images;
+    // A lost reset request leaves every marked image still pending: the device never rebooted.
+    // Only then is resetting again safe — after a real reboot a second reset would revert an
+    // image under test.
+    for _ in 0..2 {
+        let never_reset = !xip
+            && todo.iter().all(|img| {
+                find(&state, img.image_index, target_slot(&dev.state, img.image_index))
+                    .is_some_and(|s| s.pending)
+            });
+        if !never_reset {
+            break;
+        }
+        progress.event(&Event::Note { text: "the device did not reset; asking again".into() });
+        reset_and_wait(session, opts.boot_timeout, progress).await?;
+        state = session.client().request_idempotent(&ImageStateRead {}).await?.images;
+    }
     for img in &todo {
         let index = img.image_index;
         let run = active(&state, index);
@@ -352,18 +390,10 @@ pub async fn dfu(
     if mode == Mode::TestAndConfirm && !xip {
         step(progress, "confirming the new image");
         for img in &todo {
-            let write =
-                ImageStateWrite { hash: Some(ByteBuf::from(img.image.hash().to_vec())), confirm: true };
-            let state = session.client().request(&write).await?.images;
-            if !active(&state, img.image_index).is_some_and(|s| s.confirmed) {
-                return Err(Error::NotApplied(format!(
-                    "image {} runs the new version but did not become confirmed; it will revert at the next reset",
-                    img.image_index
-                )));
-            }
+            confirm_running(session, img).await?;
         }
     }
-    let after = session.client().request(&ImageStateRead {}).await?.images;
+    let after = session.client().request_idempotent(&ImageStateRead {}).await?.images;
     Ok(DfuReport {
         mode,
         before,
@@ -373,6 +403,29 @@ pub async fn dfu(
         reset: true,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Whether `img` is what image `img.image_index` runs, under test: not confirmed yet, in a mode
+/// that confirms (direct-XIP and the recovery bootloader have nothing to confirm).
+fn runs_under_test(dev: &Device, img: &PackageImage, mode: Mode, xip: bool) -> bool {
+    let hash = img.image.hash();
+    !xip && !dev.recovery
+        && matches!(mode, Mode::TestAndConfirm | Mode::ConfirmOnly)
+        && active(&dev.state, img.image_index)
+            .is_some_and(|r| !r.confirmed && r.hash.as_deref().map(|h| &h[..]) == Some(hash))
+}
+
+/// Confirms `img`, which the device runs, and checks that it took.
+async fn confirm_running(session: &Session, img: &PackageImage) -> Result<()> {
+    let write = ImageStateWrite { hash: Some(ByteBuf::from(img.image.hash().to_vec())), confirm: true };
+    let state = session.client().request_idempotent(&write).await?.images;
+    if !active(&state, img.image_index).is_some_and(|s| s.confirmed) {
+        return Err(Error::NotApplied(format!(
+            "image {} runs the new version but did not become confirmed; it will revert at the next reset",
+            img.image_index
+        )));
+    }
+    Ok(())
 }
 
 /// Updating through MCUboot's serial recovery: the bootloader writes uploads straight into the
@@ -400,7 +453,7 @@ async fn recovery_update(
         uploads.push(upload::upload(session, img.image.bytes(), &dev.limits, &uo, progress).await?);
     }
     step(progress, "verifying the uploaded images");
-    let state = session.client().request(&ImageStateRead {}).await?.images;
+    let state = session.client().request_idempotent(&ImageStateRead {}).await?.images;
     for img in todo {
         let got = find(&state, img.image_index, 0).and_then(|s| s.hash.clone());
         if got.as_deref().map(|h| &h[..]) != Some(img.image.hash()) {
@@ -418,7 +471,7 @@ async fn recovery_update(
         reset_and_wait(session, opts.boot_timeout, progress).await?;
         reset = true;
     }
-    let after = session.client().request(&ImageStateRead {}).await?.images;
+    let after = session.client().request_idempotent(&ImageStateRead {}).await?.images;
     Ok(DfuReport {
         mode: opts.mode.unwrap_or(Mode::UploadOnly),
         before,

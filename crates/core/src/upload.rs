@@ -40,7 +40,7 @@ impl Limits {
     /// Asks the device; a device without the parameters command gets Zephyr's defaults and
     /// one request in flight.
     pub async fn query(client: &Client) -> Result<Limits> {
-        match client.request(&McumgrParams {}).await {
+        match client.request_idempotent(&McumgrParams {}).await {
             Ok(p) => Ok(Limits {
                 buf_size: p.buf_size as usize,
                 buf_count: (p.buf_count as usize).max(1),
@@ -257,6 +257,9 @@ pub async fn upload(
         let stop = match answer {
             Ok(r) => {
                 let acked = r.off;
+                if acked > total {
+                    return Err(beyond_the_image(acked, total));
+                }
                 if acked != n0 {
                     resumed_at = acked;
                 }
@@ -322,6 +325,12 @@ pub async fn upload(
     })
 }
 
+/// A device asking for data past the end of the image is not speaking the protocol: trusting
+/// it would end the upload early and call that success.
+fn beyond_the_image(off: u64, total: u64) -> Error {
+    Error::Protocol(format!("the device asks for offset {off} of a {total}-byte image"))
+}
+
 impl Counters {
     /// Records sending `n` bytes at `off`, counting what was sent before.
     fn count_send(&mut self, off: u64, n: u64) {
@@ -348,12 +357,25 @@ async fn pipeline(
     let mut window = window_max;
     let mut streak = 0usize;
     let mut failures = 0u32;
+    // Progress is measured against the furthest offset the device ever confirmed, so that a
+    // device moving back and forth, or answering without taking anything, cannot keep the
+    // upload going forever.
+    let mut best = acked;
     let mut next = acked;
-    let mut inflight = FuturesUnordered::new();
-    let send = |off: u64, req: ImageUpload| async move {
-        let n = req.data.len() as u64;
-        (off, n, client.request_with_timeout(&req, opts.timeout).await)
+    // A chunk counts as sent when its future first runs, not when it is queued: a resync
+    // drops queued futures that never ran, and counting those made re-sent bytes that never
+    // crossed the link.
+    let counters = std::sync::Mutex::new(c);
+    let c = || counters.lock().unwrap_or_else(|e| e.into_inner());
+    let send = |off: u64, req: ImageUpload| {
+        let c = &c;
+        async move {
+            let n = req.data.len() as u64;
+            c().count_send(off, n);
+            (off, n, client.request_with_timeout(&req, opts.timeout).await)
+        }
     };
+    let mut inflight = FuturesUnordered::new();
     loop {
         if acked >= total {
             return Ok(());
@@ -361,12 +383,15 @@ async fn pipeline(
         while inflight.len() < window && next < total {
             let req = plan.request(next).map_err(Stop::Fatal)?;
             let n = req.data.len() as u64;
+            let mut c = c();
             c.chunk_max = c.chunk_max.max(n as usize);
-            c.count_send(next, n);
             inflight.push(send(next, req));
             next += n;
         }
-        c.window_max = c.window_max.max(inflight.len());
+        {
+            let mut c = c();
+            c.window_max = c.window_max.max(inflight.len());
+        }
         let Some((off, n, answer)): Option<Answer> = inflight.next().await else {
             // Everything sent was answered, yet the device has not confirmed it all: ask again
             // from what it confirmed.
@@ -377,19 +402,21 @@ async fn pipeline(
         match answer {
             Ok(r) => {
                 let dev = r.off;
+                if dev > total {
+                    return Err(Stop::Fatal(beyond_the_image(dev, total)));
+                }
                 if dev == 0 && off > 0 {
                     return Err(Stop::Restart);
                 }
                 if dev == off + n || (dev > off + n && dev <= next) {
                     acked = acked.max(dev);
-                    failures = 0;
                     streak += 1;
                     if streak >= window && window < window_max {
                         window += 1;
                         streak = 0;
                     }
                     if dev >= total {
-                        c.matched = r.matched;
+                        c().matched = r.matched;
                     }
                 } else {
                     // The device wants another offset (a chunk before this one was lost, or
@@ -399,14 +426,6 @@ async fn pipeline(
                 }
             }
             Err(Error::Timeout { .. }) => {
-                failures += 1;
-                if failures > opts.max_attempts {
-                    return Err(Stop::Fatal(Error::UploadStalled {
-                        offset: acked,
-                        total,
-                        attempts: failures,
-                    }));
-                }
                 window = (window / 2).max(1);
                 streak = 0;
                 resync = Some(acked);
@@ -421,12 +440,25 @@ async fn pipeline(
             acked = at;
             next = at;
         }
-        let elapsed = c.started.elapsed().as_secs_f64().max(1e-6);
+        if acked > best {
+            best = acked;
+            failures = 0;
+        } else if resync.is_some() {
+            failures += 1;
+            if failures > opts.max_attempts {
+                return Err(Stop::Fatal(Error::UploadStalled { offset: acked, total, attempts: failures }));
+            }
+        }
+        let (started, retransmits) = {
+            let c = c();
+            (c.started, c.retransmits)
+        };
+        let elapsed = started.elapsed().as_secs_f64().max(1e-6);
         progress.event(&Event::Progress {
             image: opts.image,
             acked,
             total,
-            retransmits: c.retransmits,
+            retransmits,
             window,
             rate: acked as f64 / elapsed,
         });

@@ -6,6 +6,7 @@
 
 pub mod ble;
 pub mod ble_link;
+pub mod bluez;
 pub mod bootloader;
 pub mod device;
 pub mod faults;

@@ -194,7 +194,7 @@ impl Profile {
 
     /// Checks that slot sizes are whole sectors and the buffers can hold a frame.
     pub fn validate(&self) -> Result<(), String> {
-        if self.flash.sector_size == 0 || self.flash.sector_size % 8 != 0 {
+        if self.flash.sector_size == 0 || !self.flash.sector_size.is_multiple_of(8) {
             return Err("sector_size must be a non-zero multiple of 8".into());
         }
         for img in &self.images {

@@ -327,6 +327,8 @@ async fn work(device: Arc<Device>, mut queue: mpsc::UnboundedReceiver<Work>, con
         }
         drop(permit);
         if outcome.reset {
+            // Requests queued behind this one were in RAM: the reset loses them.
+            while queue.try_recv().is_ok() {}
             device.reset().await;
         }
     }

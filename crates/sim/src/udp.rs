@@ -11,6 +11,10 @@ use tokio::task::JoinHandle;
 use crate::device::Device;
 use crate::faults::{LinkFaults, Rng};
 
+/// How long a reordered answer is held back: the answers sent after it overtake it, and a
+/// client waiting for it alone still gets it well within its timeout, as on a real network.
+pub const REORDER_DELAY: Duration = Duration::from_millis(20);
+
 /// Options of the UDP front end.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UdpOptions {
@@ -82,7 +86,6 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
     });
 
     let worker = tokio::spawn(async move {
-        let mut held: Option<(Vec<u8>, SocketAddr)> = None;
         while let Some((frame, from, permit)) = work.recv().await {
             let outcome = device.handle(&frame).await;
             drop(permit);
@@ -92,24 +95,17 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
                     (r.chance(faults.drop), r.chance(faults.duplicate), r.chance(faults.reorder))
                 };
                 if !drop_it {
-                    let mut out = vec![(response, from)];
-                    if dup {
-                        out.push(out[0].clone());
-                    }
-                    if reorder && held.is_none() {
-                        held = out.pop();
-                    } else if let Some(h) = held.take() {
-                        out.push(h);
-                    }
-                    for (datagram, to) in out {
-                        send_later(socket.clone(), datagram, to, options.added_rtt);
+                    let delay = options.added_rtt + if reorder { REORDER_DELAY } else { Duration::ZERO };
+                    for _ in 0..1 + dup as usize {
+                        send_later(socket.clone(), response.clone(), from, delay);
                     }
                 }
             }
             if outcome.reset {
-                if let Some((d, to)) = held.take() {
-                    send_later(socket.clone(), d, to, options.added_rtt);
-                }
+                // Requests waiting in the SMP buffers are RAM, which a reset loses. Kept, a
+                // duplicated reset request would reset the device twice, and MCUboot would
+                // revert an image under test before anyone could confirm it.
+                while work.try_recv().is_ok() {}
                 device.reset().await;
             }
         }

@@ -1,0 +1,147 @@
+//! smpflash's own BLE code — `BtleplugLink` through btleplug and bluez-async, `GattTransport`,
+//! the request layer and the DFU flow — against the virtual device served as `org.bluez` on a
+//! private D-Bus bus. Scan, connect, service discovery, MTU, notifications, write without
+//! response, the disconnect on reset and the rescan all go through the real BlueZ client code.
+//!
+//! Needs `dbus-daemon` (`.ci/run` installs it). This binary holds one test on purpose:
+//! `DBUS_SYSTEM_BUS_ADDRESS` is process-wide and libdbus reads it once, so every BlueZ client
+//! of the process must use the same bus.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use smpflash_ble::{BtleplugLink, ConnectOptions, GattTransport};
+use smpflash_core::client::Client;
+use smpflash_core::command::image::ImageStateRead;
+use smpflash_core::command::os::{Echo, McumgrParams};
+use smpflash_core::gatt::GattLink;
+use smpflash_core::progress::Event;
+use smpflash_core::session::{Connector, Session};
+use smpflash_core::transport::Transport;
+use smpflash_core::Error;
+use smpflash_sim::ble_link::LinkParams;
+use smpflash_sim::bluez::{self, BluezOptions, BluezServer, PrivateBus};
+use smpflash_sim::{Device, DeviceOptions, Profile};
+
+struct Ble {
+    target: String,
+    options: ConnectOptions,
+}
+
+#[async_trait]
+impl Connector for Ble {
+    async fn connect(&self) -> smpflash_core::Result<Arc<dyn Transport>> {
+        Ok(Arc::new(GattTransport::new(BtleplugLink::connect(&self.target, &self.options).await?)))
+    }
+}
+
+fn connect_options() -> ConnectOptions {
+    ConnectOptions {
+        scan_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(10),
+        mtu: None,
+    }
+}
+
+async fn wait_disconnected(server: &BluezServer) {
+    for _ in 0..200 {
+        if !server.is_connected() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the client did not disconnect");
+}
+
+#[test]
+fn btleplug_through_emulated_bluez() {
+    let bus = PrivateBus::start().unwrap_or_else(|e| panic!("{e}"));
+    // Before the first btleplug Manager: libdbus reads it once per process.
+    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", bus.address());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(run(bus.address()));
+    // btleplug's background tasks talk to the bus until the runtime ends them, so the bus
+    // goes last.
+    drop(runtime);
+    drop(bus);
+}
+
+async fn run(bus: &str) {
+    let device = Device::new(
+        Profile::by_name("nrf5340").unwrap(),
+        DeviceOptions { time_scale: 0.0, ..Default::default() },
+    )
+    .unwrap();
+    let options = BluezOptions {
+        link: LinkParams::phone_fast().with_time_scale(0.05),
+        advertising_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let server = bluez::serve(device.clone(), options, bus).await.unwrap();
+
+    // Found by name; the MTU comes from the characteristic's MTU property.
+    let link = BtleplugLink::connect(server.device_name(), &connect_options()).await.unwrap();
+    assert_eq!(link.mtu(), 498, "btleplug reads the link profile's MTU");
+    assert!(link.describe().contains(server.device_address()), "{}", link.describe());
+    let client = Client::new(Arc::new(GattTransport::new(link))).with_timeout(Duration::from_secs(10));
+    let text = "x".repeat(1200); // three writes out, three notifications back
+    assert_eq!(client.request(&Echo { d: text.clone() }).await.unwrap().r, text);
+    let params = client.request(&McumgrParams {}).await.unwrap();
+    assert_eq!((params.buf_size, params.buf_count), (2475, 4));
+    assert_eq!(client.request(&ImageStateRead {}).await.unwrap().images.len(), 2);
+    drop(client);
+    wait_disconnected(&server).await;
+
+    // The emulated stack refuses a value longer than the MTU allows, as BlueZ does; here the
+    // client is told a larger MTU than the link has.
+    let big = ConnectOptions { mtu: Some(517), ..connect_options() };
+    let link = BtleplugLink::connect(server.device_address(), &big).await.unwrap();
+    let client = Client::new(Arc::new(GattTransport::new(link))).with_timeout(Duration::from_secs(5));
+    let refused = client.request(&Echo { d: "y".repeat(600) }).await.unwrap_err();
+    assert!(matches!(&refused, Error::Transport(m) if m.contains("Invalid Length")), "{refused}");
+    drop(client);
+    wait_disconnected(&server).await;
+
+    // A whole update: upload, test, reset (the link drops and the device leaves the bus),
+    // rescan and reconnect through btleplug, confirm.
+    let connector = Ble { target: server.device_address().to_string(), options: connect_options() };
+    let mut session = Session::open(Box::new(connector), Duration::from_secs(10)).await.unwrap();
+    let pkg = smpflash_core::mcuboot::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/dfu_application.zip"
+    )))
+    .unwrap();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let progress = move |e: &Event| sink.lock().unwrap().push(e.clone());
+    let report = smpflash_core::dfu::dfu(&mut session, &pkg, &Default::default(), &progress).await.unwrap();
+    assert!(report.reset);
+    for img in &pkg.images {
+        let run = report.after.iter().find(|s| s.image == img.image_index && s.active).unwrap();
+        assert_eq!(run.hash.as_deref().map(|h| h.to_vec()).unwrap(), img.image.hash());
+        assert!(run.confirmed, "{run:?}");
+    }
+    assert!(session.reconnects() >= 1, "the reset dropped the link and smpflash found the device again");
+    assert!(events.lock().unwrap().iter().any(|e| matches!(e, Event::Reconnecting { .. })));
+
+    let calls = server.calls();
+    println!("D-Bus calls btleplug made:");
+    for (call, n) in &calls {
+        println!("  {n:5}  {call}");
+    }
+    let called = |what: &str| calls.iter().any(|(c, _)| c == what);
+    for what in [
+        "ObjectManager.GetManagedObjects",
+        "Adapter1.SetDiscoveryFilter",
+        "Adapter1.StartDiscovery",
+        "Adapter1.StopDiscovery",
+        "Device1.Connect",
+        "Introspectable.Introspect",
+        "GattCharacteristic1.StartNotify",
+        "GattCharacteristic1.WriteValue",
+    ] {
+        assert!(called(what), "btleplug never called {what}");
+    }
+    drop(session);
+}

@@ -1,0 +1,172 @@
+//! `smpflash sim --bluez` against Bleak, a BlueZ client written independently of smpflash (and
+//! of btleplug): `tests/interop/bleak_smp.py` scans, connects, subscribes, echoes and uploads
+//! an image through the emulated `org.bluez` on the private bus the sim starts.
+//!
+//! Needs dbus-daemon (`.ci/run` installs it) and `pip install -r tests/requirements.txt`;
+//! without them these tests fail rather than skip, so a missing tool cannot pass for a working
+//! emulation.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SCRIPT: &str = "tests/interop/bleak_smp.py";
+const IMAGE: &str = "tests/fixtures/images/ecdsa-p256.bin";
+const INSTALL: &str = "install the interop tools: pip install -r tests/requirements.txt";
+const EXPORT: &str = "export DBUS_SYSTEM_BUS_ADDRESS=";
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn require_bleak() {
+    match Command::new("python3").args(["-c", "import bleak, cbor2"]).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!("{INSTALL}\n{}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => panic!("{INSTALL} (cannot run python3: {e})"),
+    }
+}
+
+/// `smpflash sim --bluez` on a private bus.
+struct Sim {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    output: String,
+    address: String,
+}
+
+impl Sim {
+    fn start(extra: &[&str]) -> Sim {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smpflash"))
+            .args([
+                "sim",
+                "--bluez",
+                "--profile",
+                "zephyr-default",
+                "--udp",
+                "127.0.0.1:0",
+                "--time-scale",
+                "0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run smpflash sim");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut sim = Sim { child, lines, output: String::new(), address: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sim.address.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match sim.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix(EXPORT) {
+                        sim.address = a.to_string();
+                    }
+                    sim.output.push_str(&line);
+                    sim.output.push('\n');
+                }
+                Err(_) => panic!("smpflash sim --bluez printed no bus address:\n{}", sim.output),
+            }
+        }
+        sim
+    }
+
+    /// Stops it as Ctrl-C does (so it stops its bus and lists the calls) and returns all it
+    /// printed.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            self.output.push_str(&line);
+            self.output.push('\n');
+        }
+        std::mem::take(&mut self.output)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run python3");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs the Bleak script against a fresh sim; returns what the sim printed.
+fn bleak(sim_args: &[&str], script_args: &[&str]) -> String {
+    require_bleak();
+    let sim = Sim::start(sim_args);
+    let root = root();
+    let out = run_with_timeout(
+        Command::new("python3")
+            .arg(root.join(SCRIPT))
+            .args(script_args)
+            .arg("--image")
+            .arg(root.join(IMAGE))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &sim.address)
+            .current_dir(&root),
+        Duration::from_secs(90),
+    );
+    let sim_output = sim.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown with --nocapture: what Bleak did, and the D-Bus calls the sim saw.
+    println!("{stdout}{stderr}--- smpflash sim\n{sim_output}");
+    assert!(
+        out.status.success() && stdout.contains("==> bleak: scan, connect, echo and upload done"),
+        "bleak_smp.py {} failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}--- sim\n{sim_output}",
+        script_args.join(" "),
+        out.status
+    );
+    sim_output
+}
+
+#[test]
+fn bleak_echoes_and_uploads_over_a_fragmenting_link() {
+    // MTU 247: the 384-byte frames of zephyr-default go out in two writes.
+    let log = bleak(&["--bluez-link", "ble-phone-slow"], &[]);
+    for call in [
+        "Adapter1.SetDiscoveryFilter",
+        "Adapter1.StartDiscovery",
+        "Device1.Connect",
+        "GattCharacteristic1.StartNotify",
+        "GattCharacteristic1.WriteValue",
+    ] {
+        assert!(log.contains(call), "Bleak never called {call}:\n{log}");
+    }
+}
+
+#[test]
+fn bleak_pairs_when_the_device_requires_it() {
+    let log = bleak(&["--bluez-require-pairing"], &["--pair"]);
+    assert!(log.contains("Device1.Pair"), "{log}");
+}

@@ -1,0 +1,381 @@
+//! What the emulated adapter knows about the virtual device, and every change of it: discovery
+//! sessions, advertising, the device appearing and leaving; the connection, pairing and
+//! notification subscriptions are in [`super::link`]. The D-Bus objects only read this state
+//! and call in here.
+//!
+//! Changes that add or remove D-Bus objects run under one lock (`ops`), so the object tree
+//! and the state never disagree about whether the device is there or connected.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use smpflash_core::gatt::GattLink;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::Value;
+use zbus::Connection;
+
+use super::error::{BluezError, Result};
+use super::filter::DiscoveryFilter;
+use super::link::Link;
+use super::remote::RemoteDevice;
+use super::BluezOptions;
+use crate::ble::BleFrontEnd;
+use crate::device::{Device, DeviceEvent};
+
+/// Interface names, as clients match them.
+pub(crate) const DEVICE1: &str = "org.bluez.Device1";
+pub(crate) const ADAPTER1: &str = "org.bluez.Adapter1";
+pub(crate) const CHARACTERISTIC1: &str = "org.bluez.GattCharacteristic1";
+
+/// Object path of the one adapter.
+pub const ADAPTER_PATH: &str = "/org/bluez/hci0";
+
+/// Node names under the device. BlueZ names GATT objects after attribute handles, and
+/// bluez-async finds them by these prefixes when it introspects.
+const SERVICE_NODE: &str = "service000a";
+const CHAR_NODE: &str = "char000b";
+const DESC_NODE: &str = "desc000d";
+
+/// The adapter's state.
+pub(crate) struct St {
+    pub(super) powered: bool,
+    pub(super) adapter_alias: String,
+    /// Discovery sessions by client (unique bus name), each with its filter.
+    pub(super) sessions: HashMap<String, DiscoveryFilter>,
+    /// Filters set by clients, applied when they start discovering.
+    pub(super) filters: HashMap<String, DiscoveryFilter>,
+    /// Whether the device object is exported.
+    pub(super) present: bool,
+    pub(super) link: Option<Link>,
+    pub(super) epoch: u64,
+    pub(super) services_resolved: bool,
+    pub(super) paired: bool,
+    pub(super) trusted: bool,
+    pub(super) blocked: bool,
+    pub(super) alias: Option<String>,
+    /// Clients that called StartNotify on the SMP characteristic.
+    pub(super) notify_clients: HashSet<String>,
+    /// The last notified value (the characteristic's `Value` property).
+    pub(super) value: Vec<u8>,
+    pub(super) rssi: i16,
+    pub(super) adverts: u64,
+}
+
+impl St {
+    pub fn discovering(&self) -> bool {
+        !self.sessions.is_empty()
+    }
+
+    pub fn connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    pub fn notifying(&self) -> bool {
+        !self.notify_clients.is_empty()
+    }
+}
+
+/// The emulated adapter and the virtual device as it sees it.
+pub(crate) struct Radio {
+    pub device: Arc<Device>,
+    pub front: BleFrontEnd,
+    pub opts: BluezOptions,
+    pub device_path: String,
+    conn: OnceLock<Connection>,
+    st: Mutex<St>,
+    pub(super) ops: tokio::sync::Mutex<()>,
+    calls: Mutex<Vec<(String, usize)>>,
+}
+
+impl Radio {
+    pub fn new(device: Arc<Device>, opts: BluezOptions) -> Arc<Self> {
+        let front = BleFrontEnd::new(device.clone(), opts.link.clone());
+        let device_path = format!("{ADAPTER_PATH}/dev_{}", opts.device_address.replace(':', "_"));
+        let st = St {
+            powered: true,
+            adapter_alias: opts.adapter_name.clone(),
+            sessions: HashMap::new(),
+            filters: HashMap::new(),
+            present: false,
+            link: None,
+            epoch: 0,
+            services_resolved: false,
+            paired: false,
+            trusted: false,
+            blocked: false,
+            alias: None,
+            notify_clients: HashSet::new(),
+            value: Vec::new(),
+            rssi: -50,
+            adverts: 0,
+        };
+        Arc::new(Radio {
+            device,
+            front,
+            opts,
+            device_path,
+            conn: OnceLock::new(),
+            st: Mutex::new(st),
+            ops: tokio::sync::Mutex::new(()),
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn set_connection(&self, conn: Connection) {
+        let _ = self.conn.set(conn);
+    }
+
+    pub(super) fn conn(&self) -> &Connection {
+        self.conn.get().expect("the connection is set before any object is served")
+    }
+
+    pub fn st(&self) -> MutexGuard<'_, St> {
+        // Plain flags and sets, consistent after a panic elsewhere.
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn service_path(&self) -> String {
+        format!("{}/{SERVICE_NODE}", self.device_path)
+    }
+
+    pub fn char_path(&self) -> String {
+        format!("{}/{SERVICE_NODE}/{CHAR_NODE}", self.device_path)
+    }
+
+    pub fn desc_path(&self) -> String {
+        format!("{}/{SERVICE_NODE}/{CHAR_NODE}/{DESC_NODE}", self.device_path)
+    }
+
+    /// The ATT MTU of a connection: the link profile's.
+    pub fn mtu(&self) -> u16 {
+        self.opts.link.att_mtu as u16
+    }
+
+    /// The device's name as the adapter shows it.
+    pub fn device_alias(&self) -> String {
+        self.st().alias.clone().unwrap_or_else(|| self.opts.device_name.clone())
+    }
+
+    /// Counts a method call a client made, for [`calls`](Self::calls).
+    pub fn record_call(&self, what: String) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        match calls.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => calls.push((what, 1)),
+        }
+    }
+
+    pub fn calls(&self) -> Vec<(String, usize)> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Emits `PropertiesChanged` from the owner of `org.bluez`, as clients' match rules expect.
+    pub async fn changed(&self, path: &str, interface: &'static str, props: Vec<(&'static str, Value<'_>)>) {
+        let emit = async {
+            let emitter = SignalEmitter::new(self.conn(), path)?;
+            zbus::fdo::Properties::properties_changed(
+                &emitter,
+                interface.try_into()?,
+                props.into_iter().collect(),
+                std::borrow::Cow::Borrowed(&[]),
+            )
+            .await
+        };
+        if let Err(e) = emit.await {
+            tracing::debug!("bluez sim: cannot emit PropertiesChanged on {path}: {e}");
+        }
+    }
+
+    // ---- discovery ----
+
+    fn visible(&self, st: &St) -> bool {
+        let name = st.alias.as_deref().unwrap_or(&self.opts.device_name);
+        st.powered && st.sessions.values().any(|f| f.admits(st.rssi, &self.opts.device_address, name))
+    }
+
+    pub async fn start_discovery(&self, client: &str) -> Result<()> {
+        let started = {
+            let mut st = self.st();
+            if !st.powered {
+                return Err(BluezError::NotReady("Resource Not Ready".into()));
+            }
+            let was = st.discovering();
+            let filter = st.filters.get(client).cloned().unwrap_or_default();
+            st.sessions.insert(client.to_string(), filter);
+            !was
+        };
+        if started {
+            self.changed(ADAPTER_PATH, ADAPTER1, vec![("Discovering", true.into())]).await;
+        }
+        Ok(())
+    }
+
+    pub async fn stop_discovery(&self, client: &str) -> Result<()> {
+        let stopped = {
+            let mut st = self.st();
+            if st.sessions.remove(client).is_none() {
+                return Err(BluezError::Failed("No discovery started".into()));
+            }
+            !st.discovering()
+        };
+        if stopped {
+            self.changed(ADAPTER_PATH, ADAPTER1, vec![("Discovering", false.into())]).await;
+        }
+        Ok(())
+    }
+
+    pub fn set_discovery_filter(&self, client: &str, filter: DiscoveryFilter) {
+        let mut st = self.st();
+        if let Some(session) = st.sessions.get_mut(client) {
+            *session = filter.clone();
+        }
+        st.filters.insert(client.to_string(), filter);
+    }
+
+    /// A client left the bus: BlueZ ends its discovery and notification sessions.
+    pub async fn client_gone(&self, client: &str) {
+        let (stopped, unsubscribed) = {
+            let mut st = self.st();
+            st.filters.remove(client);
+            let had_session = st.sessions.remove(client).is_some();
+            let had_notify = st.notify_clients.remove(client);
+            (had_session && !st.discovering(), had_notify && !st.notifying())
+        };
+        if stopped {
+            self.changed(ADAPTER_PATH, ADAPTER1, vec![("Discovering", false.into())]).await;
+        }
+        if unsubscribed {
+            self.changed(&self.char_path(), CHARACTERISTIC1, vec![("Notifying", false.into())]).await;
+        }
+    }
+
+    pub async fn set_powered(&self, on: bool) {
+        let _ops = self.ops.lock().await;
+        let (link, stopped) = {
+            let mut st = self.st();
+            if st.powered == on {
+                return;
+            }
+            st.powered = on;
+            if on {
+                (None, false)
+            } else {
+                let was = st.discovering();
+                st.sessions.clear();
+                (st.link.take(), was)
+            }
+        };
+        if let Some(link) = link {
+            self.teardown_locked(link).await;
+        }
+        if stopped {
+            self.changed(ADAPTER_PATH, ADAPTER1, vec![("Discovering", false.into())]).await;
+        }
+    }
+
+    /// One advertising interval: a device that is up, not connected and wanted by a discovery
+    /// session appears (`InterfacesAdded`), or, when already there, reports a fresh RSSI, as
+    /// BlueZ does for every advertisement it receives.
+    async fn advertise(self: &Arc<Self>) {
+        let _ops = self.ops.lock().await;
+        let up = self.device.is_up();
+        let seen = {
+            let mut st = self.st();
+            if !up || st.link.is_some() || st.blocked || !self.visible(&st) {
+                None
+            } else {
+                st.adverts += 1;
+                // A little fading, so a client that only reacts to changes sees each one.
+                st.rssi = -48 - (st.adverts % 4) as i16;
+                let first = !st.present;
+                st.present = true;
+                Some((first, st.rssi))
+            }
+        };
+        match seen {
+            Some((true, _)) => {
+                let object = RemoteDevice::new(self.clone());
+                if let Err(e) = self.conn().object_server().at(self.device_path.as_str(), object).await {
+                    tracing::warn!("bluez sim: cannot export the device: {e}");
+                    self.st().present = false;
+                }
+            }
+            Some((false, rssi)) => {
+                self.changed(&self.device_path, DEVICE1, vec![("RSSI", rssi.into())]).await
+            }
+            None => {}
+        }
+    }
+
+    /// `Adapter1.RemoveDevice`: forgets the device (bond included); it reappears at its next
+    /// advertisement while discovery is on.
+    pub async fn remove_device(&self, path: &str) -> Result<()> {
+        let _ops = self.ops.lock().await;
+        if path != self.device_path || !self.st().present {
+            return Err(BluezError::DoesNotExist("Does Not Exist".into()));
+        }
+        let link = self.st().link.take();
+        if let Some(link) = link {
+            self.teardown_locked(link).await;
+        }
+        self.unexport_device_locked().await;
+        Ok(())
+    }
+
+    async fn unexport_device_locked(&self) {
+        {
+            let mut st = self.st();
+            st.present = false;
+            st.paired = false;
+            st.trusted = false;
+        }
+        let _ = self.conn().object_server().remove::<RemoteDevice, _>(self.device_path.as_str()).await;
+    }
+
+    /// The device reset or lost power. Its connection is already gone (the BLE front end drops
+    /// it); it stops advertising, so BlueZ forgets it unless it is bonded.
+    async fn device_down(&self) {
+        let _ops = self.ops.lock().await;
+        let link = {
+            let mut st = self.st();
+            // A link that is still up was made after the reboot: the device is back already.
+            if st.link.as_ref().is_some_and(|l| l.central.is_connected()) {
+                return;
+            }
+            st.link.take()
+        };
+        if let Some(link) = link {
+            self.teardown_locked(link).await;
+        }
+        let (present, paired) = {
+            let st = self.st();
+            (st.present, st.paired)
+        };
+        if present && !paired {
+            self.unexport_device_locked().await;
+        }
+    }
+}
+
+/// Advertising: runs for the life of the server.
+pub(crate) async fn advertise_forever(radio: Arc<Radio>) {
+    let mut tick = tokio::time::interval(radio.opts.advertising_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        radio.advertise().await;
+    }
+}
+
+/// Follows the device's resets: each one takes it off the air until it boots again.
+pub(crate) async fn follow_device(radio: Arc<Radio>) {
+    let mut events = radio.device.subscribe();
+    loop {
+        match events.recv().await {
+            Ok(DeviceEvent::Resetting | DeviceEvent::PowerLost) => radio.device_down().await,
+            Ok(DeviceEvent::Booted(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

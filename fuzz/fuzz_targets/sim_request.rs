@@ -1,0 +1,93 @@
+//! The virtual device's request handler fed any sequence of frames, with resets booting the
+//! simulated MCUboot (swaps, reverts, power loss) in between: it must never panic, every answer
+//! must be a frame answering its request, and the device must still answer an echo at the end.
+//!
+//! Input: `[profile byte] ([u16 length] [frame])*`. Each frame is handled as it is and, when its
+//! header's length field is wrong, once more with the length fixed, so that mutated bodies
+//! reach the handlers instead of stopping at the frame decoder.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use smpflash_core::command::os::Echo;
+use smpflash_core::command::{decode_response, encode_request};
+use smpflash_core::frame::{Frame, Version, HEADER_LEN};
+use smpflash_sim::bootloader;
+use smpflash_sim::server;
+use smpflash_sim::state::State;
+use smpflash_sim::Profile;
+
+/// Every profile, with slots shrunk to 64 KiB so a fresh device is quick to copy.
+fn devices() -> &'static [(Profile, State)] {
+    static DEVICES: OnceLock<Vec<(Profile, State)>> = OnceLock::new();
+    DEVICES.get_or_init(|| {
+        smpflash_sim::profile::PROFILE_NAMES
+            .iter()
+            .map(|name| {
+                let mut p = Profile::by_name(name).unwrap();
+                p.apply_override("slot_size=0x10000").unwrap();
+                let state = State::factory(&p);
+                (p, state)
+            })
+            .collect()
+    })
+}
+
+fn check_answer(request: &[u8], answer: &[u8]) {
+    let req = Frame::decode(request).expect("only a decodable request gets an answer");
+    let ans = Frame::decode(answer).expect("the answer is a frame");
+    assert!(ans.header.op.is_response());
+    assert_eq!((ans.header.group, ans.header.id, ans.header.seq), (req.header.group, req.header.id, req.header.seq));
+    let body: ciborium::Value = ciborium::from_reader(ans.body.as_slice()).expect("the answer is CBOR");
+    assert!(body.is_map());
+}
+
+fn handle(state: &mut State, profile: &Profile, raw: &[u8], power_loss: Option<usize>) {
+    let reply = server::handle(state, profile, raw);
+    if let Some(answer) = &reply.frame {
+        check_answer(raw, answer);
+    }
+    if reply.reset {
+        // What the device does on reset: RAM is lost, MCUboot decides, maybe power fails
+        // mid-swap and the next boot resumes.
+        state.upload = None;
+        let s = &mut *state;
+        let (_, _, result) = bootloader::boot(&mut s.flash, &mut s.boot, profile, power_loss);
+        if result.is_err() {
+            let (_, _, again) = bootloader::boot(&mut s.flash, &mut s.boot, profile, None);
+            assert!(again.is_ok(), "a boot without a power loss completes");
+        }
+        assert!(state.boot.progress.is_none(), "no swap is left half done after a full boot");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, mut rest)) = data.split_first() else {
+        return;
+    };
+    let (profile, factory) = &devices()[pick as usize % devices().len()];
+    let mut state = factory.clone();
+    let power_loss = (pick >= 128).then_some(pick as usize % 16);
+    let mut frames = 0;
+    while rest.len() >= 2 && frames < 64 {
+        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+        let take = len.min(rest.len() - 2);
+        let raw = &rest[2..2 + take];
+        rest = &rest[2 + take..];
+        frames += 1;
+        handle(&mut state, profile, raw, power_loss);
+        if raw.len() >= HEADER_LEN && raw.len() - HEADER_LEN <= u16::MAX as usize {
+            let body = (raw.len() - HEADER_LEN) as u16;
+            if raw[2..4] != body.to_be_bytes() {
+                let mut fixed = raw.to_vec();
+                fixed[2..4].copy_from_slice(&body.to_be_bytes());
+                handle(&mut state, profile, &fixed, power_loss);
+            }
+        }
+    }
+    let echo = encode_request(&Echo { d: "alive".into() }, Version::V2, 0).unwrap().encode();
+    let reply = server::handle(&mut state, profile, &echo);
+    let answer = Frame::decode(&reply.frame.expect("an echo is answered")).unwrap();
+    assert_eq!(decode_response::<Echo>(&answer).unwrap().r, "alive");
+});
