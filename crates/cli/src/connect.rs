@@ -54,7 +54,7 @@ pub struct Connection {
     #[arg(long, env = "SMPFLASH_SIM_STATE", value_name = "FILE")]
     pub sim_state: Option<std::path::PathBuf>,
     /// BLE: the ATT MTU to assume when the platform does not report it. Serial: the largest
-    /// SMP frame (Zephyr's CONFIG_MCUMGR_TRANSPORT_UART_MTU, 256 by default).
+    /// SMP frame to send (default: the device's buffer size less 4).
     #[arg(long, env = "SMPFLASH_MTU")]
     pub mtu: Option<usize>,
     /// Seconds to wait for each answer.

@@ -17,12 +17,15 @@ use crate::codec::{self, FrameCodec, MAX_ENCODABLE_FRAME};
 
 /// Frame limit used unless told otherwise: Zephyr's default `CONFIG_MCUMGR_TRANSPORT_UART_MTU`.
 ///
-/// The packet's 16-bit length would allow [`MAX_ENCODABLE_FRAME`], but the device reassembles
-/// a packet into one SMP buffer (`CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE`, 384 by default, which
-/// must also hold the CRC) and announces the UART MTU, 256 by default; MCUboot's serial recovery
-/// takes about as much. 256 works with all of them; raise it with
-/// [`with_max_frame`](SerialTransport::with_max_frame) for devices built with bigger buffers.
-pub const DEFAULT_MAX_FRAME: usize = 256;
+/// The packet's 16-bit length allows [`MAX_ENCODABLE_FRAME`]. What really bounds a request is
+/// the device's SMP buffer: Zephyr reassembles each packet into one buffer of
+/// `CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE` bytes that also holds the length and the CRC, so a
+/// request may be `buf_size - 4` bytes ([`frame_overhead`](Transport::frame_overhead)). The
+/// UART MTU (`CONFIG_MCUMGR_TRANSPORT_UART_MTU`, 256) only limits what the device sends. The
+/// upload engine takes the smaller of this and the device's buffer, so the transport itself does
+/// not cap frames; lower it with [`with_max_frame`](SerialTransport::with_max_frame) for a device
+/// that cannot report its buffers.
+pub const DEFAULT_MAX_FRAME: usize = MAX_ENCODABLE_FRAME;
 
 /// URL scheme that [`SerialTransport::connect`] reads as raw serial over TCP.
 pub const TCP_SCHEME: &str = "tcp://";
