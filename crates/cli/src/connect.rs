@@ -54,7 +54,8 @@ pub struct Connection {
     #[arg(long, env = "SMPFLASH_SIM_STATE", value_name = "FILE")]
     pub sim_state: Option<std::path::PathBuf>,
     /// BLE: the ATT MTU to assume when the platform does not report it. Serial: the largest
-    /// SMP frame to send (default: the device's buffer size less 4).
+    /// SMP frame to send (default: the device's buffer size less 4). UDP: the IP MTU of the path
+    /// (default 1500; more lets datagrams up to the device's buffer size be IP-fragmented).
     #[arg(long, env = "SMPFLASH_MTU")]
     pub mtu: Option<usize>,
     /// Seconds to wait for each answer.
@@ -130,7 +131,11 @@ impl Connection {
         }
         let mut keep = (Vec::new(), Vec::new());
         let connector: Box<dyn Connector> = if let Some(target) = &self.udp {
-            Box::new(UdpConnector::new(target.clone()))
+            Box::new(match self.mtu {
+                // An IP MTU above the path's makes the stack fragment datagrams: opt-in only.
+                Some(mtu) => UdpConnector::new(target.clone()).with_path_mtu(mtu),
+                None => UdpConnector::new(target.clone()),
+            })
         } else if let Some(path) = &self.serial {
             Box::new(Serial { path: path.clone(), baud: self.baud, max_frame: self.mtu })
         } else if let Some(target) = &self.ble {
