@@ -182,6 +182,10 @@ impl<L: GattLink> Transport for GattTransport<L> {
         MAX_FRAME
     }
 
+    fn piece_len(&self) -> usize {
+        self.chunk_len().unwrap_or(1)
+    }
+
     fn describe(&self) -> String {
         self.link.describe()
     }

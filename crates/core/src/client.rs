@@ -239,6 +239,11 @@ impl Client {
         self.shared.transport.frame_overhead()
     }
 
+    /// Size of the pieces the transport splits frames into (1: frames travel whole).
+    pub fn piece_len(&self) -> usize {
+        self.shared.transport.piece_len()
+    }
+
     /// The transport's description.
     pub fn describe(&self) -> String {
         self.shared.transport.describe()

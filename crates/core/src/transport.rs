@@ -31,6 +31,13 @@ pub trait Transport: Send + Sync {
         0
     }
 
+    /// Size of the pieces the medium carries a frame in, when it splits frames: over BLE one
+    /// ATT value (`mtu - 3`), each costing a link-layer slot however full it is. 1 when frames
+    /// travel whole. The upload engine uses it to avoid frames that end in a nearly empty piece.
+    fn piece_len(&self) -> usize {
+        1
+    }
+
     /// A short description for logs and messages, e.g. `udp 127.0.0.1:1337`.
     fn describe(&self) -> String;
 }

@@ -136,6 +136,23 @@ pub fn max_data_len(frame_limit: usize, template: &ImageUpload) -> Result<usize>
     Ok(best)
 }
 
+/// The frame limit to use on a medium that splits frames into pieces of `piece` bytes (BLE:
+/// ATT values). A frame's last piece costs a whole link-layer slot however little it holds, so
+/// when the frame's tail past its last whole piece is a small part of it, dropping the tail
+/// moves more image bytes per piece (2475-byte frames in 244-byte values: 10 full values and
+/// one of 35 bytes; 2440 bytes fill 10). A large tail is kept: shrinking a frame by a third
+/// would leave the window, not the pieces, limiting the link.
+pub fn limit_for_pieces(limit: usize, piece: usize, template: &ImageUpload) -> Result<usize> {
+    let tail = limit % piece.max(1);
+    if piece <= 1 || tail == 0 || limit < piece || tail * 10 > limit {
+        return Ok(limit);
+    }
+    let whole = limit - tail;
+    let per_piece =
+        |l: usize| -> Result<f64> { Ok(max_data_len(l, template)? as f64 / l.div_ceil(piece) as f64) };
+    Ok(if per_piece(whole)? > per_piece(limit)? { whole } else { limit })
+}
+
 /// Encoded size of a CBOR byte string of `n` bytes.
 fn bstr_len(n: usize) -> usize {
     n + match n {
@@ -241,6 +258,9 @@ pub async fn upload(
         let transport_overhead = session.client().frame_overhead();
         let frame_limit =
             session.client().max_frame().min(limits.buf_size.saturating_sub(transport_overhead));
+        // Sized for a later request, which is what almost every frame is.
+        let later = ImageUpload { off: total, ..ImageUpload::default() };
+        let frame_limit = limit_for_pieces(frame_limit, session.client().piece_len(), &later)?;
         let plan = Plan { bytes, sha: sha.clone(), frame_limit, opts };
         let mut first = plan.request(0)?;
         if c.sent_high > 0 {
@@ -489,6 +509,29 @@ mod tests {
             };
             prop_assert!(with(n) <= limit, "n {} gives {} > {}", n, with(n), limit);
             prop_assert!(with(n + 1) > limit, "n {} is not the largest", n);
+        }
+    }
+
+    #[test]
+    fn frames_are_rounded_to_whole_att_values_only_when_the_tail_is_small() {
+        let later = ImageUpload { off: 1 << 20, ..Default::default() };
+        // nRF5340 buffers over 247-byte ATT MTU (phone-slow): 10 x 244 + 35 -> 10 whole values.
+        assert_eq!(limit_for_pieces(2475, 244, &later).unwrap(), 2440);
+        // 498-byte MTU (phone-fast): 2475 is already 5 x 495.
+        assert_eq!(limit_for_pieces(2475, 495, &later).unwrap(), 2475);
+        // Zephyr's 384-byte buffers over 244-byte values: the tail is a third of the frame.
+        assert_eq!(limit_for_pieces(384, 244, &later).unwrap(), 384);
+        // Frames that travel whole, and frames smaller than one piece, are left alone.
+        assert_eq!(limit_for_pieces(1472, 1, &later).unwrap(), 1472);
+        assert_eq!(limit_for_pieces(200, 244, &later).unwrap(), 200);
+        // Whatever the sizes, a rounded limit never carries fewer bytes per piece.
+        for piece in [20, 64, 100, 244, 495, 509] {
+            for limit in (64..4000).step_by(7) {
+                let chosen = limit_for_pieces(limit, piece, &later).unwrap();
+                let per = |l: usize| max_data_len(l, &later).unwrap() as f64 / l.div_ceil(piece) as f64;
+                assert!(per(chosen) >= per(limit), "{limit}/{piece} -> {chosen}");
+                assert!(chosen == limit || chosen.is_multiple_of(piece));
+            }
         }
     }
 
