@@ -41,9 +41,9 @@ class UDPTransportOnPort(SMPUDPTransport):
 def transport(args: argparse.Namespace, buf_size: int | None) -> tuple[SMPTransport, str]:
     if args.udp:
         host, _, port = args.udp.rpartition(":")
-        # smpclient sizes datagrams from the MTU, not from the device's buffers, and the device
-        # drops a datagram larger than one buffer: with buf_size known, fill exactly one.
-        mtu = buf_size + IPV4_UDP_OVERHEAD if buf_size else 1500
+        # smpclient sizes datagrams from the path MTU (its default: 1500), and the device drops
+        # a datagram larger than one buffer: never more than one buffer's worth.
+        mtu = min(args.mtu, buf_size + IPV4_UDP_OVERHEAD) if buf_size else args.mtu
         return UDPTransportOnPort(int(port), mtu), host
     # The serial transport reads buf_size from the parameters command itself.
     return SMPSerialTransport(baudrate=args.baud), args.serial
@@ -86,6 +86,7 @@ def main() -> None:
     target.add_argument("--udp", metavar="HOST:PORT")
     target.add_argument("--serial", metavar="PATH")
     parser.add_argument("--baud", type=int, default=115200, help="serial baud rate")
+    parser.add_argument("--mtu", type=int, default=1500, help="UDP path MTU (smpclient's default)")
     parser.add_argument("--image", required=True)
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout (s)")
     parser.add_argument(

@@ -59,6 +59,11 @@ pub struct Args {
     /// taken from the last).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     report: Vec<PathBuf>,
+    /// Path MTU of the UDP links, told to every tool that takes one (smpflash and smpclient):
+    /// 1500, Ethernet's and both tools' default, keeps datagrams unfragmented; the device's
+    /// buffer + 28 (2503) lets one datagram fill a buffer where fragmentation is fine.
+    #[arg(long, value_name = "BYTES", default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
+    udp_mtu: u16,
     /// Use this smpflash binary instead of building target/release/smpflash.
     #[arg(long, value_name = "PATH")]
     smpflash: Option<PathBuf>,
@@ -225,7 +230,7 @@ impl Bench {
             }
             Rig::Process(sim) => match link {
                 Link::Serial(baud) => Target::Serial { path: sim.pty.as_deref().expect("serial rig"), baud },
-                _ => Target::Udp(&sim.udp),
+                _ => Target::Udp { addr: &sim.udp, mtu: self.device.udp_mtu },
             },
         };
         let expected = record.bound_bytes_per_s.map_or(10.0, |b| image.bytes as f64 / b);
@@ -327,8 +332,10 @@ pub fn run(args: Args, root: &Path) -> Result<()> {
     let prime = images::make(root, &work, &python(), PRIME_PAYLOAD, "0.0.1", device::SLOT_SIZE)?;
 
     let mut profile = Profile::by_name(device::PROFILE).context("the bench's profile exists")?;
-    profile.apply_override(&device::profile_override()).map_err(anyhow::Error::msg)?;
-    let device = capacity::Device { profile };
+    for o in device::profile_overrides() {
+        profile.apply_override(&o).map_err(anyhow::Error::msg)?;
+    }
+    let device = capacity::Device { profile, udp_mtu: args.udp_mtu.into() };
     let versions = versions(root, &smpflash);
     let peers_ok = peers_missing.is_none();
     let runnable =
@@ -351,9 +358,10 @@ pub fn run(args: Args, root: &Path) -> Result<()> {
         serde_json::Value::Object(versions.clone())
     );
     let meta = json!({
-        "device": format!("{} with {}", device::PROFILE, device::profile_override()),
+        "device": format!("{} with {}", device::PROFILE, device::profile_overrides().join(", ")),
         "buf_size": device.profile.buf_size,
         "buf_count": device.profile.buf_count,
+        "udp_mtu": device.udp_mtu,
         "repeat": args.repeat,
         "matrix": if full { "full" } else { "quick" },
         "versions": versions,

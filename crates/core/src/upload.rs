@@ -507,7 +507,9 @@ mod tests {
                 let req = ImageUpload { data: ByteBuf::from(vec![0u8; n]), ..template.clone() };
                 HEADER_LEN + cbor::encoded_len(&req).unwrap()
             };
-            prop_assert!(with(n) <= limit, "n {} gives {} > {}", n, with(n), limit);
+            // A first request whose fields alone overflow the frame gets 0 (the upload then
+            // reports the frame too small); otherwise the chunk fits.
+            prop_assert!(with(n) <= limit || (n == 0 && with(0) > limit), "n {} gives {} > {}", n, with(n), limit);
             prop_assert!(with(n + 1) > limit, "n {} is not the largest", n);
         }
     }

@@ -112,7 +112,8 @@ impl Device {
         self.buffers.clone()
     }
 
-    /// Most SMP buffers held at once so far: how many requests a client really had in flight.
+    /// Most SMP buffers held at once so far: the requests a client really had in flight, plus
+    /// (over UDP, as in Zephyr) the buffer of the answer being built.
     pub fn peak_buffers_in_use(&self) -> usize {
         self.peak_buffers.load(Ordering::SeqCst)
     }
@@ -129,7 +130,7 @@ impl Device {
 
     async fn delay(&self, cost: Duration) {
         if self.options.time_scale > 0.0 && !cost.is_zero() {
-            tokio::time::sleep(cost.mul_f64(self.options.time_scale)).await;
+            crate::clock::sleep(cost.mul_f64(self.options.time_scale)).await;
         }
     }
 

@@ -320,15 +320,18 @@ pub fn upload(state: &mut State, profile: &Profile, r: &mut Request<'_>) -> Hand
                 }
             }
         }
-        if !state.flash.is_erased(slot) {
+        let slot_len = state.flash.slot(slot).len();
+        // A blank slot needs no erase in either mode.
+        let mut erased_to = if state.flash.is_erased(slot) { slot_len } else { 0 };
+        if erased_to == 0 && !profile.erase_progressively {
             // Erase what the image will occupy and the trailer sector, as Zephyr does before
             // the first write.
             r.reply.cost += state.flash.erase(slot, 0, size);
-            let end = state.flash.slot(slot).len();
             let ss = state.flash.sector_size();
-            r.reply.cost += state.flash.erase(slot, end - ss, ss);
+            r.reply.cost += state.flash.erase(slot, slot_len - ss, ss);
+            erased_to = slot_len;
         }
-        state.upload = Some(Upload { slot, off: 0, size, sha });
+        state.upload = Some(Upload { slot, off: 0, size, sha, erased_to });
     } else {
         let Some(u) = &state.upload else {
             return good(state);
@@ -348,10 +351,25 @@ pub fn upload(state: &mut State, profile: &Profile, r: &mut Request<'_>) -> Hand
     if u.off + data.len() > state.flash.slot(u.slot).len() {
         return Err(img_err(rc::FLASH_WRITE_FAILED, "write beyond the slot"));
     }
+    let end = u.off + data.len();
+    if end > u.erased_to {
+        // Progressive erase: the sectors this chunk is the first to reach are erased just
+        // before it is programmed, so their cost lands on this chunk's answer.
+        let ss = state.flash.sector_size();
+        r.reply.cost += state.flash.erase(u.slot, u.erased_to, end - u.erased_to);
+        u.erased_to = (end.div_ceil(ss) * ss).min(state.flash.slot(u.slot).len());
+    }
     r.reply.cost += state.flash.program(u.slot, u.off, data);
-    u.off += data.len();
+    u.off = end;
     let mut out = vec![("off", Value::Integer((u.off as u64).into()))];
     if u.off == u.size {
+        let slot_len = state.flash.slot(u.slot).len();
+        if u.erased_to < slot_len {
+            // The image stopped short of the trailer sector, so the progressive erase never
+            // reached it; a previous image's magic and flags there would decide the next boot.
+            let ss = state.flash.sector_size();
+            r.reply.cost += state.flash.erase(u.slot, slot_len - ss, ss);
+        }
         let (slot, size, sha) = (u.slot, u.size, u.sha.clone());
         if !sha.is_empty() {
             let digest = Sha256::digest(&state.flash.slot(slot)[..size]);
@@ -406,4 +424,180 @@ pub fn slot_info(profile: &Profile) -> Vec<(&'static str, Value)> {
         })
         .collect();
     vec![("images", Value::Array(images))]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use smpflash_core::mcuboot::ImageVersion;
+
+    use super::*;
+    use crate::bootloader;
+    use crate::server::Reply;
+
+    /// Chunk size that does not divide the 4 KiB sector, so chunks straddle sector boundaries.
+    const CHUNK: usize = 1000;
+
+    fn profile(progressive: bool) -> Profile {
+        let mut p = Profile::by_name("zephyr-default").unwrap();
+        // Programming time off: every cost left in an answer is erase time.
+        p.apply_override("program_ns_per_byte=0").unwrap();
+        p.apply_override(&format!("erase_progressively={progressive}")).unwrap();
+        p
+    }
+
+    /// An image of five and a half sectors: it ends inside a sector, well before the trailer.
+    fn image() -> Vec<u8> {
+        let body: Vec<u8> = (0..22_000u32).map(|i| (i * 31 + 5) as u8).collect();
+        slot_image::build(ImageVersion { major: 2, minor: 0, revision: 0, build_num: 0 }, &body)
+    }
+
+    /// A factory device whose secondary slot is all zeros: programming cannot set a bit, so any
+    /// sector the upload fails to erase corrupts the image or its trailer.
+    fn dirty_device(p: &Profile) -> State {
+        let mut state = State::factory(p);
+        let len = state.flash.slot(1).len();
+        state.flash.program(1, 0, &vec![0; len]);
+        state
+    }
+
+    fn request(
+        state: &mut State,
+        p: &Profile,
+        handler: fn(&mut State, &Profile, &mut Request<'_>) -> Handled,
+        body: Vec<(&'static str, Value)>,
+    ) -> (Handled, Duration) {
+        let body = map(body);
+        let mut reply = Reply::default();
+        let out = handler(state, p, &mut Request { body: &body, reply: &mut reply });
+        (out, reply.cost)
+    }
+
+    /// Sends the chunk at `off`; the first carries `len` and the image's sha, as clients do.
+    fn send_chunk(state: &mut State, p: &Profile, img: &[u8], off: usize) -> (Handled, Duration) {
+        let end = (off + CHUNK).min(img.len());
+        let mut body = vec![
+            ("off", Value::Integer((off as u64).into())),
+            ("data", Value::Bytes(img[off..end].to_vec())),
+        ];
+        if off == 0 {
+            body.push(("len", Value::Integer((img.len() as u64).into())));
+            body.push(("sha", Value::Bytes(Sha256::digest(img).to_vec())));
+        }
+        request(state, p, upload, body)
+    }
+
+    fn answer(out: &Handled, key: &str) -> Option<Value> {
+        out.as_ref().unwrap().iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+    }
+
+    /// Uploads `img` from `from` to the end; the cost of each answer. Checks the last answer
+    /// reports a hash match.
+    fn upload_from(state: &mut State, p: &Profile, img: &[u8], from: usize) -> Vec<Duration> {
+        let mut costs = Vec::new();
+        let mut off = from;
+        let mut last = None;
+        while off < img.len() {
+            let (out, cost) = send_chunk(state, p, img, off);
+            let next = answer(&out, "off").and_then(|v| v.as_integer()).map(|i| u64::try_from(i).unwrap());
+            assert_eq!(next, Some((off + CHUNK).min(img.len()) as u64), "{out:?}");
+            costs.push(cost);
+            off = next.unwrap() as usize;
+            last = Some(out);
+        }
+        assert_eq!(answer(&last.unwrap(), "match"), Some(Value::Bool(true)), "the slot holds the image");
+        assert!(state.upload.is_none());
+        costs
+    }
+
+    fn sectors(bytes: usize, p: &Profile) -> u32 {
+        bytes.div_ceil(p.flash.sector_size) as u32
+    }
+
+    #[test]
+    fn progressive_erase_charges_each_sector_to_the_chunk_that_reaches_it() {
+        let p = profile(true);
+        let img = image();
+        let mut state = dirty_device(&p);
+        let costs = upload_from(&mut state, &p, &img, 0);
+        let erase = p.flash.erase_per_sector;
+        assert_eq!(costs[0], erase, "the first chunk pays for its own sector, not the image's");
+        let expected: Vec<Duration> = (0..costs.len())
+            .map(|i| {
+                let (off, end) = (i * CHUNK, ((i + 1) * CHUNK).min(img.len()));
+                let trailer = u32::from(end == img.len());
+                erase * (sectors(end, &p) - sectors(off, &p) + trailer)
+            })
+            .collect();
+        assert_eq!(costs, expected);
+
+        // The same total as erasing up front: the image's sectors and the trailer sector, once.
+        let up_front = profile(false);
+        let mut other = dirty_device(&up_front);
+        let up_front_costs = upload_from(&mut other, &up_front, &img, 0);
+        let total = erase * (sectors(img.len(), &p) + 1);
+        assert_eq!(costs.iter().sum::<Duration>(), total);
+        assert_eq!(up_front_costs.iter().sum::<Duration>(), total);
+        assert_eq!(state.flash.slot(1), other.flash.slot(1), "both modes leave the same slot");
+    }
+
+    #[test]
+    fn without_the_option_the_first_chunk_erases_everything() {
+        let p = profile(false);
+        let img = image();
+        let mut state = dirty_device(&p);
+        let costs = upload_from(&mut state, &p, &img, 0);
+        assert_eq!(costs[0], p.flash.erase_per_sector * (sectors(img.len(), &p) + 1));
+        assert!(costs[1..].iter().all(|c| c.is_zero()), "{costs:?}");
+    }
+
+    #[test]
+    fn a_blank_slot_costs_no_erase_in_either_mode() {
+        for progressive in [false, true] {
+            let p = profile(progressive);
+            let mut state = State::factory(&p);
+            assert!(state.flash.is_erased(1));
+            let costs = upload_from(&mut state, &p, &image(), 0);
+            assert!(costs.iter().all(|c| c.is_zero()), "progressive {progressive}: {costs:?}");
+        }
+    }
+
+    #[test]
+    fn a_resumed_progressive_upload_erases_each_sector_once() {
+        let p = profile(true);
+        let img = image();
+        let mut state = dirty_device(&p);
+        let mut costs: Vec<Duration> = Vec::new();
+        for i in 0..10 {
+            costs.push(send_chunk(&mut state, &p, &img, i * CHUNK).1);
+        }
+        // The client lost track and starts over with the same sha: told where to go on.
+        let (out, cost) = send_chunk(&mut state, &p, &img, 0);
+        assert_eq!(answer(&out, "off"), Some(Value::Integer(((10 * CHUNK) as u64).into())));
+        assert!(cost.is_zero(), "resuming erases nothing again");
+        costs.extend(upload_from(&mut state, &p, &img, 10 * CHUNK));
+        assert_eq!(costs.iter().sum::<Duration>(), p.flash.erase_per_sector * (sectors(img.len(), &p) + 1));
+    }
+
+    #[test]
+    fn a_progressively_erased_image_tests_and_reverts_like_before() {
+        let img = image();
+        let hash = slot_image::read_info(&img).unwrap().hash;
+        for progressive in [false, true] {
+            let p = profile(progressive);
+            let mut state = dirty_device(&p);
+            let factory = info(&state, 0).unwrap().hash;
+            upload_from(&mut state, &p, &img, 0);
+            // A trailer sector left dirty reads as a corrupt magic, and the test is refused.
+            let (out, _) = request(&mut state, &p, state_write, vec![("hash", Value::Bytes(hash.to_vec()))]);
+            out.unwrap_or_else(|e| panic!("progressive {progressive}: {e:?}"));
+            let (_, log, result) = bootloader::boot(&mut state.flash, &mut state.boot, &p, None);
+            result.unwrap();
+            assert_eq!(info(&state, 0).map(|i| i.hash), Some(hash), "progressive {progressive}: {log:?}");
+            // Never confirmed: the next boot reverts to the factory image.
+            bootloader::boot(&mut state.flash, &mut state.boot, &p, None).2.unwrap();
+            assert_eq!(info(&state, 0).map(|i| i.hash), Some(factory), "progressive {progressive}");
+        }
+    }
 }

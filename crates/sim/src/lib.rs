@@ -8,6 +8,7 @@ pub mod ble;
 pub mod ble_link;
 pub mod bluez;
 pub mod bootloader;
+pub mod clock;
 pub mod device;
 pub mod faults;
 pub mod flash;

@@ -103,6 +103,12 @@ pub struct Profile {
     /// models a bootloader that only checks the hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<SigningKey>,
+    /// Whether uploads erase each sector just before data first enters it, and the trailer
+    /// sector when the upload completes, instead of everything up front on the first chunk
+    /// (`CONFIG_IMG_ERASE_PROGRESSIVELY`, off by default in Zephyr). Defaulted so profiles
+    /// serialized before the field existed still load.
+    #[serde(default)]
+    pub erase_progressively: bool,
 }
 
 /// Names of the built-in profiles.
@@ -133,6 +139,7 @@ impl Profile {
             params_command: true,
             boot_time: Duration::from_millis(300),
             signing_key: None,
+            erase_progressively: false,
         };
         Some(match name {
             // nRF5340 DK with NCS partition manager defaults: 0xF0000 application slots (the
@@ -165,7 +172,8 @@ impl Profile {
     /// Applies `key=value` overrides, e.g. `buf_size=1024`, `buf_count=8`, `slot_size=0x80000`
     /// (all images), `sector_size=4096`, `erase_ms=0`, `program_ns_per_byte=0`,
     /// `no_downgrade=true`, `verbose_errors=true`, `smp_v2=false`, `params=false`,
-    /// `boot_ms=0`, `signing_key=root-ec-p256.pem` (a PEM public or private key file).
+    /// `boot_ms=0`, `signing_key=root-ec-p256.pem` (a PEM public or private key file),
+    /// `erase_progressively=true`.
     pub fn apply_override(&mut self, spec: &str) -> Result<(), String> {
         let (key, value) =
             spec.split_once('=').ok_or_else(|| format!("override {spec:?} is not key=value"))?;
@@ -187,6 +195,7 @@ impl Profile {
             "params" => self.params_command = flag()?,
             "boot_ms" => self.boot_time = Duration::from_millis(num()?),
             "signing_key" => self.signing_key = Some(SigningKey::load(Path::new(value))?),
+            "erase_progressively" => self.erase_progressively = flag()?,
             other => return Err(format!("unknown profile field {other:?}")),
         }
         self.validate()
@@ -266,6 +275,18 @@ mod tests {
         assert!(Profile::by_name("nope").is_none());
         let p = Profile::by_name("nrf5340").unwrap();
         assert_eq!((p.images.len(), p.buf_size, p.buf_count), (2, 2475, 4));
+        for name in PROFILE_NAMES {
+            assert!(!Profile::by_name(name).unwrap().erase_progressively, "{name}");
+        }
+    }
+
+    #[test]
+    fn profiles_serialized_before_progressive_erase_still_load() {
+        let p = Profile::by_name("zephyr-default").unwrap();
+        let mut json = serde_json::to_value(&p).unwrap();
+        json.as_object_mut().unwrap().remove("erase_progressively").expect("the field serializes");
+        let old: Profile = serde_json::from_value(json).unwrap();
+        assert_eq!(old, p);
     }
 
     #[test]
@@ -276,6 +297,10 @@ mod tests {
         p.apply_override("erase_ms=0").unwrap();
         assert_eq!((p.buf_size, p.images[0].slot_size), (1024, 0x20000));
         assert_eq!(p.flash.erase_per_sector, Duration::ZERO);
+        assert!(!p.erase_progressively, "Zephyr's default is to erase up front");
+        p.apply_override("erase_progressively=true").unwrap();
+        assert!(p.erase_progressively);
+        assert!(p.apply_override("erase_progressively=yes").is_err());
         assert!(p.apply_override("colour=blue").is_err());
         assert!(p.apply_override("buf_size").is_err());
         assert!(p.apply_override("slot_size=5000").is_err());

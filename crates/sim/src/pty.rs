@@ -312,12 +312,15 @@ fn accept(device: &Device, work: &mpsc::UnboundedSender<Work>, frame: Vec<u8>) {
 /// The SMP work queue: one request at a time, its answer written before the next starts.
 async fn work(device: Arc<Device>, mut queue: mpsc::UnboundedReceiver<Work>, console: Console) {
     let erase_unit = device.profile().flash.sector_size.max(1);
-    let app = device.profile().mode != BootMode::SerialRecovery;
+    // Only Zephyr's up-front erase logs: MCUboot's recovery does not, and under
+    // CONFIG_IMG_ERASE_PROGRESSIVELY the erase happens chunk by chunk without a log line.
+    let logs_erase =
+        device.profile().mode != BootMode::SerialRecovery && !device.profile().erase_progressively;
     while let Some((frame, permit)) = queue.recv().await {
         let upload_len = upload_start(&frame);
         let outcome = device.handle(&frame).await;
         if let Some(answer) = &outcome.response {
-            if let (true, Some(len)) = (app, upload_len) {
+            if let (true, Some(len)) = (logs_erase, upload_len) {
                 if answer_has_offset(answer) {
                     let erased = len.div_ceil(erase_unit) * erase_unit;
                     console.log("inf", "mcumgr_img_grp", &format!("Erased {erased:#x} bytes of image slot"));

@@ -22,6 +22,10 @@ pub struct Upload {
     pub size: usize,
     /// `sha` of the first request, for resuming.
     pub sha: Vec<u8>,
+    /// End of the part of the slot this upload has erased or found blank: data reaching past
+    /// it has its sectors erased first (Zephyr's `off_last` under
+    /// `CONFIG_IMG_ERASE_PROGRESSIVELY`). The slot's length once nothing is left to erase.
+    pub erased_to: usize,
 }
 
 /// The device's state.

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::device::Device;
 use crate::faults::{LinkFaults, Rng};
+use crate::profile::BootMode;
 
 /// How long a reordered answer is held back: the answers sent after it overtake it, and a
 /// client waiting for it alone still gets it well within its timeout, as on a real network.
@@ -87,6 +88,19 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
 
     let worker = tokio::spawn(async move {
         while let Some((frame, from, permit)) = work.recv().await {
+            // Zephyr allocates the answer from the same pool before handling a request
+            // (smp_alloc_rsp); with every buffer holding a request, the request is lost
+            // unanswered. That is why a client may keep only buf_count - 1 requests in flight.
+            // MCUboot's serial recovery answers from its own static buffer.
+            let answer_buffer = if device.profile().mode == BootMode::SerialRecovery {
+                None
+            } else {
+                let Ok(b) = device.buffers().try_acquire_owned() else {
+                    tracing::debug!("sim udp: no buffer for the answer; request dropped");
+                    continue;
+                };
+                Some(b)
+            };
             let outcome = device.handle(&frame).await;
             drop(permit);
             if let Some(response) = outcome.response {
@@ -97,10 +111,16 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
                 if !drop_it {
                     let delay = options.added_rtt + if reorder { REORDER_DELAY } else { Duration::ZERO };
                     for _ in 0..1 + dup as usize {
-                        send_later(socket.clone(), response.clone(), from, delay);
+                        if delay.is_zero() {
+                            let _ = socket.send_to(&response, from).await;
+                        } else {
+                            send_later(socket.clone(), response.clone(), from, delay);
+                        }
                     }
                 }
             }
+            // The answer has left the device; its network delay holds no device buffer.
+            drop(answer_buffer);
             if outcome.reset {
                 // Requests waiting in the SMP buffers are RAM, which a reset loses. Kept, a
                 // duplicated reset request would reset the device twice, and MCUboot would
@@ -115,9 +135,7 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
 
 fn send_later(socket: Arc<UdpSocket>, datagram: Vec<u8>, to: SocketAddr, delay: Duration) {
     tokio::spawn(async move {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+        crate::clock::sleep(delay).await;
         let _ = socket.send_to(&datagram, to).await;
     });
 }

@@ -143,9 +143,11 @@ pub struct Limits {
     pub flash: Option<f64>,
     /// `min(link, flash)`: the capacity ratios are quoted against.
     pub capacity: Option<f64>,
-    /// Image bytes per second of the best upload this device allows: it erases the image's
-    /// sectors before taking the first chunk, then programs chunk by chunk while the link
-    /// brings the next ones, so `len / (erase + max(len / link, len × program))`.
+    /// Image bytes per second of the best upload this device allows. Erasing up front, it
+    /// erases the image's sectors before taking the first chunk, then programs chunk by chunk
+    /// while the link brings the next ones: `len / (erase + max(len / link, len × program))`.
+    /// Erasing progressively, erasing overlaps the link too: `len / max(len / link, erase + len
+    /// × program)`, which is `min(link, flash)`.
     pub bound: Option<f64>,
 }
 
@@ -153,7 +155,13 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct Device {
     pub profile: Profile,
+    /// Path MTU of the UDP links, the same for every tool: datagrams carry at most this minus
+    /// the IPv4 and UDP headers.
+    pub udp_mtu: usize,
 }
+
+/// IPv4 and UDP headers: what a datagram's payload leaves of the path MTU.
+pub const IPV4_UDP_HEADERS: usize = 28;
 
 impl Device {
     /// Largest request a serial console delivers to the device: its packet (frame, length and
@@ -162,9 +170,9 @@ impl Device {
         self.profile.buf_size - SERIAL_PACKET_OVERHEAD
     }
 
-    /// Largest request the device takes as one datagram: one SMP buffer.
+    /// Largest request that travels as one datagram: one SMP buffer, within the path MTU.
     pub fn udp_frame(&self) -> usize {
-        self.profile.buf_size
+        self.profile.buf_size.min(self.udp_mtu - IPV4_UDP_HEADERS)
     }
 
     /// Requests in flight the device's buffers allow: one buffer is kept for the answer.
@@ -190,7 +198,12 @@ impl Device {
         };
         let transfer = link_rate.map_or(0.0, |r| len as f64 / r);
         let program = len as f64 * flash.program_s;
-        let best = flash.upfront_erase_s(len) + transfer.max(program);
+        let erase = flash.upfront_erase_s(len);
+        let best = if self.profile.erase_progressively {
+            transfer.max(erase + program)
+        } else {
+            erase + transfer.max(program)
+        };
         let bound = (best > 0.0).then(|| len as f64 / best);
         Limits { link: link_rate, flash: flash_rate, capacity, bound }
     }
@@ -203,7 +216,7 @@ mod tests {
     fn nrf5340() -> Device {
         let mut profile = Profile::by_name("nrf5340").unwrap();
         profile.apply_override("slot_size=0x120000").unwrap();
-        Device { profile }
+        Device { profile, udp_mtu: 1500 }
     }
 
     #[test]
@@ -276,6 +289,9 @@ mod tests {
         let rate = udp_bytes_per_s(0.015, 3, 2475, len).unwrap();
         assert!((rate - len as f64 * 3.0 / (10.0 * 0.015)).abs() < 1e-6);
         assert_eq!(udp_bytes_per_s(0.0, 3, 2475, len), None);
+        // An Ethernet path MTU keeps datagrams to 1472 bytes; a larger one lets a buffer fill.
+        assert_eq!(d.udp_frame(), 1472);
+        assert_eq!(Device { udp_mtu: 9000, ..d }.udp_frame(), 2475);
     }
 
     #[test]
@@ -301,6 +317,17 @@ mod tests {
         let real = d.limits(Link::Ble("phone-fast"), 1.0, len);
         assert_eq!(real.capacity, real.flash);
         assert!(real.bound.unwrap() < real.capacity.unwrap());
+        // Where link and flash are close (phone-slow), erasing up front leaves the link idle
+        // for 5.6 s; erasing progressively overlaps it, and only the trailer's extra sector
+        // keeps the bound under the flash's rate. (Where the flash is far slower than the link
+        // it is the bound either way.)
+        let upfront = d.limits(Link::Ble("phone-slow"), 1.0, len);
+        let mut progressive = d.clone();
+        progressive.profile.apply_override("erase_progressively=true").unwrap();
+        let p = progressive.limits(Link::Ble("phone-slow"), 1.0, len);
+        let flash = p.flash.unwrap();
+        assert!(p.bound.unwrap() < flash && p.bound.unwrap() > 0.98 * flash, "{p:?}");
+        assert!(upfront.bound.unwrap() < 0.6 * flash, "{upfront:?}");
         let loopback = d.limits(Link::Udp(0), 0.0, len);
         assert_eq!((loopback.link, loopback.capacity, loopback.bound), (None, None, None));
     }

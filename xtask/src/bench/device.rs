@@ -18,8 +18,17 @@ pub const PROFILE: &str = "nrf5340";
 /// Slots big enough for a 1 MiB image (the nrf5340 application slot holds 956 KiB).
 pub const SLOT_SIZE: u64 = 0x12_0000;
 
-pub fn profile_override() -> String {
-    format!("slot_size={SLOT_SIZE:#x}")
+/// The bench's changes to the profile: slots for 1 MiB, and `CONFIG_IMG_ERASE_PROGRESSIVELY`,
+/// which Zephyr offers for flash with long erase times (as the nRF5340's): without it the
+/// device erases the whole image before answering the first chunk, and no client, however
+/// good, could use the link meanwhile.
+pub fn profile_overrides() -> Vec<String> {
+    vec![format!("slot_size={SLOT_SIZE:#x}"), "erase_progressively=true".into()]
+}
+
+/// `profile_overrides` as repeated `flag VALUE` arguments.
+pub fn override_args(flag: &str) -> Vec<String> {
+    profile_overrides().into_iter().flat_map(|o| [flag.to_string(), o]).collect()
 }
 
 /// A `smpflash sim` process: UDP always, a paced pty when asked. Stopped when dropped.
@@ -32,12 +41,10 @@ pub struct SimProcess {
 impl SimProcess {
     pub fn start(smpflash: &Path, flash: Flash, rtt_ms: u64, baud: Option<u32>, log: &Path) -> Result<Self> {
         let mut cmd = Command::new(smpflash);
-        cmd.args(["sim", "--profile", PROFILE, "--set", &profile_override(), "--udp", "127.0.0.1:0"]).args([
-            "--time-scale",
-            &flash.time_scale().to_string(),
-            "--rtt-ms",
-            &rtt_ms.to_string(),
-        ]);
+        cmd.args(["sim", "--profile", PROFILE])
+            .args(override_args("--set"))
+            .args(["--udp", "127.0.0.1:0"])
+            .args(["--time-scale", &flash.time_scale().to_string(), "--rtt-ms", &rtt_ms.to_string()]);
         if let Some(b) = baud {
             cmd.args(["--pty", "--pty-baud", &b.to_string()]);
         }
@@ -96,7 +103,8 @@ pub fn primed_state(smpflash: &Path, dir: &Path, image: &Path) -> Result<PathBuf
     let done = child::run(
         Command::new(smpflash)
             .arg(format!("--sim={PROFILE}"))
-            .args(["--sim-set", &profile_override(), "--sim-link", "udp", "--sim-time-scale", "0"])
+            .args(override_args("--sim-set"))
+            .args(["--sim-link", "udp", "--sim-time-scale", "0"])
             .arg("--sim-state")
             .arg(&state)
             .args(["--json", "image", "upload"])

@@ -6,7 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::device::{profile_override, PROFILE};
+use super::device::{override_args, PROFILE};
 use super::matrix::{Flash, Tool};
 
 /// Where a client finds the device.
@@ -18,7 +18,11 @@ pub enum Target<'a> {
         flash: Flash,
         state: Option<&'a Path>,
     },
-    Udp(&'a str),
+    /// A UDP device and the path MTU every tool is told.
+    Udp {
+        addr: &'a str,
+        mtu: usize,
+    },
     Serial {
         path: &'a str,
         baud: u32,
@@ -50,14 +54,15 @@ pub fn command(p: &Programs, tool: Tool, target: Target<'_>, image: &Path) -> Co
             match target {
                 Target::Ble { profile, flash, state } => {
                     c.arg(format!("--sim={PROFILE}"))
-                        .args(["--sim-set", &profile_override(), "--sim-link", &format!("ble-{profile}")])
+                        .args(override_args("--sim-set"))
+                        .args(["--sim-link", &format!("ble-{profile}")])
                         .args(["--sim-time-scale", &flash.time_scale().to_string()]);
                     if let Some(s) = state {
                         c.arg("--sim-state").arg(s);
                     }
                 }
-                Target::Udp(addr) => {
-                    c.args(["--udp", addr]);
+                Target::Udp { addr, mtu } => {
+                    c.args(["--udp", addr, "--mtu", &mtu.to_string()]);
                 }
                 Target::Serial { path, baud } => {
                     c.args(["--serial", path, "--baud", &baud.to_string()]);
@@ -77,7 +82,11 @@ pub fn command(p: &Programs, tool: Tool, target: Target<'_>, image: &Path) -> Co
             let mut c = Command::new(&p.python);
             c.arg(p.drivers.join(script));
             match target {
-                Target::Udp(addr) => c.args(["--udp", addr]),
+                // mcumgr-toolkit's UDP client takes no MTU; it sizes its own chunks.
+                Target::Udp { addr, mtu } if tool == Tool::Smpclient => {
+                    c.args(["--udp", addr, "--mtu", &mtu.to_string()])
+                }
+                Target::Udp { addr, .. } => c.args(["--udp", addr]),
                 Target::Serial { path, baud } => c.args(["--serial", path, "--baud", &baud.to_string()]),
                 Target::Ble { .. } => unreachable!("peers have no BLE here; the matrix says n/a"),
             };
