@@ -117,7 +117,15 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
             let outcome = device.handle(&frame).await;
             if let Some(response) = outcome.response {
                 for piece in response.chunks(chunk) {
-                    if peripheral.notify(piece).await.is_err() {
+                    // Zephyr's SMP work queue hands the answer to the host and moves on to the
+                    // next request while the radio sends it; only the answer to a reset is
+                    // waited for, since the reset then drops the link.
+                    let sent = if outcome.reset {
+                        peripheral.notify(piece).await
+                    } else {
+                        peripheral.queue_notification(piece).await.map(drop)
+                    };
+                    if sent.is_err() {
                         break;
                     }
                 }

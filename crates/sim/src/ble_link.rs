@@ -585,9 +585,26 @@ impl SimPeripheral {
     /// notification's completion callback before sending the next piece of a response; a
     /// device that wants more than one notification per event calls this from several tasks.
     pub async fn notify(&self, value: &[u8]) -> Result<()> {
+        let ticket = self.queue_notification(value).await?;
+        self.shared
+            .wait_for(|st| {
+                if st.peripheral_out.sent > ticket {
+                    Some(Ok(()))
+                } else if st.down.is_some() {
+                    Some(Err(self.shared.disconnected(st)))
+                } else {
+                    None
+                }
+            })
+            .await
+    }
+
+    /// Queues a notification for the next connection events and returns, as Zephyr's
+    /// `bt_gatt_notify` does once the host has a buffer for it: it waits only while the
+    /// peripheral's transmit queue is full. Returns the value's place in the queue.
+    pub async fn queue_notification(&self, value: &[u8]) -> Result<u64> {
         self.shared.check_len(value.len())?;
-        let ticket = self
-            .shared
+        self.shared
             .wait_for(|st| {
                 if st.down.is_some() {
                     Some(Err(self.shared.disconnected(st)))
@@ -596,17 +613,6 @@ impl SimPeripheral {
                     let ticket = st.peripheral_out.queued;
                     st.peripheral_out.queued += 1;
                     Some(Ok(ticket))
-                } else {
-                    None
-                }
-            })
-            .await?;
-        self.shared
-            .wait_for(|st| {
-                if st.peripheral_out.sent > ticket {
-                    Some(Ok(()))
-                } else if st.down.is_some() {
-                    Some(Err(self.shared.disconnected(st)))
                 } else {
                     None
                 }
