@@ -2,35 +2,19 @@
 //! fixtures verify with the keys that signed them and with no other, and over UDP an image
 //! signed with the wrong key is erased at boot while the old image keeps running.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
 use p256::ecdsa::Signature;
-use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
-use smpflash_core::client::Client;
 use smpflash_core::command::image::*;
-use smpflash_core::command::os::*;
 use smpflash_core::mcuboot::{Image, ImageVersion, TlvKind};
-use smpflash_core::Error;
-use smpflash_sim::device::DeviceEvent;
 use smpflash_sim::signing_key::SigningKey;
 use smpflash_sim::slot_image::{self, Invalid};
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
-use smpflash_sim::{Device, DeviceOptions, Profile};
-use smpflash_udp::UdpTransport;
+use smpflash_sim::Profile;
+
+mod support;
+use support::{fixture, fixtures, hash_of, instant, reset, state, upload, Rig};
 
 /// The fixtures were signed for 0x40000 slots.
 const MAX: usize = 0x3F000;
-
-fn fixtures() -> String {
-    format!("{}/../../tests/fixtures", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/images/{name}", fixtures())).unwrap()
-}
 
 fn key_path(name: &str) -> String {
     format!("{}/keys/{name}", fixtures())
@@ -172,66 +156,10 @@ fn the_profile_override_loads_a_key() {
     assert!(!k.can_sign());
 }
 
-struct Rig {
-    device: Arc<Device>,
-    _server: UdpServer,
-    client: Client,
-}
-
 async fn rig(profile: &str, key_file: &str) -> Rig {
     let mut profile = Profile::by_name(profile).unwrap();
     profile.apply_override(&format!("signing_key={}", key_path(key_file))).unwrap();
-    let device = Device::new(profile, DeviceOptions { time_scale: 0.0, ..Default::default() }).unwrap();
-    let server =
-        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
-    let client = connect(server.local_addr()).await;
-    Rig { device, _server: server, client }
-}
-
-async fn connect(addr: SocketAddr) -> Client {
-    Client::new(Arc::new(UdpTransport::connect_addr(addr).await.unwrap()))
-        .with_timeout(Duration::from_secs(2))
-}
-
-/// A plain stop-and-wait upload (from udp_device.rs).
-async fn upload(c: &Client, image: u32, bytes: &[u8]) -> Result<ImageUploadResponse, Error> {
-    let sha = ByteBuf::from(Sha256::digest(bytes).to_vec());
-    let mut off = 0usize;
-    loop {
-        let chunk = 256.min(bytes.len() - off);
-        let first = off == 0;
-        let req = ImageUpload {
-            image: first.then_some(image),
-            len: first.then_some(bytes.len() as u64),
-            off: off as u64,
-            sha: first.then(|| sha.clone()),
-            data: ByteBuf::from(bytes[off..off + chunk].to_vec()),
-            upgrade: None,
-        };
-        let r = c.request(&req).await?;
-        off = r.off as usize;
-        if off >= bytes.len() {
-            return Ok(r);
-        }
-    }
-}
-
-async fn reset(rig: &Rig) {
-    let mut events = rig.device.subscribe();
-    rig.client.request(&Reset::default()).await.unwrap();
-    loop {
-        if let DeviceEvent::Booted(_) = events.recv().await.unwrap() {
-            break;
-        }
-    }
-}
-
-async fn state(c: &Client) -> Vec<SlotState> {
-    c.request(&ImageStateRead {}).await.unwrap().images
-}
-
-fn hash_of(bytes: &[u8]) -> ByteBuf {
-    ByteBuf::from(image_hash(bytes).to_vec())
+    Rig::start(profile, instant()).await
 }
 
 async fn boot_log(rig: &Rig) -> Vec<String> {

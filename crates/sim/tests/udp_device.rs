@@ -1,7 +1,6 @@
 //! The virtual device over a real UDP socket, driven by smpflash's own request layer: every
 //! command, Zephyr's upload and state rules, and every MCUboot boot outcome.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,39 +10,17 @@ use smpflash_core::client::Client;
 use smpflash_core::command::image::*;
 use smpflash_core::command::os::*;
 use smpflash_core::frame::Version;
-use smpflash_core::mcuboot::Image;
 use smpflash_core::{DeviceError, Error};
 use smpflash_sim::faults::DeviceFaults;
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::udp::{self, UdpOptions};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpTransport;
 
-struct Rig {
-    device: Arc<Device>,
-    _server: UdpServer,
-    client: Client,
-}
-
-async fn rig_with(profile: Profile, options: DeviceOptions) -> Rig {
-    let device = Device::new(profile, options).unwrap();
-    let server =
-        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
-    let client = connect(server.local_addr()).await;
-    Rig { device, _server: server, client }
-}
-
-async fn connect(addr: SocketAddr) -> Client {
-    Client::new(Arc::new(UdpTransport::connect_addr(addr).await.unwrap()))
-        .with_timeout(Duration::from_secs(2))
-}
+mod support;
+use support::{connect, fixture, hash_of, instant, reset, state, upload, Rig};
 
 async fn rig(profile: &str) -> Rig {
-    rig_with(Profile::by_name(profile).unwrap(), DeviceOptions { time_scale: 0.0, ..Default::default() })
-        .await
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../../tests/fixtures/images/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    Rig::start(Profile::by_name(profile).unwrap(), instant()).await
 }
 
 /// The device's error, or a panic naming what came instead.
@@ -54,51 +31,8 @@ fn device_error<T: std::fmt::Debug>(r: Result<T, Error>) -> DeviceError {
     }
 }
 
-/// A plain stop-and-wait upload (the pipelined engine lives in smpflash-core's upload module;
-/// this one only has to be obviously right).
-async fn upload(c: &Client, image: u32, bytes: &[u8]) -> Result<ImageUploadResponse, Error> {
-    let sha = ByteBuf::from(Sha256::digest(bytes).to_vec());
-    let mut off = 0usize;
-    loop {
-        let chunk = 256.min(bytes.len() - off);
-        let first = off == 0;
-        let req = ImageUpload {
-            image: first.then_some(image),
-            len: first.then_some(bytes.len() as u64),
-            off: off as u64,
-            sha: first.then(|| sha.clone()),
-            data: ByteBuf::from(bytes[off..off + chunk].to_vec()),
-            upgrade: None,
-        };
-        let r = c.request(&req).await?;
-        off = r.off as usize;
-        if off >= bytes.len() {
-            return Ok(r);
-        }
-    }
-}
-
-async fn state(c: &Client) -> Vec<SlotState> {
-    c.request(&ImageStateRead {}).await.unwrap().images
-}
-
 fn slot(images: &[SlotState], image: u32, slot: u32) -> Option<&SlotState> {
     images.iter().find(|s| s.image == image && s.slot == slot)
-}
-
-fn hash_of(bytes: &[u8]) -> ByteBuf {
-    ByteBuf::from(Image::parse(bytes.to_vec()).unwrap().hash().to_vec())
-}
-
-async fn reset(rig: &Rig) {
-    let mut events = rig.device.subscribe();
-    rig.client.request(&Reset::default()).await.unwrap();
-    // Wait for the boot to finish.
-    loop {
-        if let smpflash_sim::device::DeviceEvent::Booted(_) = events.recv().await.unwrap() {
-            break;
-        }
-    }
 }
 
 #[tokio::test]
@@ -225,7 +159,7 @@ async fn invalid_image_is_erased_at_boot_and_the_old_one_kept() {
 async fn power_loss_mid_swap_resumes_to_a_bootable_image() {
     let profile = Profile::by_name("zephyr-default").unwrap();
     let faults = DeviceFaults { power_loss_after_swap_sectors: Some(1), ..Default::default() };
-    let r = rig_with(profile, DeviceOptions { time_scale: 0.0, faults, ..Default::default() }).await;
+    let r = Rig::start(profile, DeviceOptions { time_scale: 0.0, faults, ..Default::default() }).await;
     let new = fixture("rsa-2048.bin");
     let hash = hash_of(&new);
     upload(&r.client, 0, &new).await.unwrap();
@@ -465,12 +399,12 @@ async fn state_file_keeps_flash_across_power_cycles() {
     let opts = || DeviceOptions { time_scale: 0.0, state_file: Some(path.clone()), ..Default::default() };
     let new = fixture("hash-only.bin");
     {
-        let r = rig_with(Profile::by_name("zephyr-default").unwrap(), opts()).await;
+        let r = Rig::start(Profile::by_name("zephyr-default").unwrap(), opts()).await;
         upload(&r.client, 0, &new).await.unwrap();
         r.client.request(&ImageStateWrite { hash: Some(hash_of(&new)), confirm: true }).await.unwrap();
     }
     // power back on: a new process would do exactly this
-    let r = rig_with(Profile::by_name("zephyr-default").unwrap(), opts()).await;
+    let r = Rig::start(Profile::by_name("zephyr-default").unwrap(), opts()).await;
     let s = state(&r.client).await;
     assert_eq!(s[0].hash.as_ref(), Some(&hash_of(&new)), "the permanent swap happened at power-on: {s:?}");
     let e = Device::new(Profile::by_name("nrf5340").unwrap(), opts()).unwrap_err();
@@ -483,7 +417,7 @@ async fn busy_device_drops_requests_beyond_its_buffers() {
     // The upload being handled holds two (its request and its answer), which leaves one.
     profile.apply_override("buf_count=3").unwrap();
     profile.apply_override("erase_ms=100").unwrap();
-    let r = rig_with(profile, DeviceOptions { time_scale: 1.0, ..Default::default() }).await;
+    let r = Rig::start(profile, DeviceOptions { time_scale: 1.0, ..Default::default() }).await;
     // dirty the secondary so the first upload chunk has to erase (24 sectors = 2.4 s busy)
     let img = fixture("hash-only.bin");
     upload(&r.client, 0, &img).await.unwrap();
