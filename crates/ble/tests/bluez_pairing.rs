@@ -11,18 +11,14 @@ use smpflash_ble::{BtleplugLink, ConnectOptions, GattTransport};
 use smpflash_core::client::Client;
 use smpflash_core::command::os::Echo;
 use smpflash_core::Error;
-use smpflash_sim::bluez::{self, BluezOptions, PrivateBus, BLUEZ_NAME};
+use smpflash_sim::bluez::{self, BluezOptions, BLUEZ_NAME};
 use smpflash_sim::{Device, DeviceOptions, Profile};
+
+mod support;
 
 #[test]
 fn pairing_is_required_then_works() {
-    let bus = PrivateBus::start().unwrap_or_else(|e| panic!("{e}"));
-    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", bus.address());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(run(bus.address()));
-    // btleplug's background tasks use the bus until the runtime ends them.
-    drop(runtime);
-    drop(bus);
+    support::on_private_bus(|bus| async move { run(&bus).await });
 }
 
 async fn run(bus: &str) {

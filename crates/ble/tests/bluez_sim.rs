@@ -21,8 +21,10 @@ use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::Error;
 use smpflash_sim::ble_link::LinkParams;
-use smpflash_sim::bluez::{self, BluezOptions, BluezServer, PrivateBus};
+use smpflash_sim::bluez::{self, BluezOptions, BluezServer};
 use smpflash_sim::{Device, DeviceOptions, Profile};
+
+mod support;
 
 struct Ble {
     target: String,
@@ -56,15 +58,7 @@ async fn wait_disconnected(server: &BluezServer) {
 
 #[test]
 fn btleplug_through_emulated_bluez() {
-    let bus = PrivateBus::start().unwrap_or_else(|e| panic!("{e}"));
-    // Before the first btleplug Manager: libdbus reads it once per process.
-    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", bus.address());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(run(bus.address()));
-    // btleplug's background tasks talk to the bus until the runtime ends them, so the bus
-    // goes last.
-    drop(runtime);
-    drop(bus);
+    support::on_private_bus(|bus| async move { run(&bus).await });
 }
 
 async fn run(bus: &str) {
