@@ -16,7 +16,6 @@ use smpflash_core::client::Client;
 use smpflash_core::command::image::ImageStateRead;
 use smpflash_core::command::os::{Echo, McumgrParams};
 use smpflash_core::gatt::GattLink;
-use smpflash_core::progress::Event;
 use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::Error;
@@ -101,23 +100,7 @@ async fn run(bus: &str) {
     // rescan and reconnect through btleplug, confirm.
     let connector = Ble { target: server.device_address().to_string(), options: connect_options() };
     let mut session = Session::open(Box::new(connector), Duration::from_secs(10)).await.unwrap();
-    let pkg = smpflash_core::mcuboot::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/dfu_application.zip"
-    )))
-    .unwrap();
-    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let progress = move |e: &Event| sink.lock().unwrap().push(e.clone());
-    let report = smpflash_core::dfu::dfu(&mut session, &pkg, &Default::default(), &progress).await.unwrap();
-    assert!(report.reset);
-    for img in &pkg.images {
-        let run = report.after.iter().find(|s| s.image == img.image_index && s.active).unwrap();
-        assert_eq!(run.hash.as_deref().map(|h| h.to_vec()).unwrap(), img.image.hash());
-        assert!(run.confirmed, "{run:?}");
-    }
-    assert!(session.reconnects() >= 1, "the reset dropped the link and smpflash found the device again");
-    assert!(events.lock().unwrap().iter().any(|e| matches!(e, Event::Reconnecting { .. })));
+    support::dfu_example_package(&mut session).await;
 
     let calls = server.calls();
     println!("D-Bus calls btleplug made:");

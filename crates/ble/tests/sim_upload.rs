@@ -16,6 +16,8 @@ use smpflash_sim::ble::BleFrontEnd;
 use smpflash_sim::ble_link::LinkParams;
 use smpflash_sim::{slot_image, Device, DeviceOptions, Profile};
 
+mod support;
+
 struct SimConnector(BleFrontEnd);
 
 #[async_trait]
@@ -129,20 +131,5 @@ async fn whole_dfu_over_ble_with_reset_rescan_and_reconnect() {
     .unwrap();
     let front = BleFrontEnd::new(device, LinkParams::phone_fast().with_time_scale(0.02));
     let mut session = Session::open(Box::new(SimConnector(front)), Duration::from_secs(5)).await.unwrap();
-    let pkg = smpflash_core::mcuboot::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/dfu_application.zip"
-    )))
-    .unwrap();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let progress = move |e: &Event| sink.lock().unwrap().push(e.clone());
-    let report = smpflash_core::dfu::dfu(&mut session, &pkg, &Default::default(), &progress).await.unwrap();
-    assert!(report.reset);
-    for img in &pkg.images {
-        let run = report.after.iter().find(|s| s.image == img.image_index && s.active).unwrap();
-        assert_eq!(run.hash.as_deref().map(|h| h.to_vec()).unwrap(), img.image.hash());
-    }
-    assert!(session.reconnects() >= 1, "the reset dropped the link and smpflash found the device again");
-    assert!(events.lock().unwrap().iter().any(|e| matches!(e, Event::Reconnecting { .. })));
+    support::dfu_example_package(&mut session).await;
 }
