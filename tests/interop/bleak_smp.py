@@ -26,6 +26,7 @@ import sys
 import cbor2
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakDBusError
+from interop_common import Failure, check, mcuboot_hash, step
 
 SMP_SERVICE = "8d53dc1d-1db7-4cd3-868b-8a527460aa84"
 SMP_CHARACTERISTIC = "da2e7828-fbce-4e01-ae9e-261174997c48"
@@ -37,44 +38,6 @@ SMP_V2 = 1
 GROUP_OS, GROUP_IMAGE = 0, 1
 OS_ECHO, OS_PARAMS = 0, 6
 IMAGE_STATE, IMAGE_UPLOAD = 0, 1
-
-# MCUboot image layout (bootutil/image.h).
-TLV_AREAS = (0x6907, 0x6908)
-TLV_SHA256 = 0x10
-
-
-class Failure(Exception):
-    """The device or the stack did not behave as a Zephyr device behind BlueZ does."""
-
-
-def step(text: str) -> None:
-    print(f"==> {text}", flush=True)
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise Failure(message)
-
-
-def image_hash(image: bytes) -> bytes:
-    """The SHA-256 TLV MCUboot checks, which img_mgmt reports as the slot's hash."""
-    header_size, _, body_size = struct.unpack_from("<HHI", image, 8)
-    at = header_size + body_size
-    while at + 4 <= len(image):
-        # Each area's size counts its own 4-byte info header.
-        magic, area_size = struct.unpack_from("<HH", image, at)
-        if magic not in TLV_AREAS:
-            break
-        end = at + area_size
-        at += 4
-        while at + 4 <= end:
-            kind, length = struct.unpack_from("<HH", image, at)
-            if kind == TLV_SHA256:
-                return image[at + 4 : at + 4 + length]
-            at += 4 + length
-        at = end
-    raise Failure("the image has no SHA-256 TLV")
-
 
 class Smp:
     """Requests over the SMP characteristic: one at a time, answers matched by sequence."""
@@ -189,7 +152,7 @@ async def run(args: argparse.Namespace) -> None:
         step("image state")
         state = await smp.request(OP_READ, GROUP_IMAGE, IMAGE_STATE, {}, "state")
         secondary = [s for s in state["images"] if s.get("image", 0) == 0 and s["slot"] == 1]
-        check(secondary and secondary[0]["hash"] == image_hash(image), f"secondary slot after upload: {state}")
+        check(secondary and secondary[0]["hash"] == mcuboot_hash(image), f"secondary slot after upload: {state}")
         print(f"    slot 1 holds version {secondary[0]['version']}, hash {secondary[0]['hash'].hex()[:16]}")
     step("bleak: scan, connect, echo and upload done")
 

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import hashlib
 import logging
-import struct
 import sys
 import time
 import traceback
@@ -32,27 +31,10 @@ from smpclient.transport import SMPTransport
 from smpclient.transport.serial import SMPSerialTransport
 from smpclient.transport.udp import IPV4_UDP_OVERHEAD, SMPUDPTransport
 
-# MCUboot image layout (bootutil/image.h).
-IMAGE_MAGIC = 0x96F3B83D
-TLV_INFO_MAGIC = 0x6907
-TLV_PROT_INFO_MAGIC = 0x6908
-TLV_SHA256 = 0x10
+from interop_common import Failure, check, mcuboot_hash, step
 
 # How long the device may take to reboot before the run gives up on it.
 REBOOT_TIMEOUT_S = 30.0
-
-
-class Failure(Exception):
-    """A step did not go as a Zephyr/MCUboot device would have it go."""
-
-
-def step(text: str) -> None:
-    print(f"==> {text}", flush=True)
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise Failure(message)
 
 
 def expect_success(response: Any, what: str) -> Any:
@@ -60,30 +42,6 @@ def expect_success(response: Any, what: str) -> Any:
         raise Failure(f"{what}: the device answered with an error: {response}")
     check(success(response), f"{what}: unexpected answer {response!r}")
     return response
-
-
-def mcuboot_hash(image: bytes) -> bytes:
-    """The SHA-256 TLV of an MCUboot image: what image state reports as its hash.
-
-    Read here from the file, independently of the device, to check what the device reports.
-    """
-    magic, _load, hdr_size, protect_size, img_size = struct.unpack_from("<IIHHI", image, 0)
-    if magic != IMAGE_MAGIC:
-        raise Failure(f"the image file does not start with MCUboot's magic ({magic:#x})")
-    at = hdr_size + img_size
-    while at + 4 <= len(image):
-        area_magic, area_len = struct.unpack_from("<HH", image, at)
-        if area_magic not in (TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC):
-            break
-        end = at + area_len
-        pos = at + 4
-        while pos + 4 <= end:
-            kind, length = struct.unpack_from("<HH", image, pos)
-            if kind == TLV_SHA256:
-                return image[pos + 4 : pos + 4 + length]
-            pos += 4 + length
-        at = end
-    raise Failure("the image file has no SHA-256 TLV")
 
 
 class UDPTransportOnPort(SMPUDPTransport):
