@@ -12,6 +12,7 @@ use btleplug::api::{
 use btleplug::platform::{Adapter, Manager, Peripheral};
 use futures::StreamExt;
 use smpflash_core::gatt::{GattLink, DEFAULT_ATT_MTU, SMP_CHARACTERISTIC_UUID, SMP_SERVICE_UUID};
+use smpflash_core::transport::{TransportError, TransportKind};
 use smpflash_core::{Error, Result};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
@@ -52,7 +53,7 @@ impl Default for ConnectOptions {
 }
 
 /// One device seen advertising the SMP service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ScanResult {
     /// Advertised or cached name.
     pub name: Option<String>,
@@ -83,7 +84,7 @@ const STACK: &str = "the system's Bluetooth stack";
 const STACK_HINT: &str = "check that Bluetooth is switched on and that this program may use it";
 
 fn no_adapter(why: impl std::fmt::Display) -> Error {
-    Error::Transport(format!("{NO_ADAPTER}: {why}; {STACK_HINT}"))
+    TransportError::new(TransportKind::NoAdapter, format!("{NO_ADAPTER}: {why}; {STACK_HINT}")).into()
 }
 
 /// Opens the btleplug manager without letting a hung system bus block the caller.
@@ -176,7 +177,7 @@ pub async fn scan(timeout: Duration) -> Result<Vec<ScanResult>> {
 }
 
 fn stack_error(what: &str, e: btleplug::Error) -> Error {
-    Error::Transport(format!("Bluetooth: cannot {what}: {e}"))
+    TransportError::new(TransportKind::Io, format!("Bluetooth: cannot {what}")).with_source(e).into()
 }
 
 /// Whether a stack error text says the device wants a paired (encrypted, authenticated) link.
@@ -205,18 +206,27 @@ fn needs_pairing(text: &str) -> bool {
 fn link_error(label: &str, what: &str, e: btleplug::Error) -> Error {
     match e {
         btleplug::Error::NotConnected | btleplug::Error::DeviceNotFound => {
-            Error::Disconnected(format!("{label}: {what} failed: {e}"))
+            TransportError::new(TransportKind::LinkLost, format!("{label}: {what} failed"))
+                .with_source(e)
+                .into()
         }
         // BlueZ reports a vanished connection as a generic D-Bus failure.
         e if e.to_string().to_ascii_lowercase().contains("not connected") => {
-            Error::Disconnected(format!("{label}: {what} failed: {e}"))
+            TransportError::new(TransportKind::LinkLost, format!("{label}: {what} failed"))
+                .with_source(e)
+                .into()
         }
-        e if needs_pairing(&e.to_string()) => Error::Transport(format!(
-            "device requires pairing: {what} on {label} was refused for insufficient \
-             authentication or encryption ({e}); pair (and on Linux trust) the device first, \
-             see docs/ble.md"
-        )),
-        e => Error::Transport(format!("{label}: {what} failed: {e}")),
+        e if needs_pairing(&e.to_string()) => TransportError::new(
+            TransportKind::PairingRequired,
+            format!(
+                "device requires pairing: {what} on {label} was refused for insufficient \
+                 authentication or encryption; pair (and on Linux trust) the device first, see \
+                 docs/ble.md"
+            ),
+        )
+        .with_source(e)
+        .into(),
+        e => TransportError::new(TransportKind::Io, format!("{label}: {what} failed")).with_source(e).into(),
     }
 }
 
@@ -283,11 +293,15 @@ async fn find(adapter: &Adapter, target: &Target, timeout: Duration) -> Result<P
             Target::Address(a) => format!("with address {a}"),
             Target::Name(n) => format!("named {n:?}"),
         };
-        Error::Transport(format!(
-            "no device {what} found within {} s (is it advertising the SMP service, in range, \
+        TransportError::new(
+            TransportKind::NotFound,
+            format!(
+                "no device {what} found within {} s (is it advertising the SMP service, in range, \
              and not connected to another central? `smpflash scan` lists what is visible)",
-            timeout.as_secs()
-        ))
+                timeout.as_secs()
+            ),
+        )
+        .into()
     })
 }
 
@@ -307,7 +321,7 @@ fn mark_gone(gone: &watch::Sender<Option<String>>, why: String) {
 /// Notifications are collected by a background task from the moment of subscription, so none
 /// are lost between [`notification`](GattLink::notification) calls. The same task watches the
 /// adapter for the device's disconnection, after which every call fails with
-/// [`Error::Disconnected`].
+/// a [`TransportKind::LinkLost`] error.
 pub struct BtleplugLink {
     peripheral: Peripheral,
     characteristic: Characteristic,
@@ -339,10 +353,11 @@ impl BtleplugLink {
         match tokio::time::timeout(options.connect_timeout, peripheral.connect()).await {
             Ok(r) => r.map_err(|e| link_error(&label, "connect", e))?,
             Err(_) => {
-                return Err(Error::Transport(format!(
-                    "{label}: connecting took longer than {} s",
-                    options.connect_timeout.as_secs()
-                )))
+                return Err(TransportError::new(
+                    TransportKind::Open,
+                    format!("{label}: connecting took longer than {} s", options.connect_timeout.as_secs()),
+                )
+                .into())
             }
         }
         match Self::setup(peripheral.clone(), events, label.clone(), options).await {
@@ -364,10 +379,14 @@ impl BtleplugLink {
         match tokio::time::timeout(options.connect_timeout, peripheral.discover_services()).await {
             Ok(r) => r.map_err(|e| link_error(&label, "service discovery", e))?,
             Err(_) => {
-                return Err(Error::Transport(format!(
-                    "{label}: service discovery took longer than {} s",
-                    options.connect_timeout.as_secs()
-                )))
+                return Err(TransportError::new(
+                    TransportKind::Open,
+                    format!(
+                        "{label}: service discovery took longer than {} s",
+                        options.connect_timeout.as_secs()
+                    ),
+                )
+                .into())
             }
         }
         let characteristic = peripheral
@@ -375,10 +394,13 @@ impl BtleplugLink {
             .into_iter()
             .find(|c| c.uuid == smp_characteristic() && c.service_uuid == smp_service())
             .ok_or_else(|| {
-                Error::Transport(format!(
-                    "{label} has no SMP characteristic {SMP_CHARACTERISTIC_UUID}: is MCUmgr over \
+                TransportError::new(
+                    TransportKind::Unsupported,
+                    format!(
+                        "{label} has no SMP characteristic {SMP_CHARACTERISTIC_UUID}: is MCUmgr over \
                      Bluetooth (CONFIG_MCUMGR_TRANSPORT_BT) enabled in its firmware?"
-                ))
+                    ),
+                )
             })?;
         let wanted = CharPropFlags::WRITE_WITHOUT_RESPONSE | CharPropFlags::NOTIFY;
         if !characteristic.properties.contains(wanted) {
@@ -391,9 +413,11 @@ impl BtleplugLink {
         let reported = usize::from(peripheral.mtu());
         let mtu = options.mtu.unwrap_or(reported);
         if mtu < DEFAULT_ATT_MTU {
-            return Err(Error::Transport(format!(
-                "ATT MTU {mtu} is below the BLE minimum of {DEFAULT_ATT_MTU}"
-            )));
+            return Err(TransportError::new(
+                TransportKind::Unsupported,
+                format!("ATT MTU {mtu} is below the BLE minimum of {DEFAULT_ATT_MTU}"),
+            )
+            .into());
         }
         tracing::debug!("{label}: ATT MTU {mtu} (stack reports {reported})");
         // Take the stream before subscribing: the device may notify as soon as the CCC is set.
@@ -450,7 +474,7 @@ impl BtleplugLink {
 
     fn disconnected_error(&self) -> Error {
         let why = self.gone.borrow().clone().unwrap_or_else(|| "the link was closed".into());
-        Error::Disconnected(format!("{}: {why}", self.label))
+        Error::link_lost(format!("{}: {why}", self.label))
     }
 
     /// Disconnects from the device. Dropping the link also disconnects, but only if the runtime
@@ -480,12 +504,16 @@ impl Drop for BtleplugLink {
 impl GattLink for BtleplugLink {
     async fn write(&self, value: &[u8]) -> Result<()> {
         if value.len() + 3 > self.mtu {
-            return Err(Error::Transport(format!(
-                "{}: {} byte value exceeds the ATT MTU {} minus 3",
-                self.label,
-                value.len(),
-                self.mtu
-            )));
+            return Err(TransportError::new(
+                TransportKind::Unsupported,
+                format!(
+                    "{}: {} byte value exceeds the ATT MTU {} minus 3",
+                    self.label,
+                    value.len(),
+                    self.mtu
+                ),
+            )
+            .into());
         }
         let mut gone = self.gone.subscribe();
         if gone.borrow().is_some() {
@@ -545,14 +573,15 @@ mod tests {
     #[test]
     fn pairing_refusal_reads_as_device_requires_pairing() {
         let e = link_error("ble X", "subscribing to SMP notifications", btleplug::Error::PermissionDenied);
-        assert!(matches!(&e, Error::Transport(m) if m.starts_with("device requires pairing")), "{e}");
+        assert!(matches!(&e, Error::Transport(t) if t.kind == TransportKind::PairingRequired), "{e}");
+        assert!(e.to_string().starts_with("device requires pairing"), "{e}");
         let e = link_error("ble X", "write", btleplug::Error::NotConnected);
-        assert!(matches!(e, Error::Disconnected(_)));
+        assert!(e.is_link_lost());
         let e = link_error(
             "ble X",
             "write",
             btleplug::Error::RuntimeError("org.bluez.Error.Failed: Not connected".into()),
         );
-        assert!(matches!(e, Error::Disconnected(_)), "{e}");
+        assert!(e.is_link_lost(), "{e}");
     }
 }

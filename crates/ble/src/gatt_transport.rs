@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use smpflash_core::frame::{expected_len, Header, HEADER_LEN};
 use smpflash_core::gatt::GattLink;
-use smpflash_core::transport::Transport;
+use smpflash_core::transport::{Transport, TransportError, TransportKind};
 use smpflash_core::{Error, Result};
 use tokio::sync::Mutex;
 
@@ -136,9 +136,12 @@ impl<L: GattLink> GattTransport<L> {
     /// Largest write value the link takes.
     fn chunk_len(&self) -> Result<usize> {
         let mtu = self.link.mtu();
-        mtu.checked_sub(3)
-            .filter(|&c| c > 0)
-            .ok_or_else(|| Error::Transport(format!("{}: unusable ATT MTU {mtu}", self.link.describe())))
+        mtu.checked_sub(3).filter(|&c| c > 0).ok_or_else(|| {
+            Error::from(TransportError::new(
+                TransportKind::Unsupported,
+                format!("{}: unusable ATT MTU {mtu}", self.link.describe()),
+            ))
+        })
     }
 }
 
@@ -155,7 +158,7 @@ impl<L: GattLink> Transport for GattTransport<L> {
         let chunk = self.chunk_len()?;
         let _guard = self.send_lock.lock().await;
         if !self.link.is_connected() {
-            return Err(Error::Disconnected(format!("{} is not connected", self.link.describe())));
+            return Err(Error::link_lost(format!("{} is not connected", self.link.describe())));
         }
         tracing::trace!(
             "writing {} byte frame as {} values of up to {chunk} bytes",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use smpflash_ble::{BtleplugLink, ConnectOptions, GattTransport};
 use smpflash_core::client::Client;
 use smpflash_core::command::os::Echo;
+use smpflash_core::transport::TransportKind;
 use smpflash_core::Error;
 use smpflash_sim::bluez::{self, BluezOptions, BLUEZ_NAME};
 use smpflash_sim::{Device, DeviceOptions, Profile};
@@ -36,7 +37,8 @@ async fn run(bus: &str) {
     let connect = ConnectOptions { scan_timeout: Duration::from_secs(10), ..Default::default() };
 
     let refused = BtleplugLink::connect(server.device_name(), &connect).await.err().expect("refused");
-    assert!(matches!(&refused, Error::Transport(m) if m.starts_with("device requires pairing")), "{refused}");
+    assert!(matches!(&refused, Error::Transport(m) if m.kind == TransportKind::PairingRequired), "{refused}");
+    assert!(refused.to_string().starts_with("device requires pairing"), "{refused}");
 
     // What `bluetoothctl pair` does.
     let ctl = zbus::connection::Builder::address(bus).unwrap().build().await.unwrap();

@@ -92,7 +92,7 @@ async fn run(bus: &str) {
     let link = BtleplugLink::connect(server.device_address(), &big).await.unwrap();
     let client = Client::new(Arc::new(GattTransport::new(link))).with_timeout(Duration::from_secs(5));
     let refused = client.request(&Echo { d: "y".repeat(600) }).await.unwrap_err();
-    assert!(matches!(&refused, Error::Transport(m) if m.contains("Invalid Length")), "{refused}");
+    assert!(matches!(&refused, Error::Transport(m) if m.to_string().contains("Invalid Length")), "{refused}");
     drop(client);
     wait_disconnected(&server).await;
 

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use smpflash_ble::{scan, BtleplugLink, ConnectOptions, NO_ADAPTER};
+use smpflash_core::transport::TransportKind;
 use smpflash_core::Error;
 
 /// Generous against the 3 s adapter timeout, tight against a hang.
@@ -12,7 +13,9 @@ const FAST: Duration = Duration::from_secs(8);
 fn check<T>(what: &str, result: smpflash_core::Result<T>, took: Duration) {
     assert!(took < FAST, "{what} took {took:?}");
     match result {
-        Err(Error::Transport(m)) if m.starts_with(NO_ADAPTER) => {
+        Err(Error::Transport(m))
+            if m.kind == TransportKind::NoAdapter && m.to_string().starts_with(NO_ADAPTER) =>
+        {
             println!("{what}: {m} (after {took:?})");
         }
         Err(e) => panic!("{what}: unexpected error: {e}"),

@@ -8,7 +8,6 @@ use smpflash_ble::GattTransport;
 use smpflash_core::client::Client;
 use smpflash_core::command::image::ImageStateRead;
 use smpflash_core::command::os::{Echo, McumgrParams, Reset};
-use smpflash_core::Error;
 use smpflash_sim::ble::BleFrontEnd;
 use smpflash_sim::ble_link::LinkParams;
 use smpflash_sim::{Device, DeviceOptions, Profile};
@@ -43,7 +42,7 @@ async fn reset_drops_the_link_and_the_device_comes_back() {
     let c = connect(&front).await;
     c.request(&Reset::default()).await.unwrap();
     let e = c.request(&Echo { d: "gone?".into() }).await.unwrap_err();
-    assert!(matches!(e, Error::Disconnected(_)), "{e}");
+    assert!(e.is_link_lost(), "{e}");
     let again = connect(&front).await;
     assert_eq!(again.request(&Echo { d: "back".into() }).await.unwrap().r, "back");
 }

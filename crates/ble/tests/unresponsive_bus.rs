@@ -8,6 +8,7 @@ use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use smpflash_ble::{scan, ADAPTER_TIMEOUT, NO_ADAPTER};
+use smpflash_core::transport::TransportKind;
 use smpflash_core::Error;
 
 #[tokio::test]
@@ -29,7 +30,8 @@ async fn a_silent_system_bus_fails_within_the_adapter_timeout() {
 
     match result {
         Err(Error::Transport(m)) => {
-            assert!(m.starts_with(NO_ADAPTER), "{m}");
+            assert_eq!(m.kind, TransportKind::NoAdapter, "{m}");
+            assert!(m.to_string().starts_with(NO_ADAPTER), "{m}");
             println!("{m} (after {took:?})");
         }
         Err(e) => panic!("unexpected error: {e}"),

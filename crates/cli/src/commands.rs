@@ -1,10 +1,10 @@
-//! The device commands: each asks the library and renders the answer.
+//! The device commands: each asks the library and returns what it found as an [`Outcome`];
+//! the printer renders it.
 
 use std::path::Path;
 
-use serde::Serialize;
 use serde_bytes::ByteBuf;
-use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite, SlotState};
+use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite};
 use smpflash_core::command::os::{AppInfo, BootloaderInfo, BootloaderMode, Echo, Reset};
 use smpflash_core::dfu::{self, DfuOptions, Mode};
 use smpflash_core::mcuboot;
@@ -13,72 +13,18 @@ use smpflash_core::Error;
 
 use crate::connect::Connected;
 use crate::exit::{Code, Failure};
-use crate::render::{self, Reporter};
-
-/// Image state as `--json` prints it: hashes as hex.
-#[derive(Serialize)]
-pub struct SlotJson {
-    image: u32,
-    slot: u32,
-    version: String,
-    hash: Option<String>,
-    bootable: bool,
-    pending: bool,
-    confirmed: bool,
-    active: bool,
-    permanent: bool,
-}
-
-impl From<&SlotState> for SlotJson {
-    fn from(s: &SlotState) -> Self {
-        SlotJson {
-            image: s.image,
-            slot: s.slot,
-            version: s.version.clone(),
-            hash: s.hash.as_ref().map(hex::encode),
-            bootable: s.bootable,
-            pending: s.pending,
-            confirmed: s.confirmed,
-            active: s.active,
-            permanent: s.permanent,
-        }
-    }
-}
-
-fn slots_json(images: &[SlotState]) -> Vec<SlotJson> {
-    images.iter().map(SlotJson::from).collect()
-}
+use crate::output::{Info, Outcome};
+use crate::render::Reporter;
 
 /// `echo TEXT`.
-pub async fn echo(c: &Connected, text: &str, json: bool) -> Result<(), Failure> {
+pub async fn echo(c: &Connected, text: &str) -> Result<Outcome, Failure> {
     let r = c.session.client().request(&Echo { d: text.into() }).await?;
-    if json {
-        render::json(&serde_json::json!({ "echo": r.r }));
-    } else {
-        println!("{}", r.r);
-    }
-    Ok(())
+    Ok(Outcome::Echo { echo: r.r })
 }
 
 /// `params`.
-pub async fn params(c: &Connected, json: bool) -> Result<(), Failure> {
-    let l = Limits::query(c.session.client()).await?;
-    if json {
-        render::json(&l);
-    } else if l.reported {
-        println!(
-            "buf_size {} bytes, buf_count {}: up to {} requests in flight",
-            l.buf_size,
-            l.buf_count,
-            l.window()
-        );
-    } else {
-        println!(
-            "the device does not report its buffers; assuming {} bytes, 1 request in flight",
-            l.buf_size
-        );
-    }
-    Ok(())
+pub async fn params(c: &Connected) -> Result<Outcome, Failure> {
+    Ok(Outcome::Params(Limits::query(c.session.client()).await?))
 }
 
 fn optional<T>(r: Result<T, Error>) -> Result<Option<T>, Failure> {
@@ -90,57 +36,31 @@ fn optional<T>(r: Result<T, Error>) -> Result<Option<T>, Failure> {
 }
 
 /// `info`.
-pub async fn info(c: &Connected, json: bool) -> Result<(), Failure> {
+pub async fn info(c: &Connected) -> Result<Outcome, Failure> {
     let client = c.session.client();
     let bootloader = optional(client.request(&BootloaderInfo {}).await)?.map(|b| b.bootloader);
     let mode = optional(client.request(&BootloaderMode::default()).await)?;
-    let app = optional(client.request(&AppInfo { format: Some("a".into()) }).await)?.map(|a| a.output);
-    let transport = client.describe();
-    if json {
-        render::json(&serde_json::json!({
-            "transport": transport,
-            "bootloader": bootloader,
-            "mode": mode.map(|m| m.mode()),
-            "no_downgrade": mode.map(|m| m.no_downgrade),
-            "application": app,
-        }));
-        return Ok(());
-    }
-    println!("connection:  {transport}");
-    println!("bootloader:  {}", bootloader.as_deref().unwrap_or("unknown (the device does not say)"));
-    match mode {
-        Some(m) => println!(
-            "mode:        {:?} ({}){}",
-            m.mode(),
-            m.mode,
-            if m.no_downgrade { ", refuses downgrades" } else { "" }
-        ),
-        None => println!("mode:        unknown"),
-    }
-    println!("application: {}", app.as_deref().unwrap_or("unknown"));
-    Ok(())
+    let application =
+        optional(client.request(&AppInfo { format: Some("a".into()) }).await)?.map(|a| a.output);
+    Ok(Outcome::Info(Info {
+        transport: client.describe(),
+        bootloader,
+        mode: mode.map(|m| m.mode()),
+        mode_number: mode.map(|m| m.mode),
+        no_downgrade: mode.map(|m| m.no_downgrade),
+        application,
+    }))
 }
 
 /// `reset`.
-pub async fn reset(c: &Connected, force: bool, json: bool) -> Result<(), Failure> {
+pub async fn reset(c: &Connected, force: bool) -> Result<Outcome, Failure> {
     c.session.client().request(&Reset { force: force.then_some(1) }).await?;
-    if json {
-        render::json(&serde_json::json!({ "reset": true }));
-    } else {
-        println!("device is resetting");
-    }
-    Ok(())
+    Ok(Outcome::Reset { reset: true })
 }
 
 /// `image list`.
-pub async fn list(c: &Connected, json: bool) -> Result<(), Failure> {
-    let s = c.session.client().request(&ImageStateRead {}).await?;
-    if json {
-        render::json(&serde_json::json!({ "images": slots_json(&s.images) }));
-    } else {
-        render::image_table(&s.images);
-    }
-    Ok(())
+pub async fn list(c: &Connected) -> Result<Outcome, Failure> {
+    Ok(Outcome::Images { images: c.session.client().request(&ImageStateRead {}).await?.images })
 }
 
 /// Resolves a hash argument: full hex (any separators) or an unambiguous prefix of a hash the
@@ -165,29 +85,19 @@ async fn resolve_hash(c: &Connected, text: &str) -> Result<Vec<u8>, Failure> {
 }
 
 /// `image test HASH` / `image confirm [HASH]`.
-pub async fn mark(c: &Connected, hash: Option<&str>, confirm: bool, json: bool) -> Result<(), Failure> {
+pub async fn mark(c: &Connected, hash: Option<&str>, confirm: bool) -> Result<Outcome, Failure> {
     let hash = match hash {
         Some(h) => Some(ByteBuf::from(resolve_hash(c, h).await?)),
         None => None,
     };
     let s = c.session.client().request(&ImageStateWrite { hash, confirm }).await?;
-    if json {
-        render::json(&serde_json::json!({ "images": slots_json(&s.images) }));
-    } else {
-        render::image_table(&s.images);
-    }
-    Ok(())
+    Ok(Outcome::Images { images: s.images })
 }
 
 /// `image erase`.
-pub async fn erase(c: &Connected, slot: Option<u32>, json: bool) -> Result<(), Failure> {
+pub async fn erase(c: &Connected, slot: Option<u32>) -> Result<Outcome, Failure> {
     c.session.client().request(&ImageErase { slot }).await?;
-    if json {
-        render::json(&serde_json::json!({ "erased": slot.unwrap_or(1) }));
-    } else {
-        println!("slot {} erased", slot.unwrap_or(1));
-    }
-    Ok(())
+    Ok(Outcome::Erased { erased: slot.unwrap_or(1) })
 }
 
 fn load(file: &Path, image: Option<u32>) -> Result<mcuboot::Package, Failure> {
@@ -210,20 +120,16 @@ pub async fn upload(
     file: &Path,
     image: Option<u32>,
     opts: UploadOptions,
-    json: bool,
-) -> Result<(), Failure> {
+    reporter: &Reporter,
+) -> Result<Outcome, Failure> {
     let package = load(file, image)?;
-    let reporter = Reporter::new(json);
     let limits = Limits::query(c.session.client()).await?;
     let mut reports = Vec::new();
     for img in &package.images {
         let o = UploadOptions { image: img.image_index, ..opts.clone() };
-        reports.push(upload::upload(&mut c.session, img.image.bytes(), &limits, &o, &reporter).await?);
+        reports.push(upload::upload(&mut c.session, img.image.bytes(), &limits, &o, reporter).await?);
     }
-    if json {
-        render::json(&serde_json::json!({ "uploads": reports }));
-    }
-    Ok(())
+    Ok(Outcome::Uploads { uploads: reports })
 }
 
 /// `dfu FILE`.
@@ -234,25 +140,9 @@ pub async fn dfu(
     mode: Option<Mode>,
     force: bool,
     upload: UploadOptions,
-    json: bool,
-) -> Result<(), Failure> {
+    reporter: &Reporter,
+) -> Result<Outcome, Failure> {
     let package = load(file, image)?;
-    let reporter = Reporter::new(json);
     let opts = DfuOptions { mode, upload, force, ..Default::default() };
-    let report = dfu::dfu(&mut c.session, &package, &opts, &reporter).await?;
-    if json {
-        render::json(&serde_json::json!({
-            "mode": report.mode,
-            "uploads": report.uploads,
-            "skipped": report.skipped,
-            "reset": report.reset,
-            "seconds": report.seconds,
-            "before": slots_json(&report.before),
-            "after": slots_json(&report.after),
-        }));
-    } else {
-        eprintln!("• done in {:.1} s; image state now:", report.seconds);
-        render::image_table(&report.after);
-    }
-    Ok(())
+    Ok(Outcome::Dfu(dfu::dfu(&mut c.session, &package, &opts, reporter).await?))
 }

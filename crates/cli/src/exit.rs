@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use smpflash_core::dfu::DfuError;
 use smpflash_core::Error;
 
 /// Exit codes, documented in docs/cli.md.
@@ -32,6 +33,7 @@ pub struct Failure {
 
 impl Failure {
     /// Prints the failure (text on stderr, or a JSON document on stdout) and returns the code.
+    /// Every failure a user sees goes through here, so nothing but this sentence reaches them.
     pub fn report(&self, json: bool) -> ExitCode {
         if json {
             let mut doc = serde_json::json!({ "error": self.message, "exit_code": self.code as u8 });
@@ -46,26 +48,40 @@ impl Failure {
     }
 }
 
+/// The exit code of a library error. Exhaustive on purpose: a new error variant does not
+/// compile until it has a code here.
+fn code_of(e: &Error) -> Code {
+    match e {
+        Error::Device(_) => Code::DeviceRejected,
+        Error::Dfu(DfuError::Refused(_)) => Code::DeviceRejected,
+        Error::Dfu(DfuError::NotApplied(_)) | Error::UploadMismatch => Code::Verification,
+        Error::Timeout { .. } | Error::UploadStalled { .. } => Code::Timeout,
+        Error::Transport(_) => Code::Connection,
+        // The device's answers do not follow the protocol: a failure of the exchange, not a
+        // verdict on the image.
+        Error::TruncatedHeader { .. }
+        | Error::LengthMismatch { .. }
+        | Error::BadHeader(_)
+        | Error::Decode { .. }
+        | Error::Protocol(_) => Code::Failure,
+        // Local limits of this program, not the device's fault.
+        Error::Encode { .. } | Error::FrameTooLarge { .. } | Error::SequenceExhausted => Code::Failure,
+        Error::Io { .. } => Code::Failure,
+        Error::NotMcubootImage { .. }
+        | Error::TruncatedImage { .. }
+        | Error::BadTlvMagic { .. }
+        | Error::BadTlv(_)
+        | Error::MissingHash
+        | Error::HashMismatch { .. }
+        | Error::ImageTooLarge { .. }
+        | Error::BadHex(_)
+        | Error::BadPackage(_)
+        | Error::PackageEntry { .. } => Code::Verification,
+    }
+}
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let code = match &e {
-            Error::Device(_) | Error::DfuRefused(_) => Code::DeviceRejected,
-            Error::NotApplied(_) | Error::UploadMismatch => Code::Verification,
-            Error::Timeout { .. } | Error::UploadStalled { .. } => Code::Timeout,
-            Error::Disconnected(_) | Error::Transport(_) => Code::Connection,
-            Error::Io { .. } => Code::Failure,
-            Error::NotMcubootImage { .. }
-            | Error::TruncatedImage { .. }
-            | Error::BadTlvMagic { .. }
-            | Error::BadTlv(_)
-            | Error::MissingHash
-            | Error::HashMismatch { .. }
-            | Error::ImageTooLarge { .. }
-            | Error::BadHex(_)
-            | Error::BadPackage(_)
-            | Error::PackageEntry { .. } => Code::Verification,
-            _ => Code::Failure,
-        };
-        Failure { code, message: e.to_string() }
+        Failure { code: code_of(&e), message: e.to_string() }
     }
 }

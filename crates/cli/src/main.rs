@@ -7,6 +7,7 @@
 mod commands;
 mod connect;
 mod exit;
+mod output;
 mod render;
 mod show;
 mod sim;
@@ -21,13 +22,16 @@ use smpflash_core::upload::UploadOptions;
 
 use crate::connect::Connection;
 use crate::exit::Failure;
+use crate::output::{Outcome, Printer};
+use crate::render::Reporter;
 
 /// Update the firmware of MCUboot/Zephyr devices over SMP (MCUmgr): BLE, serial, UDP, or the
 /// built-in virtual device.
 #[derive(Parser)]
 #[command(name = "smpflash", version, about, propagate_version = true)]
 struct Cli {
-    /// Print one JSON document per command instead of text.
+    /// Print one JSON document per command on stdout instead of text; progress goes to stderr
+    /// as one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
 
@@ -83,9 +87,9 @@ enum Command {
         /// Image number for a single .bin/.hex (1 = nRF5340 network core).
         #[arg(long)]
         image: Option<u32>,
-        /// test-and-confirm (single image default), confirm-only (multi-image default),
-        /// test-only or upload-only.
-        #[arg(long)]
+        /// How to mark the new images (default: test-and-confirm for one image, confirm-only
+        /// for a multi-image package).
+        #[arg(long, value_enum)]
         mode: Option<Mode>,
         /// Upload even if the device already runs or holds the image.
         #[arg(long)]
@@ -146,65 +150,38 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts")
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
-    let json = cli.json;
+async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
     let upload = UploadOptions {
         window: cli.window,
         chunk: cli.chunk,
         timeout: Duration::from_secs_f64(cli.connection.timeout.max(0.05)),
         ..Default::default()
     };
+    let connection = cli.connection;
+    let open = || connection.open();
     match cli.command {
-        Command::Image(ImageCommand::Show { file }) => show::run(&file, json),
-        Command::Sim(args) => sim::run(args).await,
+        Command::Image(ImageCommand::Show { file }) => show::run(&file),
+        Command::Sim(args) => sim::run(args).await.map(|()| Outcome::Nothing),
         Command::Scan { seconds } => {
-            let found = smpflash_ble::scan(Duration::from_secs_f64(seconds)).await?;
-            if json {
-                let list: Vec<_> = found
-                    .iter()
-                    .map(|d| serde_json::json!({"name": d.name, "address": d.address, "rssi": d.rssi}))
-                    .collect();
-                render::json(&serde_json::json!({ "devices": list }));
-            } else {
-                for d in &found {
-                    println!(
-                        "{:<20} {:<24} {}",
-                        d.address,
-                        d.name.as_deref().unwrap_or("-"),
-                        d.rssi.map_or("-".into(), |r| format!("{r} dBm"))
-                    );
-                }
-                if found.is_empty() {
-                    println!("no device advertising the SMP service found");
-                }
-            }
-            Ok(())
+            Ok(Outcome::Scan { devices: smpflash_ble::scan(Duration::from_secs_f64(seconds)).await? })
         }
-        command => {
-            let mut c = cli.connection.open().await?;
-            match command {
-                Command::Echo { text } => commands::echo(&c, &text, json).await,
-                Command::Params => commands::params(&c, json).await,
-                Command::Info => commands::info(&c, json).await,
-                Command::Reset { force } => commands::reset(&c, force, json).await,
-                Command::Image(ImageCommand::List) => commands::list(&c, json).await,
-                Command::Image(ImageCommand::Upload { file, image }) => {
-                    commands::upload(&mut c, &file, image, upload, json).await
-                }
-                Command::Image(ImageCommand::Test { hash }) => {
-                    commands::mark(&c, Some(&hash), false, json).await
-                }
-                Command::Image(ImageCommand::Confirm { hash }) => {
-                    commands::mark(&c, hash.as_deref(), true, json).await
-                }
-                Command::Image(ImageCommand::Erase { slot }) => commands::erase(&c, slot, json).await,
-                Command::Dfu { file, image, mode, force } => {
-                    commands::dfu(&mut c, &file, image, mode, force, upload, json).await
-                }
-                Command::Image(ImageCommand::Show { .. }) | Command::Sim(_) | Command::Scan { .. } => {
-                    unreachable!("handled above")
-                }
-            }
+        Command::Echo { text } => commands::echo(&open().await?, &text).await,
+        Command::Params => commands::params(&open().await?).await,
+        Command::Info => commands::info(&open().await?).await,
+        Command::Reset { force } => commands::reset(&open().await?, force).await,
+        Command::Image(ImageCommand::List) => commands::list(&open().await?).await,
+        Command::Image(ImageCommand::Upload { file, image }) => {
+            commands::upload(&mut open().await?, &file, image, upload, reporter).await
+        }
+        Command::Image(ImageCommand::Test { hash }) => {
+            commands::mark(&open().await?, Some(&hash), false).await
+        }
+        Command::Image(ImageCommand::Confirm { hash }) => {
+            commands::mark(&open().await?, hash.as_deref(), true).await
+        }
+        Command::Image(ImageCommand::Erase { slot }) => commands::erase(&open().await?, slot).await,
+        Command::Dfu { file, image, mode, force } => {
+            commands::dfu(&mut open().await?, &file, image, mode, force, upload, reporter).await
         }
     }
 }
@@ -212,9 +189,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let json = cli.json;
-    match runtime().block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(json),
+    let printer = Printer { json: cli.json };
+    let reporter = Reporter::new(cli.json);
+    match runtime().block_on(run(cli, &reporter)) {
+        Ok(outcome) => {
+            printer.print(&outcome);
+            ExitCode::SUCCESS
+        }
+        Err(failure) => failure.report(printer.json),
     }
 }

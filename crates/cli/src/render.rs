@@ -1,77 +1,68 @@
-//! Rendering what the library reports: tables, JSON documents and the upload progress bar.
+//! Rendering engine events while a command runs: a progress bar on a terminal, plain lines on
+//! a pipe, and with `--json` one JSON object per line on stderr (stdout keeps the one result
+//! document).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
-use smpflash_core::command::image::SlotState;
 use smpflash_core::progress::{Event, Progress};
 
-/// Prints one JSON document.
-pub fn json<T: Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("output serializes"));
-}
-
-fn flags(s: &SlotState) -> String {
-    let mut f = Vec::new();
-    for (on, name) in [
-        (s.active, "active"),
-        (s.confirmed, "confirmed"),
-        (s.pending, "pending"),
-        (s.permanent, "permanent"),
-        (!s.bootable, "not-bootable"),
-    ] {
-        if on {
-            f.push(name);
-        }
-    }
-    f.join(" ")
-}
-
-/// The image list as an aligned table.
-pub fn image_table(images: &[SlotState]) {
-    println!("{:<6} {:<5} {:<16} {:<18} flags", "image", "slot", "version", "hash");
-    for s in images {
-        let hash = s.hash.as_ref().map(|h| hex::encode(&h[..8.min(h.len())])).unwrap_or_else(|| "-".into());
-        println!("{:<6} {:<5} {:<16} {:<18} {}", s.image, s.slot, s.version, hash, flags(s));
-    }
-    if images.is_empty() {
-        println!("(no images)");
-    }
-}
-
-/// Renders engine events: a progress bar on a terminal, plain lines otherwise, nothing with
-/// `--json` (the final document says it all).
+/// Renders engine events.
 pub struct Reporter {
     bar: Mutex<Option<ProgressBar>>,
-    quiet: bool,
+    json: bool,
     plain: bool,
-    last_plain: Mutex<u64>,
+    /// The last progress step printed (tenths as text, hundredths as JSON lines).
+    last_step: Mutex<u64>,
 }
 
 impl Reporter {
-    /// A reporter; `quiet` for JSON output.
-    pub fn new(quiet: bool) -> Self {
+    /// A reporter; `json` for JSON lines.
+    pub fn new(json: bool) -> Self {
         use std::io::IsTerminal;
         Reporter {
             bar: Mutex::new(None),
-            quiet,
+            json,
             plain: !std::io::stderr().is_terminal(),
-            last_plain: Mutex::new(0),
+            last_step: Mutex::new(0),
+        }
+    }
+
+    /// Whether a progress event moves past the next `steps`-th of the upload, so a log gets a
+    /// line per step rather than per chunk.
+    fn crosses_step(&self, acked: u64, total: u64, steps: u64) -> bool {
+        let mut last = self.last_step.lock().unwrap_or_else(|p| p.into_inner());
+        let step = acked * steps / total.max(1);
+        if step > *last || acked == total {
+            *last = step;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn json_line(&self, e: &Event) {
+        match e {
+            Event::Progress { acked, total, .. } if !self.crosses_step(*acked, *total, 100) => {}
+            Event::UploadFinished { .. } | Event::UploadStarted { .. } => {
+                *self.last_step.lock().unwrap_or_else(|p| p.into_inner()) = 0;
+                eprintln!("{}", serde_json::to_string(e).unwrap_or_default());
+            }
+            _ => eprintln!("{}", serde_json::to_string(e).unwrap_or_default()),
         }
     }
 }
 
 impl Progress for Reporter {
     fn event(&self, e: &Event) {
-        if self.quiet {
-            return;
+        if self.json {
+            return self.json_line(e);
         }
         let mut bar = self.bar.lock().unwrap_or_else(|p| p.into_inner());
         match e {
-            Event::Step { what } => eprintln!("• {what}"),
-            Event::Note { text } => eprintln!("  note: {text}"),
+            Event::Step { step } => eprintln!("• {step}"),
+            Event::Note { note } => eprintln!("  note: {note}"),
             Event::UploadStarted { image, total, chunk, window, resumed_at } => {
                 eprintln!(
                     "  image {image}: {total} bytes, {chunk}-byte chunks, {window} in flight{}",
@@ -94,18 +85,13 @@ impl Progress for Reporter {
                 if let Some(b) = bar.as_ref() {
                     b.set_position(*acked);
                     b.set_message(format!("window {window} retransmits {retransmits}"));
-                } else {
+                } else if self.crosses_step(*acked, *total, 10) {
                     // One line per 10 % on a pipe or a log.
-                    let mut last = self.last_plain.lock().unwrap_or_else(|p| p.into_inner());
-                    let tenth = acked * 10 / (*total).max(1);
-                    if tenth > *last || *acked == *total {
-                        *last = tenth;
-                        eprintln!(
-                            "  {acked}/{total} bytes ({}%), {:.1} KiB/s, window {window}, retransmits {retransmits}",
-                            acked * 100 / (*total).max(1),
-                            rate / 1024.0
-                        );
-                    }
+                    eprintln!(
+                        "  {acked}/{total} bytes ({}%), {:.1} KiB/s, window {window}, retransmits {retransmits}",
+                        acked * 100 / (*total).max(1),
+                        rate / 1024.0
+                    );
                 }
             }
             Event::Reconnecting { reason } => {
@@ -120,7 +106,7 @@ impl Progress for Reporter {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
-                *self.last_plain.lock().unwrap_or_else(|p| p.into_inner()) = 0;
+                *self.last_step.lock().unwrap_or_else(|p| p.into_inner()) = 0;
                 let secs = elapsed.as_secs_f64().max(1e-6);
                 eprintln!(
                     "  uploaded {bytes} bytes in {secs:.1} s ({:.1} KiB/s), {retransmits} retransmits, {reconnects} reconnects",

@@ -2,18 +2,28 @@
 
 use std::path::Path;
 
+use std::io::{self, Write};
+
 use serde::Serialize;
 use smpflash_core::mcuboot::{self, Package, PackageImage, TlvArea};
 
 use crate::exit::Failure;
+use crate::output::Outcome;
 
-#[derive(Serialize)]
-struct Report<'a> {
+/// What `image show` found in a file.
+#[derive(Debug, Serialize)]
+pub struct ShowReport {
     file: String,
     kind: String,
+    /// Always "valid": a file that does not parse is an error, not a report.
     verdict: &'static str,
-    images: Vec<Entry<'a>>,
+    #[serde(rename = "images")]
+    package: PackageImages,
 }
+
+/// The package's images, serialized with their index, name and address beside the image.
+#[derive(Debug)]
+struct PackageImages(Package);
 
 #[derive(Serialize)]
 struct Entry<'a> {
@@ -22,6 +32,17 @@ struct Entry<'a> {
     address: Option<u32>,
     #[serde(flatten)]
     image: &'a mcuboot::Image,
+}
+
+impl Serialize for PackageImages {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.images.iter().map(|e| Entry {
+            image_index: e.image_index,
+            name: &e.name,
+            address: e.address,
+            image: &e.image,
+        }))
+    }
 }
 
 /// What MCUboot would make of the image, in a sentence.
@@ -47,78 +68,74 @@ fn verdict(image: &mcuboot::Image) -> String {
     s
 }
 
-fn print_tlvs(area: &TlvArea, title: &str) {
-    println!("  {title} (at {:#x}, {} bytes):", area.offset, area.total_len);
+fn print_tlvs(out: &mut dyn Write, area: &TlvArea, title: &str) -> io::Result<()> {
+    writeln!(out, "  {title} (at {:#x}, {} bytes):", area.offset, area.total_len)?;
     for tlv in &area.entries {
         let shown = if tlv.value.len() <= 32 {
             hex::encode(&tlv.value)
         } else {
             format!("{}… ", hex::encode(&tlv.value[..16]))
         };
-        println!("    {:<16} {:>4} bytes  {shown}", tlv.kind.to_string(), tlv.value.len());
+        writeln!(out, "    {:<16} {:>4} bytes  {shown}", tlv.kind.to_string(), tlv.value.len())?;
     }
+    Ok(())
 }
 
-fn print_image(entry: &PackageImage) {
+fn print_image(out: &mut dyn Write, entry: &PackageImage) -> io::Result<()> {
     let img = &entry.image;
     let h = img.header();
-    println!("image {} ({})", entry.image_index, entry.name);
+    writeln!(out, "image {} ({})", entry.image_index, entry.name)?;
     if let Some(addr) = entry.address {
-        println!("  address:          {addr:#010x}");
+        writeln!(out, "  address:          {addr:#010x}")?;
     }
-    println!("  version:          {}", img.version());
-    println!("  image hash:       {} ({})", img.hash_hex(), img.hash_kind());
-    println!(
+    writeln!(out, "  version:          {}", img.version())?;
+    writeln!(out, "  image hash:       {} ({})", img.hash_hex(), img.hash_kind())?;
+    writeln!(
+        out,
         "  header:           load_addr {:#x}, hdr_size {:#x}, img_size {} bytes, protected TLVs {} bytes",
         h.load_addr, h.hdr_size, h.img_size, h.protect_tlv_size
-    );
-    println!("  flags:            {}", h.flags);
-    println!("  signature:        {}", img.signature());
-    println!("  encryption:       {}", img.encryption());
+    )?;
+    writeln!(out, "  flags:            {}", h.flags)?;
+    writeln!(out, "  signature:        {}", img.signature())?;
+    writeln!(out, "  encryption:       {}", img.encryption())?;
     if let Some(counter) = img.security_counter() {
-        println!("  security counter: {counter}");
+        writeln!(out, "  security counter: {counter}")?;
     }
     for dep in img.dependencies() {
-        println!("  depends on:       image {} >= {}", dep.image_id, dep.min_version);
+        writeln!(out, "  depends on:       image {} >= {}", dep.image_id, dep.min_version)?;
     }
-    println!(
+    writeln!(
+        out,
         "  image size:       {} bytes (file {} bytes, trailer/padding {} bytes)",
         img.image_size(),
         img.bytes().len(),
         img.trailer_len()
-    );
+    )?;
     if let Some(area) = img.protected_tlvs() {
-        print_tlvs(area, "protected TLVs");
+        print_tlvs(out, area, "protected TLVs")?;
     }
-    print_tlvs(img.tlvs(), "TLVs");
-    println!("  verdict:          {}", verdict(img));
+    print_tlvs(out, img.tlvs(), "TLVs")?;
+    writeln!(out, "  verdict:          {}", verdict(img))?;
+    Ok(())
 }
 
 /// Runs the command.
-pub fn run(file: &Path, json: bool) -> Result<(), Failure> {
+pub fn run(file: &Path) -> Result<Outcome, Failure> {
     let package: Package = mcuboot::load(file)?;
-    if json {
-        let report = Report {
-            file: file.display().to_string(),
-            kind: package.kind.to_string(),
-            verdict: "valid",
-            images: package
-                .images
-                .iter()
-                .map(|e| Entry {
-                    image_index: e.image_index,
-                    name: &e.name,
-                    address: e.address,
-                    image: &e.image,
-                })
-                .collect(),
-        };
-        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
-        return Ok(());
-    }
-    println!("{}: {} with {} image(s)", file.display(), package.kind, package.images.len());
+    Ok(Outcome::Show(ShowReport {
+        file: file.display().to_string(),
+        kind: package.kind.to_string(),
+        verdict: "valid",
+        package: PackageImages(package),
+    }))
+}
+
+/// The report as text.
+pub fn text(out: &mut dyn Write, report: &ShowReport) -> io::Result<()> {
+    let package = &report.package.0;
+    writeln!(out, "{}: {} with {} image(s)", report.file, report.kind, package.images.len())?;
     for entry in &package.images {
-        print_image(entry);
+        print_image(out, entry)?;
     }
     Ok(())
 }

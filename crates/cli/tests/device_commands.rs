@@ -129,7 +129,12 @@ fn dfu_then_dfu_again_is_a_no_op() {
     );
     let again = json(cli(&s).args(["dfu", "examples/app-update-v1.1.0.bin"]));
     assert_eq!(again["reset"], false);
-    assert!(again["skipped"][0].as_str().unwrap().contains("already runs 1.1.0"));
+    let skip = &again["skipped"][0];
+    assert_eq!(
+        (skip["reason"].as_str(), skip["version"].as_str()),
+        (Some("already_running"), Some("1.1.0")),
+        "{skip}"
+    );
 }
 
 #[test]

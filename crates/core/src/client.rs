@@ -12,7 +12,7 @@ use crate::command::{self, Command};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, Version};
 use crate::rc;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError, TransportKind};
 
 /// Attempts of [`Client::request_idempotent`].
 pub const IDEMPOTENT_ATTEMPTS: u32 = 4;
@@ -56,7 +56,7 @@ struct Table {
     next_seq: u8,
     timed_out: VecDeque<u8>,
     answered: VecDeque<u8>,
-    closed: Option<String>,
+    closed: Option<TransportError>,
     stats: Stats,
 }
 
@@ -129,7 +129,7 @@ impl Shared {
         }
     }
 
-    fn close(&self, why: String) {
+    fn close(&self, why: TransportError) {
         let mut t = self.table();
         // Dropping the senders wakes every waiter with a closed channel.
         t.waiters.clear();
@@ -171,7 +171,7 @@ impl Drop for Abandon<'_> {
 /// Cheap to share by reference: every method takes `&self`, so several requests can be in
 /// flight at once from concurrent futures. A background task reads the transport; it stops when
 /// the link reports an error, after which every request fails with
-/// [`Error::Disconnected`].
+/// a [`TransportKind::LinkLost`] error.
 pub struct Client {
     shared: Arc<Shared>,
     reader: JoinHandle<()>,
@@ -199,7 +199,14 @@ impl Client {
                     Ok(bytes) => reader_shared.dispatch(&bytes),
                     Err(e) => {
                         tracing::debug!("transport closed: {e}");
-                        reader_shared.close(e.to_string());
+                        // Whatever broke the reader, the link is unusable from here: every
+                        // later request reports it as lost, which the engines answer by
+                        // reconnecting.
+                        let why = match e {
+                            Error::Transport(t) if t.kind == TransportKind::LinkLost => t,
+                            other => TransportError::new(TransportKind::LinkLost, other.to_string()),
+                        };
+                        reader_shared.close(why);
                         break;
                     }
                 }
@@ -302,7 +309,7 @@ impl Client {
         let seq = {
             let mut t = self.shared.table();
             if let Some(why) = &t.closed {
-                return Err(Error::Disconnected(why.clone()));
+                return Err(Error::Transport(why.clone()));
             }
             let seq = (0..=u8::MAX)
                 .map(|i| t.next_seq.wrapping_add(i))
@@ -348,8 +355,12 @@ impl Client {
         self.shared.transport.send(&bytes).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(frame)) => Ok(frame),
-            Ok(Err(_)) => Err(Error::Disconnected(
-                self.shared.table().closed.clone().unwrap_or_else(|| "link closed".into()),
+            Ok(Err(_)) => Err(Error::Transport(
+                self.shared
+                    .table()
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| TransportError::new(TransportKind::LinkLost, "link closed")),
             )),
             Err(_) => {
                 Err(Error::Timeout { what: C::NAME.into(), seq, timeout_ms: timeout.as_millis() as u64 })

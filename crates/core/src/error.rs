@@ -4,9 +4,12 @@ use std::fmt;
 
 use crate::rc;
 
-/// Everything that can go wrong in `smpflash-core`.
+/// Everything that can go wrong in `smpflash-core`, by concern: the device's answer, the
+/// frame, the link, the image file, the upload, the DFU verdict.
+///
+/// Deliberately not `#[non_exhaustive]`: a front end maps every variant to an exit code and a
+/// message, and a new variant should fail to compile there until it has one.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// The device answered with an error code.
     #[error("{0}")]
@@ -30,7 +33,7 @@ pub enum Error {
 
     /// Reserved header bits set or an SMP version this crate does not know.
     #[error("malformed SMP header: {0}")]
-    BadHeader(String),
+    BadHeader(crate::frame::HeaderProblem),
 
     /// The CBOR body of a frame could not be decoded into the expected message.
     #[error("malformed {what} from the device: {detail}")]
@@ -50,9 +53,9 @@ pub enum Error {
         detail: String,
     },
 
-    /// A response whose group, command or op does not answer the request it matched.
+    /// An answer that breaks the protocol (wrong group, command or op; an offset past the end).
     #[error("protocol error: {0}")]
-    Protocol(String),
+    Protocol(#[from] ProtocolError),
 
     /// No answer in time.
     #[error("no response from the device within {timeout_ms} ms to {what} (sequence {seq})")]
@@ -74,13 +77,10 @@ pub enum Error {
         limit: usize,
     },
 
-    /// The link to the device went away.
-    #[error("connection to the device lost: {0}")]
-    Disconnected(String),
-
-    /// A transport-level failure (socket, serial port, Bluetooth stack).
-    #[error("transport error: {0}")]
-    Transport(String),
+    /// The link failed: it could not be opened, it broke, or it went away. The kind says
+    /// which, so callers act on it without reading the message.
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
 
     /// All 256 sequence numbers are waiting for answers.
     #[error("too many requests in flight: every sequence number is taken")]
@@ -182,13 +182,9 @@ pub enum Error {
     )]
     UploadMismatch,
 
-    /// A pre-flight check refused the update before anything was written.
-    #[error("refusing to update: {0}")]
-    DfuRefused(String),
-
-    /// The device came back without the new image running.
-    #[error("the update was not applied: {0}")]
-    NotApplied(String),
+    /// The update was refused before anything was written, or did not take.
+    #[error(transparent)]
+    Dfu(#[from] crate::dfu::DfuError),
 
     /// An NCS DFU zip that could not be read.
     #[error("bad DFU package: {0}")]
@@ -203,6 +199,70 @@ pub enum Error {
         /// What is wrong with that image.
         #[source]
         source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// The link went away ([`TransportKind::LinkLost`](crate::transport::TransportKind::LinkLost)):
+    /// reconnecting may help.
+    pub fn is_link_lost(&self) -> bool {
+        matches!(self, Error::Transport(t) if t.kind == crate::transport::TransportKind::LinkLost)
+    }
+
+    /// A [`TransportKind::LinkLost`](crate::transport::TransportKind::LinkLost) error.
+    pub fn link_lost(context: impl Into<String>) -> Self {
+        Error::Transport(crate::transport::TransportError::new(
+            crate::transport::TransportKind::LinkLost,
+            context,
+        ))
+    }
+}
+
+impl From<crate::dfu::Refusal> for Error {
+    fn from(r: crate::dfu::Refusal) -> Self {
+        Error::Dfu(r.into())
+    }
+}
+
+impl From<crate::dfu::NotApplied> for Error {
+    fn from(n: crate::dfu::NotApplied) -> Self {
+        Error::Dfu(n.into())
+    }
+}
+
+/// An answer that does not fit the request it matched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The answer's op, group or command is not the one the request expects.
+    #[error(
+        "answer to {command} has op {got_op:?}, group {got_group}, id {got_id}; expected \
+         {want_op:?}, group {want_group}, id {want_id}"
+    )]
+    WrongAnswer {
+        /// The request's name.
+        command: &'static str,
+        /// Op in the answer.
+        got_op: crate::frame::Op,
+        /// Group in the answer.
+        got_group: u16,
+        /// Command id in the answer.
+        got_id: u8,
+        /// Op expected.
+        want_op: crate::frame::Op,
+        /// Group expected.
+        want_group: u16,
+        /// Command id expected.
+        want_id: u8,
+    },
+    /// The device asks for data past the end of the image: trusting it would end an upload
+    /// early and call that success.
+    #[error("the device asks for offset {off} of a {total}-byte image")]
+    OffsetBeyondImage {
+        /// The offset the device sent.
+        off: u64,
+        /// Image length.
+        total: u64,
     },
 }
 

@@ -28,6 +28,21 @@ pub enum Op {
     WriteResponse = 3,
 }
 
+/// What is wrong with an SMP header that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderProblem {
+    /// The op field holds a value that names no op.
+    #[error("unknown op {0}")]
+    UnknownOp(u8),
+    /// The reserved top bits of the first byte are set.
+    #[error("reserved bits set in first byte {0:#04x}")]
+    ReservedBits(u8),
+    /// A protocol version other than 1 (SMP v1) and 2 (SMP v2).
+    #[error("unsupported SMP version {0}")]
+    UnsupportedVersion(u8),
+}
+
 impl Op {
     fn from_bits(bits: u8) -> Result<Self> {
         Ok(match bits {
@@ -35,7 +50,7 @@ impl Op {
             1 => Op::ReadResponse,
             2 => Op::Write,
             3 => Op::WriteResponse,
-            other => return Err(Error::BadHeader(format!("unknown op {other}"))),
+            other => return Err(Error::BadHeader(HeaderProblem::UnknownOp(other))),
         })
     }
 
@@ -98,12 +113,12 @@ impl Header {
             .and_then(|b| b.try_into().ok())
             .ok_or(Error::TruncatedHeader { got: bytes.len() })?;
         if b[0] & 0xE0 != 0 {
-            return Err(Error::BadHeader(format!("reserved bits set in first byte {:#04x}", b[0])));
+            return Err(Error::BadHeader(HeaderProblem::ReservedBits(b[0])));
         }
         let version = match (b[0] >> 3) & 0x03 {
             0 => Version::V1,
             1 => Version::V2,
-            v => return Err(Error::BadHeader(format!("unsupported SMP version {v}"))),
+            v => return Err(Error::BadHeader(HeaderProblem::UnsupportedVersion(v))),
         };
         Ok(Header {
             version,
@@ -193,7 +208,10 @@ mod tests {
             Frame::decode(&[0x03, 0, 0, 5, 0, 0, 0, 5, 0xA0]),
             Err(Error::LengthMismatch { declared: 5, actual: 1 })
         ));
-        assert!(matches!(Frame::decode(&[0x23, 0, 0, 0, 0, 0, 0, 0]), Err(Error::BadHeader(_))));
+        assert!(matches!(
+            Frame::decode(&[0x23, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Error::BadHeader(HeaderProblem::ReservedBits(0x23)))
+        ));
         assert!(matches!(Frame::decode(&[0x13, 0, 0, 0, 0, 0, 0, 0]), Err(Error::BadHeader(_))));
         assert!(matches!(Frame::decode(&[0x04, 0, 0, 0, 0, 0, 0, 0]), Err(Error::BadHeader(_))));
     }

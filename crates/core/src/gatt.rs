@@ -21,11 +21,11 @@ pub const DEFAULT_ATT_MTU: usize = 23;
 pub trait GattLink: Send + Sync {
     /// Writes one value without response. `value` is at most `mtu() - 3` bytes. Waits while the
     /// link cannot take more (flow control), and fails with
-    /// [`Error::Disconnected`](crate::Error::Disconnected) once the link is gone.
+    /// a [`LinkLost`](crate::transport::TransportKind::LinkLost) error once the link is gone.
     async fn write(&self, value: &[u8]) -> Result<()>;
 
     /// Waits for the next notification value of the SMP characteristic; fails with
-    /// [`Error::Disconnected`](crate::Error::Disconnected) once the link is gone.
+    /// a [`LinkLost`](crate::transport::TransportKind::LinkLost) error once the link is gone.
     async fn notification(&self) -> Result<Vec<u8>>;
 
     /// The negotiated ATT MTU.

@@ -13,6 +13,7 @@ pub mod dfu;
 pub mod error;
 pub mod frame;
 pub mod gatt;
+pub mod image_hash;
 pub mod mcuboot;
 pub mod progress;
 pub mod rc;
@@ -21,3 +22,4 @@ pub mod transport;
 pub mod upload;
 
 pub use error::{DeviceError, Error, Result};
+pub use image_hash::ImageHash;

@@ -1,18 +1,21 @@
 //! What the upload and DFU engines report while they work. The CLI renders these; library
 //! users implement [`Progress`] to receive them.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::mcuboot::ImageVersion;
 
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// A DFU step begins, in words ("reading image state").
+    /// A DFU step begins.
     Step {
-        /// What is being done.
-        what: String,
+        /// Which step.
+        step: Step,
     },
     /// An upload starts.
     UploadStarted {
@@ -66,11 +69,163 @@ pub enum Event {
         /// Reconnections during the upload.
         reconnects: u32,
     },
-    /// Something worth telling without stopping ("image already in the secondary slot").
+    /// Something worth telling without stopping (an image skipped, a reset repeated).
     Note {
         /// The note.
-        text: String,
+        note: Note,
     },
+}
+
+/// A step of the DFU flow. `Display` gives the sentence the CLI prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Step {
+    /// Reading image state, buffers and bootloader.
+    Inspect,
+    /// Confirming an image that already runs under test.
+    ConfirmUnderTest {
+        /// Image number.
+        image: u32,
+    },
+    /// Uploading a file to an image.
+    Upload {
+        /// Image number.
+        image: u32,
+        /// File name.
+        name: String,
+        /// The bootloader writes it straight into the primary slot.
+        primary: bool,
+    },
+    /// Reading back what the slots hold after the uploads.
+    VerifyUpload,
+    /// Marking an image for the next boot.
+    Mark {
+        /// Image number.
+        image: u32,
+        /// Permanently (`true`) or for one test boot.
+        permanent: bool,
+    },
+    /// Resetting the device and waiting for it.
+    Reset,
+    /// Reading which images run after the reset.
+    VerifyRunning,
+    /// Confirming the new images.
+    Confirm,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Inspect => f.write_str("reading image state, buffers and bootloader"),
+            Step::ConfirmUnderTest { image } => write!(f, "confirming image {image}, which runs under test"),
+            Step::Upload { image, name, primary: false } => write!(f, "uploading {name} to image {image}"),
+            Step::Upload { image, name, primary: true } => {
+                write!(f, "uploading {name} to image {image} (primary slot)")
+            }
+            Step::VerifyUpload => f.write_str("verifying the uploaded images"),
+            Step::Mark { image, permanent } => write!(
+                f,
+                "marking image {image} for {}",
+                if *permanent { "permanent install" } else { "test" }
+            ),
+            Step::Reset => f.write_str("resetting the device"),
+            Step::VerifyRunning => f.write_str("checking which images run now"),
+            Step::Confirm => f.write_str("confirming the new image"),
+        }
+    }
+}
+
+/// Why an image of the package is not uploaded. `Display` gives the sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Skip {
+    /// The device already runs this image.
+    AlreadyRunning {
+        /// Image number.
+        image: u32,
+        /// The running version as the device reports it.
+        version: String,
+        /// File name.
+        name: String,
+    },
+    /// The image already ran under test; it was confirmed instead of uploaded again.
+    ConfirmedUnderTest {
+        /// Image number.
+        image: u32,
+        /// The image's version.
+        version: ImageVersion,
+        /// File name.
+        name: String,
+    },
+    /// The free slot already holds this image: no upload needed.
+    AlreadyInSlot {
+        /// Image number.
+        image: u32,
+        /// Slot number.
+        slot: u32,
+        /// The image's version.
+        version: ImageVersion,
+        /// File name.
+        name: String,
+    },
+}
+
+impl Skip {
+    /// The image number skipped.
+    pub fn image(&self) -> u32 {
+        match self {
+            Skip::AlreadyRunning { image, .. }
+            | Skip::ConfirmedUnderTest { image, .. }
+            | Skip::AlreadyInSlot { image, .. } => *image,
+        }
+    }
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::AlreadyRunning { image, version, name } => {
+                write!(f, "image {image} already runs {version} ({name}), nothing to do")
+            }
+            Skip::ConfirmedUnderTest { image, version, name } => {
+                write!(f, "image {image} already ran {version} ({name}) under test; confirmed it")
+            }
+            Skip::AlreadyInSlot { image, slot, version, name } => {
+                write!(f, "image {image}: slot {slot} already holds {version} ({name}), not uploading again")
+            }
+        }
+    }
+}
+
+/// Something the DFU flow tells without stopping. `Display` gives the sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Note {
+    /// An image is not uploaded.
+    Skipped {
+        /// Why.
+        skip: Skip,
+    },
+    /// The bootloader itself answers: the update goes through MCUboot's serial recovery.
+    SerialRecovery,
+    /// Every marked image is still pending after the reset: the reset was lost; asking again.
+    ResetAgain,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::Skipped { skip } => skip.fmt(f),
+            Note::SerialRecovery => f.write_str(
+                "the bootloader itself answers (MCUboot serial recovery): uploading straight into the \
+                 primary slot; nothing to mark",
+            ),
+            Note::ResetAgain => f.write_str("the device did not reset; asking again"),
+        }
+    }
 }
 
 mod secs {

@@ -63,8 +63,14 @@ impl Session {
     /// Replaces the client with a fresh connection, retrying with growing pauses for up to
     /// [`reconnect_for`](Self::reconnect_for) (a rebooting device is away for a while).
     pub async fn reconnect(&mut self) -> Result<()> {
+        self.reconnect_within(self.reconnect_for).await
+    }
+
+    /// Like [`reconnect`](Self::reconnect), but tries for `budget` this once (a device that
+    /// is booting gets its boot time) and leaves [`reconnect_for`](Self::reconnect_for) as it is.
+    pub async fn reconnect_within(&mut self, budget: Duration) -> Result<()> {
         self.version = self.client.version();
-        let deadline = tokio::time::Instant::now() + self.reconnect_for;
+        let deadline = tokio::time::Instant::now() + budget;
         let mut pause = Duration::from_millis(100);
         loop {
             match self.connector.connect().await {
@@ -81,9 +87,9 @@ impl Session {
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => {
-                    return Err(Error::Disconnected(format!(
+                    return Err(Error::link_lost(format!(
                         "could not reconnect within {} s: {e}",
-                        self.reconnect_for.as_secs()
+                        budget.as_secs()
                     )))
                 }
             }

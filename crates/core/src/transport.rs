@@ -1,8 +1,79 @@
 //! The seam every medium implements: move whole SMP frames to and from one device.
 
+use std::fmt;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::error::Result;
+
+/// What kind of link failure happened, so a caller (and the CLI's exit code) can act on it
+/// without reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// No Bluetooth adapter, or no Bluetooth stack to ask for one.
+    NoAdapter,
+    /// The device refused an operation until it is paired (ATT insufficient authentication).
+    PairingRequired,
+    /// The device or address was not found (not advertising, no such host).
+    NotFound,
+    /// The link could not be opened (port, socket, connection).
+    Open,
+    /// The link was up and went away: reconnecting may help.
+    LinkLost,
+    /// Reading or writing failed on an open link.
+    Io,
+    /// The link cannot carry SMP as required (no SMP characteristic, unusable MTU, a value
+    /// the peer rejects).
+    Unsupported,
+}
+
+/// A link failure: its kind, what was being done, and the underlying cause kept as the source.
+#[derive(Debug, Clone)]
+pub struct TransportError {
+    /// Which kind of failure.
+    pub kind: TransportKind,
+    /// What was being done, in words ("cannot open serial port /dev/ttyACM0").
+    pub context: String,
+    /// The error of the layer below (io, btleplug, D-Bus), when there is one. Shared so that
+    /// the request layer can hand the same cause to every request the failure ends.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TransportError {
+    /// A failure without an underlying error.
+    pub fn new(kind: TransportKind, context: impl Into<String>) -> Self {
+        TransportError { kind, context: context.into(), source: None }
+    }
+
+    /// Keeps `source` as the cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The sentence names the cause inline: the CLI prints one line, not a source chain.
+        match self.kind {
+            TransportKind::LinkLost => write!(f, "connection to the device lost: {}", self.context)?,
+            _ => write!(f, "{}", self.context)?,
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A link that carries whole SMP frames.
 ///
@@ -17,7 +88,7 @@ pub trait Transport: Send + Sync {
     async fn send(&self, frame: &[u8]) -> Result<()>;
 
     /// Waits for the next whole frame from the device. An error means the link is gone
-    /// ([`Error::Disconnected`](crate::Error::Disconnected)) or broken; the request layer stops
+    /// (a [`TransportKind::LinkLost`] error) or broken; the request layer stops
     /// reading after one.
     async fn recv(&self) -> Result<Vec<u8>>;
 

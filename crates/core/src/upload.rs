@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::frame::HEADER_LEN;
 use crate::progress::{Event, Progress};
 use crate::session::Session;
+use crate::transport::TransportKind;
 
 /// Frame size assumed for a device without the parameters command (Zephyr's default).
 pub const DEFAULT_BUF_SIZE: usize = 384;
@@ -208,7 +209,7 @@ impl Plan<'_> {
 /// Why the pipelined phase stopped early.
 enum Stop {
     /// The link dropped: reconnect and resume.
-    Disconnected(String),
+    Disconnected(crate::transport::TransportError),
     /// The device lost the upload (answered offset 0): start over.
     Restart,
     /// The first request went unanswered: send it again.
@@ -298,7 +299,7 @@ pub async fn upload(
                     Err(stop) => stop,
                 }
             }
-            Err(Error::Disconnected(why)) => Stop::Disconnected(why),
+            Err(Error::Transport(why)) if why.kind == TransportKind::LinkLost => Stop::Disconnected(why),
             // The first request may be lost like any other: ask again.
             Err(Error::Timeout { .. }) => Stop::Retry,
             Err(e) => return Err(e),
@@ -306,9 +307,9 @@ pub async fn upload(
         attempts += 1;
         let stalled = Error::UploadStalled { offset: 0, total, attempts };
         match stop {
-            Stop::Disconnected(why) if attempts > opts.max_attempts => return Err(Error::Disconnected(why)),
+            Stop::Disconnected(why) if attempts > opts.max_attempts => return Err(Error::Transport(why)),
             Stop::Disconnected(why) => {
-                progress.event(&Event::Reconnecting { reason: why });
+                progress.event(&Event::Reconnecting { reason: why.to_string() });
                 session.reconnect().await?;
             }
             Stop::Restart | Stop::Retry if attempts > opts.max_attempts => return Err(stalled),
@@ -348,7 +349,7 @@ pub async fn upload(
 /// A device asking for data past the end of the image is not speaking the protocol: trusting
 /// it would end the upload early and call that success.
 fn beyond_the_image(off: u64, total: u64) -> Error {
-    Error::Protocol(format!("the device asks for offset {off} of a {total}-byte image"))
+    Error::Protocol(crate::error::ProtocolError::OffsetBeyondImage { off, total })
 }
 
 impl Counters {
@@ -450,7 +451,9 @@ async fn pipeline(
                 streak = 0;
                 resync = Some(acked);
             }
-            Err(Error::Disconnected(why)) => return Err(Stop::Disconnected(why)),
+            Err(Error::Transport(why)) if why.kind == TransportKind::LinkLost => {
+                return Err(Stop::Disconnected(why))
+            }
             Err(e) => return Err(Stop::Fatal(e)),
         }
         if let Some(at) = resync {

@@ -9,6 +9,7 @@ use smpflash_core::command::image::*;
 use smpflash_core::command::os::*;
 use smpflash_core::command::{decode_response, Command};
 use smpflash_core::frame::Frame;
+use smpflash_core::ImageHash;
 
 fn bytes(max: usize) -> impl Strategy<Value = ByteBuf> {
     vec(any::<u8>(), 0..max).prop_map(ByteBuf::from)
@@ -31,7 +32,7 @@ fn slot_state() -> impl Strategy<Value = SlotState> {
             image,
             slot,
             version,
-            hash,
+            hash: hash.map(|h| ImageHash::from(h.into_vec())),
             bootable: f[0],
             pending: f[1],
             confirmed: f[2],

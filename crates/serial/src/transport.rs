@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use smpflash_core::transport::Transport;
+use smpflash_core::transport::{Transport, TransportError, TransportKind};
 use smpflash_core::{Error, Result};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -65,9 +65,9 @@ impl SerialTransport {
     pub fn open(path: &str, baud: u32) -> Result<Self> {
         use tokio_serial::SerialPortBuilderExt;
 
-        let port = tokio_serial::new(path, baud)
-            .open_native_async()
-            .map_err(|e| Error::Transport(format!("cannot open serial port {path}: {e}")))?;
+        let port = tokio_serial::new(path, baud).open_native_async().map_err(|e| {
+            TransportError::new(TransportKind::Open, format!("cannot open serial port {path}")).with_source(e)
+        })?;
         Ok(Self::from_stream(port, format!("serial {path} @ {baud}")))
     }
 
@@ -75,13 +75,14 @@ impl SerialTransport {
     /// given as `tcp://HOST:PORT` or `HOST:PORT`.
     pub async fn connect_tcp(target: &str) -> Result<Self> {
         let addr = target.strip_prefix(TCP_SCHEME).unwrap_or(target);
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| Error::Transport(format!("cannot connect to {addr}: {e}")))?;
+        let stream = TcpStream::connect(addr).await.map_err(|e| {
+            TransportError::new(TransportKind::Open, format!("cannot connect to {addr}")).with_source(e)
+        })?;
         // Lines are small and answers are awaited: do not let Nagle hold them back.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| Error::Transport(format!("cannot set TCP_NODELAY on {addr}: {e}")))?;
+        stream.set_nodelay(true).map_err(|e| {
+            TransportError::new(TransportKind::Open, format!("cannot set TCP_NODELAY on {addr}"))
+                .with_source(e)
+        })?;
         Ok(Self::from_stream(stream, format!("serial {TCP_SCHEME}{addr}")))
     }
 
@@ -142,9 +143,11 @@ impl SerialTransport {
 
     fn write_error(&self, e: io::Error) -> Error {
         if is_disconnect(&e) {
-            Error::Disconnected(format!("{}: {e}", self.description))
+            TransportError::new(TransportKind::LinkLost, self.description.clone()).with_source(e).into()
         } else {
-            Error::Transport(format!("writing to {}: {e}", self.description))
+            TransportError::new(TransportKind::Io, format!("writing to {}", self.description))
+                .with_source(e)
+                .into()
         }
     }
 }
@@ -198,10 +201,16 @@ impl Transport for SerialTransport {
         match reader.next().await {
             Some(Ok(frame)) => Ok(frame),
             Some(Err(e)) if is_disconnect(&e) => {
-                Err(Error::Disconnected(format!("{}: {e}", self.description)))
+                Err(TransportError::new(TransportKind::LinkLost, self.description.clone())
+                    .with_source(e)
+                    .into())
             }
-            Some(Err(e)) => Err(Error::Transport(format!("reading from {}: {e}", self.description))),
-            None => Err(Error::Disconnected(format!("{} closed", self.description))),
+            Some(Err(e)) => {
+                Err(TransportError::new(TransportKind::Io, format!("reading from {}", self.description))
+                    .with_source(e)
+                    .into())
+            }
+            None => Err(Error::link_lost(format!("{} closed", self.description))),
         }
     }
 
@@ -245,7 +254,7 @@ mod tests {
         let (ours, theirs) = tokio::io::duplex(64);
         let link = SerialTransport::from_stream(ours, "duplex");
         drop(theirs);
-        assert!(matches!(link.recv().await, Err(Error::Disconnected(_))));
+        assert!(matches!(link.recv().await, Err(ref e) if e.is_link_lost()));
     }
 
     #[tokio::test]
@@ -274,6 +283,7 @@ mod tests {
     #[tokio::test]
     async fn missing_port_is_a_transport_error() {
         let err = SerialTransport::open("/nonexistent/ttyNOPE", 115_200).unwrap_err();
-        assert!(matches!(err, Error::Transport(ref m) if m.contains("/nonexistent/ttyNOPE")));
+        assert!(matches!(err, Error::Transport(ref t) if t.kind == TransportKind::Open), "{err}");
+        assert!(err.to_string().contains("/nonexistent/ttyNOPE"), "{err}");
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smpflash_core::frame::expected_len;
-use smpflash_core::{Error, Result};
+use smpflash_core::transport::{TransportError, TransportKind};
+use smpflash_core::Result;
 use tokio::sync::mpsc;
 
 use crate::ble_link::{link, LinkParams, SimCentral, SimPeripheral};
@@ -44,7 +45,11 @@ impl BleFrontEnd {
         let deadline = tokio::time::Instant::now() + timeout;
         while !self.device.is_up() {
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Transport("virtual device not found: it is not advertising".into()));
+                return Err(TransportError::new(
+                    TransportKind::NotFound,
+                    "virtual device not found: it is not advertising",
+                )
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use smpflash_core::gatt::{GattLink, DEFAULT_ATT_MTU};
+use smpflash_core::transport::{TransportError, TransportKind};
 use smpflash_core::{Error, Result};
 use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
@@ -343,15 +344,15 @@ impl Shared {
     }
 
     fn disconnected(&self, st: &State) -> Error {
-        Error::Disconnected(format!("simulated BLE link: {}", st.down.as_deref().unwrap_or("closed")))
+        Error::link_lost(format!("simulated BLE link: {}", st.down.as_deref().unwrap_or("closed")))
     }
 
     fn check_len(&self, len: usize) -> Result<()> {
         let max = self.params.max_value_len();
         if len > max {
-            return Err(Error::Transport(format!(
-                "{len} byte value exceeds ATT MTU {} minus 3",
-                self.params.att_mtu
+            return Err(Error::Transport(TransportError::new(
+                TransportKind::Unsupported,
+                format!("{len} byte value exceeds ATT MTU {} minus 3", self.params.att_mtu),
             )));
         }
         Ok(())
@@ -846,11 +847,11 @@ mod tests {
         }
         let (total, peripheral) = reader.await.unwrap();
         assert_eq!(total, 1_000);
-        assert!(matches!(result, Err(Error::Disconnected(_))), "{result:?}");
+        assert!(matches!(result, Err(ref e) if e.is_link_lost()), "{result:?}");
         assert!(!central.is_connected());
         assert!(!peripheral.is_connected());
-        assert!(matches!(central.notification().await, Err(Error::Disconnected(_))));
-        assert!(matches!(peripheral.notify(&[1, 2, 3]).await, Err(Error::Disconnected(_))));
+        assert!(matches!(central.notification().await, Err(ref e) if e.is_link_lost()));
+        assert!(matches!(peripheral.notify(&[1, 2, 3]).await, Err(ref e) if e.is_link_lost()));
     }
 
     #[tokio::test(start_paused = true)]
@@ -891,7 +892,7 @@ mod tests {
         let (central, peripheral) = link(LinkParams::phone_fast());
         drop(peripheral);
         assert!(!central.is_connected());
-        assert!(matches!(central.write(&[0; 10]).await, Err(Error::Disconnected(_))));
+        assert!(matches!(central.write(&[0; 10]).await, Err(ref e) if e.is_link_lost()));
 
         let (central, peripheral) = link(LinkParams::phone_fast());
         let waiting = tokio::spawn(async move { peripheral.next_write().await });

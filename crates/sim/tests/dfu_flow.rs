@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smpflash_core::command::image::SlotState;
-use smpflash_core::dfu::{self, DfuOptions, DfuReport, Mode};
+use smpflash_core::dfu::{self, DfuError, DfuOptions, DfuReport, Mode, NotApplied, Refusal};
 use smpflash_core::mcuboot::{self, Package};
-use smpflash_core::progress::Event;
+use smpflash_core::progress::{Event, Note, Skip};
 use smpflash_core::session::Session;
 use smpflash_core::Error;
 use smpflash_sim::faults::DeviceFaults;
@@ -67,10 +67,18 @@ fn hash(pkg: &Package, i: usize) -> Vec<u8> {
     pkg.images[i].image.hash().to_vec()
 }
 
+fn note_text(e: &Event) -> String {
+    if let Event::Note { note } = e {
+        note.to_string()
+    } else {
+        String::new()
+    }
+}
+
 fn steps(events: &[Event]) -> Vec<String> {
     events
         .iter()
-        .filter_map(|e| if let Event::Step { what } = e { Some(what.clone()) } else { None })
+        .filter_map(|e| if let Event::Step { step } = e { Some(step.to_string()) } else { None })
         .collect()
 }
 
@@ -133,7 +141,13 @@ async fn upload_only_stops_before_marking() {
     // running it again skips the upload: the slot already holds the image
     let (again, _) = run(&r, &pkg, Some(Mode::UploadOnly)).await;
     let again = again.unwrap();
-    assert!(again.uploads.is_empty() && again.skipped[0].contains("already holds"), "{:?}", again.skipped);
+    assert!(
+        again.uploads.is_empty()
+            && matches!(again.skipped[0], Skip::AlreadyInSlot { image: 0, slot: 1, .. })
+            && again.skipped[0].to_string().contains("already holds"),
+        "{:?}",
+        again.skipped
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +170,7 @@ async fn mcuboot_serial_recovery_is_detected_and_written_directly() {
     let pkg = package("examples/app-update-v1.1.0.bin");
     let (report, events) = run(&r, &pkg, None).await;
     let report = report.unwrap();
-    assert!(events.iter().any(|e| matches!(e, Event::Note { text } if text.contains("serial recovery"))));
+    assert!(events.iter().any(|e| matches!(e, Event::Note { note: Note::SerialRecovery } if note_text(e).contains("serial recovery"))));
     assert!(report.reset);
     let primary = report.after.iter().find(|s| s.slot == 0).unwrap();
     assert_eq!(primary.hash.as_deref().map(|h| h.to_vec()), Some(hash(&pkg, 0)));
@@ -175,7 +189,11 @@ async fn refusals_before_anything_is_written() {
     small.apply_override("slot_size=0x10000").unwrap();
     let r2 = rig(small, Default::default()).await;
     let e = run(&r2, &package("examples/app-update-v1.1.0.bin"), None).await.0.unwrap_err();
-    assert!(matches!(e, Error::DfuRefused(ref m) if m.contains("takes at most")), "{e}");
+    assert!(
+        matches!(e, Error::Dfu(DfuError::Refused(Refusal::TooLarge { .. })))
+            && e.to_string().contains("takes at most"),
+        "{e}"
+    );
     // downgrade on a bootloader that refuses them: the factory image is 1.0.0, the fixture 1.2.3,
     // so make the running image newer first
     let mut strict = profile("zephyr-default");
@@ -199,7 +217,8 @@ async fn same_image_twice_is_a_no_op() {
     run(&r, &pkg, None).await.0.unwrap();
     let report = run(&r, &pkg, None).await.0.unwrap();
     assert!(!report.reset && report.uploads.is_empty());
-    assert!(report.skipped[0].contains("already runs 1.1.0"));
+    assert!(matches!(report.skipped[0], Skip::AlreadyRunning { image: 0, .. }));
+    assert!(report.skipped[0].to_string().contains("already runs 1.1.0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +229,10 @@ async fn image_rejected_by_the_bootloader_is_explained() {
     let pkg = package("tests/fixtures/images/encrypted.bin");
     let e = run(&r, &pkg, None).await.0.unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, Error::NotApplied(_)), "{text}");
+    assert!(
+        matches!(e, Error::Dfu(DfuError::NotApplied(NotApplied::RejectedAtBoot { image: 0, .. }))),
+        "{text}"
+    );
     assert!(text.contains("MCUboot rejected it at boot and erased it"), "{text}");
     assert!(text.contains("still runs version 1.0.0"), "{text}");
 }

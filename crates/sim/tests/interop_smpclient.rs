@@ -88,7 +88,7 @@ async fn assert_updated(device: &Device) {
     let answer = Frame::decode(&answer).unwrap();
     let state: ImageStateResponse = cbor::from_slice(&answer.body, "state").unwrap();
     let primary = state.images.iter().find(|s| s.image == 0 && s.slot == 0).expect("slot 0");
-    assert_eq!(primary.hash.as_deref().map(|h| h.as_slice()), Some(image.hash()), "{state:?}");
+    assert_eq!(primary.hash.as_deref(), Some(image.hash()), "{state:?}");
     assert!(primary.active && primary.confirmed, "{state:?}");
 }
 

@@ -76,7 +76,7 @@ async fn test_then_revert_when_not_confirmed() {
     assert_eq!((up.off, up.matched), (new.len() as u64, Some(true)));
     let s = state(&r.client).await;
     let secondary = slot(&s, 0, 1).unwrap();
-    assert_eq!(secondary.hash.as_ref(), Some(&hash));
+    assert_eq!(secondary.hash.as_deref(), Some(&hash[..]));
     assert_eq!(secondary.version, "1.2.3.4");
     assert!(!secondary.pending && !secondary.active);
 
@@ -88,7 +88,7 @@ async fn test_then_revert_when_not_confirmed() {
     reset(&r).await;
     let s = state(&r.client).await;
     let running = slot(&s, 0, 0).unwrap();
-    assert_eq!(running.hash.as_ref(), Some(&hash));
+    assert_eq!(running.hash.as_deref(), Some(&hash[..]));
     assert!(running.active && !running.confirmed, "{s:?}");
     let old = slot(&s, 0, 1).unwrap();
     assert!(old.confirmed && !old.active, "the old image is what a revert goes back to: {s:?}");
@@ -96,9 +96,9 @@ async fn test_then_revert_when_not_confirmed() {
     reset(&r).await;
     let s = state(&r.client).await;
     let running = slot(&s, 0, 0).unwrap();
-    assert_ne!(running.hash.as_ref(), Some(&hash), "unconfirmed test image must revert");
+    assert_ne!(running.hash.as_deref(), Some(&hash[..]), "unconfirmed test image must revert");
     assert!(running.active && running.confirmed);
-    assert_eq!(slot(&s, 0, 1).unwrap().hash.as_ref(), Some(&hash));
+    assert_eq!(slot(&s, 0, 1).unwrap().hash.as_deref(), Some(&hash[..]));
     assert!(!slot(&s, 0, 1).unwrap().pending);
 }
 
@@ -116,7 +116,7 @@ async fn test_then_confirm_stays() {
     reset(&r).await;
     let s = state(&r.client).await;
     let running = slot(&s, 0, 0).unwrap();
-    assert_eq!(running.hash.as_ref(), Some(&hash));
+    assert_eq!(running.hash.as_deref(), Some(&hash[..]));
     assert!(running.active && running.confirmed);
 }
 
@@ -133,7 +133,7 @@ async fn permanent_mark_needs_no_confirm() {
     reset(&r).await;
     reset(&r).await;
     let running = state(&r.client).await.into_iter().find(|s| s.slot == 0).unwrap();
-    assert_eq!(running.hash.as_ref(), Some(&hash));
+    assert_eq!(running.hash.as_deref(), Some(&hash[..]));
     assert!(running.confirmed);
 }
 
@@ -145,7 +145,7 @@ async fn invalid_image_is_erased_at_boot_and_the_old_one_kept() {
     bad[0x400] ^= 0xFF; // body byte: header magic intact, hash wrong
     upload(&r.client, 0, &bad).await.unwrap();
     let bad_hash = ByteBuf::from(bad[bad.len() - 32..].to_vec()); // SHA256 TLV is last here
-    assert_eq!(slot(&state(&r.client).await, 0, 1).unwrap().hash.as_ref(), Some(&bad_hash));
+    assert_eq!(slot(&state(&r.client).await, 0, 1).unwrap().hash.as_deref(), Some(&bad_hash[..]));
     r.client.request(&ImageStateWrite { hash: Some(bad_hash), confirm: false }).await.unwrap();
     reset(&r).await;
     let after = state(&r.client).await;
@@ -180,7 +180,7 @@ async fn power_loss_mid_swap_resumes_to_a_bootable_image() {
     assert!(saw_power_loss);
     let s = state(&r.client).await;
     let running = slot(&s, 0, 0).unwrap();
-    assert_eq!(running.hash.as_ref(), Some(&hash));
+    assert_eq!(running.hash.as_deref(), Some(&hash[..]));
     assert!(smpflash_sim::slot_image::validate(r.device.snapshot().await.flash.slot(0), 0x5F000).is_ok());
     assert!(smpflash_sim::slot_image::validate(r.device.snapshot().await.flash.slot(1), 0x5F000).is_ok());
 }
@@ -274,7 +274,9 @@ async fn state_write_rules_follow_zephyr() {
     let r = rig("zephyr-default").await;
     let c = &r.client;
     let running = state(c).await[0].hash.clone().unwrap();
-    let e = device_error(c.request(&ImageStateWrite { hash: Some(running.clone()), confirm: false }).await);
+    let e = device_error(
+        c.request(&ImageStateWrite { hash: Some(ByteBuf::from(running.to_vec())), confirm: false }).await,
+    );
     assert_eq!(e.name(), Some("IMG_MGMT_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED"));
     let e = device_error(c.request(&ImageStateWrite { hash: None, confirm: false }).await);
     assert_eq!(e.name(), Some("IMG_MGMT_ERR_INVALID_HASH"));
@@ -331,12 +333,16 @@ async fn network_core_update_cannot_revert() {
     let hash = hash_of(&net);
     upload(&r.client, 1, &net).await.unwrap();
     let s = state(&r.client).await;
-    assert_eq!(slot(&s, 1, 1).unwrap().hash.as_ref(), Some(&hash));
+    assert_eq!(slot(&s, 1, 1).unwrap().hash.as_deref(), Some(&hash[..]));
     r.client.request(&ImageStateWrite { hash: Some(hash.clone()), confirm: false }).await.unwrap();
     reset(&r).await;
     reset(&r).await;
     let s = state(&r.client).await;
-    assert_eq!(slot(&s, 1, 0).unwrap().hash.as_ref(), Some(&hash), "network core keeps the update: {s:?}");
+    assert_eq!(
+        slot(&s, 1, 0).unwrap().hash.as_deref(),
+        Some(&hash[..]),
+        "network core keeps the update: {s:?}"
+    );
     assert!(slot(&s, 1, 1).is_none(), "secondary emptied by the copy");
 }
 
@@ -351,7 +357,7 @@ async fn overwrite_only_installs_without_revert() {
     reset(&r).await;
     let s = state(&r.client).await;
     assert_eq!(s.len(), 1);
-    assert_eq!(s[0].hash.as_ref(), Some(&hash));
+    assert_eq!(s[0].hash.as_deref(), Some(&hash[..]));
     assert!(s[0].active && s[0].confirmed);
 }
 
@@ -369,12 +375,12 @@ async fn direct_xip_runs_the_newest_slot() {
     reset(&r).await;
     let s = state(&r.client).await;
     let active = s.iter().find(|s| s.active).unwrap();
-    assert_eq!((active.slot, active.hash.as_ref()), (1, Some(&hash)));
+    assert_eq!((active.slot, active.hash.as_deref()), (1, Some(&hash[..])));
     // the next upload goes to the other slot, now slot 0
     upload(&r.client, 0, &fixture("ecdsa-p256.bin")).await.unwrap();
     assert_eq!(
-        slot(&state(&r.client).await, 0, 0).unwrap().hash.as_ref(),
-        Some(&hash_of(&fixture("ecdsa-p256.bin")))
+        slot(&state(&r.client).await, 0, 0).unwrap().hash.as_deref(),
+        Some(&hash_of(&fixture("ecdsa-p256.bin"))[..])
     );
 }
 
@@ -387,7 +393,7 @@ async fn mcuboot_serial_recovery_writes_the_primary_directly() {
     upload(&r.client, 0, &new).await.unwrap();
     let s = state(&r.client).await;
     assert_eq!((s.len(), s[0].slot), (1, 0));
-    assert_eq!(s[0].hash.as_ref(), Some(&hash_of(&new)));
+    assert_eq!(s[0].hash.as_deref(), Some(&hash_of(&new)[..]));
     let e = device_error(r.client.request(&ImageStateWrite { hash: None, confirm: true }).await);
     assert!(e.is_not_supported(), "boot_serial has no state write");
 }
@@ -406,7 +412,11 @@ async fn state_file_keeps_flash_across_power_cycles() {
     // power back on: a new process would do exactly this
     let r = Rig::start(Profile::by_name("zephyr-default").unwrap(), opts()).await;
     let s = state(&r.client).await;
-    assert_eq!(s[0].hash.as_ref(), Some(&hash_of(&new)), "the permanent swap happened at power-on: {s:?}");
+    assert_eq!(
+        s[0].hash.as_deref(),
+        Some(&hash_of(&new)[..]),
+        "the permanent swap happened at power-on: {s:?}"
+    );
     let e = Device::new(Profile::by_name("nrf5340").unwrap(), opts()).unwrap_err();
     assert!(e.to_string().contains("do not match profile nrf5340"), "{e}");
 }

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
-use smpflash_core::transport::Transport;
-use smpflash_core::{Error, Result};
+use smpflash_core::transport::{Transport, TransportError, TransportKind};
+use smpflash_core::Result;
 use tokio::net::{lookup_host, UdpSocket};
 
 /// Zephyr's default SMP UDP port.
@@ -42,9 +42,14 @@ impl UdpTransport {
         };
         let peer = lookup_host(&with_port)
             .await
-            .map_err(|e| Error::Transport(format!("cannot resolve {target}: {e}")))?
+            .map_err(|e| {
+                TransportError::new(TransportKind::NotFound, format!("cannot resolve {target}"))
+                    .with_source(e)
+            })?
             .next()
-            .ok_or_else(|| Error::Transport(format!("{target} resolves to no address")))?;
+            .ok_or_else(|| {
+                TransportError::new(TransportKind::NotFound, format!("{target} resolves to no address"))
+            })?;
         Self::connect_addr(peer).await
     }
 
@@ -52,10 +57,12 @@ impl UdpTransport {
     pub async fn connect_addr(peer: SocketAddr) -> Result<Self> {
         let local: SocketAddr =
             if peer.is_ipv4() { "0.0.0.0:0".parse() } else { "[::]:0".parse() }.expect("literal");
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| Error::Transport(format!("cannot open a UDP socket: {e}")))?;
-        socket.connect(peer).await.map_err(|e| Error::Transport(format!("cannot reach {peer}: {e}")))?;
+        let socket = UdpSocket::bind(local).await.map_err(|e| {
+            TransportError::new(TransportKind::Open, "cannot open a UDP socket").with_source(e)
+        })?;
+        socket.connect(peer).await.map_err(|e| {
+            TransportError::new(TransportKind::Open, format!("cannot reach {peer}")).with_source(e)
+        })?;
         Ok(UdpTransport { socket, peer, max_frame: frame_limit_for_mtu(DEFAULT_PATH_MTU, &peer) })
     }
 
@@ -86,11 +93,9 @@ fn has_port(target: &str) -> bool {
 #[async_trait]
 impl Transport for UdpTransport {
     async fn send(&self, frame: &[u8]) -> Result<()> {
-        self.socket
-            .send(frame)
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::Transport(format!("UDP send to {}: {e}", self.peer)))
+        self.socket.send(frame).await.map(|_| ()).map_err(|e| {
+            TransportError::new(TransportKind::Io, format!("UDP send to {}", self.peer)).with_source(e).into()
+        })
     }
 
     async fn recv(&self) -> Result<Vec<u8>> {
@@ -106,7 +111,14 @@ impl Transport for UdpTransport {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     tracing::debug!("UDP: {} refused a datagram (server not listening?)", self.peer);
                 }
-                Err(e) => return Err(Error::Transport(format!("UDP receive from {}: {e}", self.peer))),
+                Err(e) => {
+                    return Err(TransportError::new(
+                        TransportKind::Io,
+                        format!("UDP receive from {}", self.peer),
+                    )
+                    .with_source(e)
+                    .into())
+                }
             }
         }
     }

@@ -62,7 +62,7 @@ pub struct SlotState {
     pub version: String,
     /// MCUboot image hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<ByteBuf>,
+    pub hash: Option<crate::ImageHash>,
     /// Header flags allow booting.
     #[serde(default)]
     pub bootable: bool,

@@ -39,16 +39,15 @@ pub fn encode_request<C: Command>(cmd: &C, version: Version, seq: u8) -> Result<
 pub fn decode_response<C: Command>(frame: &Frame) -> Result<C::Response> {
     let h = &frame.header;
     if h.op != C::OP.response() || h.group != C::GROUP || h.id != C::ID {
-        return Err(Error::Protocol(format!(
-            "answer to {} has op {:?}, group {}, id {}; expected {:?}, group {}, id {}",
-            C::NAME,
-            h.op,
-            h.group,
-            h.id,
-            C::OP.response(),
-            C::GROUP,
-            C::ID
-        )));
+        return Err(Error::Protocol(crate::error::ProtocolError::WrongAnswer {
+            command: C::NAME,
+            got_op: h.op,
+            got_group: h.group,
+            got_id: h.id,
+            want_op: C::OP.response(),
+            want_group: C::GROUP,
+            want_id: C::ID,
+        }));
     }
     if let Some(err) = cbor::device_error(&frame.body, C::GROUP)? {
         return Err(Error::Device(err));

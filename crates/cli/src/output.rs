@@ -1,0 +1,192 @@
+//! What a command produced, as data, and the one printer that renders it: a JSON document
+//! with `--json`, text otherwise. Commands never print; they return an [`Outcome`].
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use smpflash_ble::ScanResult;
+use smpflash_core::command::image::SlotState;
+use smpflash_core::command::os::McubootMode;
+use smpflash_core::dfu::DfuReport;
+use smpflash_core::upload::{Limits, UploadReport};
+
+use crate::show::ShowReport;
+
+/// What `info` found.
+#[derive(Debug, Serialize)]
+pub struct Info {
+    /// The link, as the transport describes it.
+    pub transport: String,
+    /// Bootloader name, when the device says.
+    pub bootloader: Option<String>,
+    /// MCUboot's mode, when the device says.
+    pub mode: Option<McubootMode>,
+    /// The mode's number as the device sent it.
+    #[serde(skip)]
+    pub mode_number: Option<i32>,
+    /// Whether MCUboot refuses downgrades, when the device says.
+    pub no_downgrade: Option<bool>,
+    /// The application's `os info` text.
+    pub application: Option<String>,
+}
+
+/// A command's result. Serializes as the command's `--json` document (see docs/cli.md).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// Nothing to print (the virtual device ran until Ctrl-C).
+    Nothing,
+    /// `scan`.
+    Scan {
+        /// Devices found, strongest first.
+        devices: Vec<ScanResult>,
+    },
+    /// `echo`.
+    Echo {
+        /// The echoed text.
+        echo: String,
+    },
+    /// `params`.
+    Params(Limits),
+    /// `info`.
+    Info(Info),
+    /// `reset`.
+    Reset {
+        /// Always true: the device accepted the reset.
+        reset: bool,
+    },
+    /// `image list`, `image test`, `image confirm`.
+    Images {
+        /// Image state.
+        images: Vec<SlotState>,
+    },
+    /// `image erase`.
+    Erased {
+        /// The slot erased.
+        erased: u32,
+    },
+    /// `image upload`.
+    Uploads {
+        /// One report per image.
+        uploads: Vec<UploadReport>,
+    },
+    /// `dfu`.
+    Dfu(DfuReport),
+    /// `image show`.
+    Show(ShowReport),
+}
+
+/// Renders outcomes as text or JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    /// JSON documents instead of text.
+    pub json: bool,
+}
+
+impl Printer {
+    /// Prints `outcome` on stdout.
+    pub fn print(&self, outcome: &Outcome) {
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        // A closed pipe (`smpflash ... | head`) is not an error worth a message.
+        let _ = if self.json { json(&mut out, outcome) } else { text(&mut out, outcome) };
+    }
+}
+
+fn json(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
+    if matches!(outcome, Outcome::Nothing) {
+        return Ok(());
+    }
+    serde_json::to_writer_pretty(&mut *out, outcome)?;
+    writeln!(out)
+}
+
+fn text(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
+    match outcome {
+        Outcome::Nothing | Outcome::Uploads { .. } => Ok(()),
+        Outcome::Scan { devices } => {
+            for d in devices {
+                writeln!(
+                    out,
+                    "{:<20} {:<24} {}",
+                    d.address,
+                    d.name.as_deref().unwrap_or("-"),
+                    d.rssi.map_or("-".into(), |r| format!("{r} dBm"))
+                )?;
+            }
+            if devices.is_empty() {
+                writeln!(out, "no device advertising the SMP service found")?;
+            }
+            Ok(())
+        }
+        Outcome::Echo { echo } => writeln!(out, "{echo}"),
+        Outcome::Params(l) if l.reported => writeln!(
+            out,
+            "buf_size {} bytes, buf_count {}: up to {} requests in flight",
+            l.buf_size,
+            l.buf_count,
+            l.window()
+        ),
+        Outcome::Params(l) => writeln!(
+            out,
+            "the device does not report its buffers; assuming {} bytes, 1 request in flight",
+            l.buf_size
+        ),
+        Outcome::Info(i) => {
+            writeln!(out, "connection:  {}", i.transport)?;
+            writeln!(
+                out,
+                "bootloader:  {}",
+                i.bootloader.as_deref().unwrap_or("unknown (the device does not say)")
+            )?;
+            match (i.mode, i.mode_number) {
+                (Some(m), Some(n)) => writeln!(
+                    out,
+                    "mode:        {m:?} ({n}){}",
+                    if i.no_downgrade == Some(true) { ", refuses downgrades" } else { "" }
+                )?,
+                _ => writeln!(out, "mode:        unknown")?,
+            }
+            writeln!(out, "application: {}", i.application.as_deref().unwrap_or("unknown"))
+        }
+        Outcome::Reset { .. } => writeln!(out, "device is resetting"),
+        Outcome::Images { images } => image_table(out, images),
+        Outcome::Erased { erased } => writeln!(out, "slot {erased} erased"),
+        Outcome::Dfu(report) => {
+            // The closing line belongs with the progress lines on stderr; the table is the
+            // result.
+            eprintln!("• done in {:.1} s; image state now:", report.seconds);
+            image_table(out, &report.after)
+        }
+        Outcome::Show(report) => crate::show::text(out, report),
+    }
+}
+
+fn flags(s: &SlotState) -> String {
+    let mut f = Vec::new();
+    for (on, name) in [
+        (s.active, "active"),
+        (s.confirmed, "confirmed"),
+        (s.pending, "pending"),
+        (s.permanent, "permanent"),
+        (!s.bootable, "not-bootable"),
+    ] {
+        if on {
+            f.push(name);
+        }
+    }
+    f.join(" ")
+}
+
+/// The image list as an aligned table.
+fn image_table(out: &mut impl Write, images: &[SlotState]) -> io::Result<()> {
+    writeln!(out, "{:<6} {:<5} {:<16} {:<18} flags", "image", "slot", "version", "hash")?;
+    for s in images {
+        let hash = s.hash.as_ref().map_or_else(|| "-".into(), |h| h.short(8));
+        writeln!(out, "{:<6} {:<5} {:<16} {:<18} {}", s.image, s.slot, s.version, hash, flags(s))?;
+    }
+    if images.is_empty() {
+        writeln!(out, "(no images)")?;
+    }
+    Ok(())
+}
