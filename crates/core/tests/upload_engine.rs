@@ -302,7 +302,13 @@ async fn an_upload_that_never_progresses_stalls() {
     });
     for (name, dev) in [("never", never), ("stuck", stuck), ("silent", silent), ("amnesiac", amnesiac)] {
         let r = run(&dev, &bytes).await;
-        assert!(matches!(r.result, Err(Error::UploadStalled { .. })), "{name}: {:?}", r.result);
+        match r.result {
+            // It gives up after `max_attempts` tries without progress, not later.
+            Err(Error::UploadStalled { attempts, .. }) => {
+                assert_eq!(attempts, opts().max_attempts + 1, "{name}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
     }
 }
 
