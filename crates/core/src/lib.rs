@@ -14,6 +14,7 @@ pub mod error;
 pub mod frame;
 pub mod gatt;
 pub mod image_hash;
+pub mod loopback;
 pub mod mcuboot;
 pub mod progress;
 pub mod rc;
