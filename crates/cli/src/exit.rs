@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use smpflash_core::mcuboot::ImageError;
 use smpflash_core::Error;
 
 /// Exit codes, documented in docs/cli.md.
@@ -53,19 +54,16 @@ impl From<Error> for Failure {
             Error::NotApplied(_) | Error::UploadMismatch => Code::Verification,
             Error::Timeout { .. } | Error::UploadStalled { .. } => Code::Timeout,
             Error::Disconnected(_) | Error::Transport(_) => Code::Connection,
-            Error::Io { .. } => Code::Failure,
-            Error::NotMcubootImage { .. }
-            | Error::TruncatedImage { .. }
-            | Error::BadTlvMagic { .. }
-            | Error::BadTlv(_)
-            | Error::MissingHash
-            | Error::HashMismatch { .. }
-            | Error::ImageTooLarge { .. }
-            | Error::BadHex(_)
-            | Error::BadPackage(_)
-            | Error::PackageEntry { .. } => Code::Verification,
+            Error::Image(ImageError::Io { .. }) => Code::Failure,
+            Error::Image(_) => Code::Verification,
             _ => Code::Failure,
         };
         Failure { code, message: e.to_string() }
+    }
+}
+
+impl From<ImageError> for Failure {
+    fn from(e: ImageError) -> Self {
+        Error::from(e).into()
     }
 }
