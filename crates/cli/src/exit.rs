@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use smpflash_core::dfu::DfuError;
+use smpflash_core::mcuboot::ImageError;
 use smpflash_core::Error;
 
 /// Exit codes, documented in docs/cli.md.
@@ -66,22 +67,20 @@ fn code_of(e: &Error) -> Code {
         | Error::Protocol(_) => Code::Failure,
         // Local limits of this program, not the device's fault.
         Error::Encode { .. } | Error::FrameTooLarge { .. } | Error::SequenceExhausted => Code::Failure,
-        Error::Io { .. } => Code::Failure,
-        Error::NotMcubootImage { .. }
-        | Error::TruncatedImage { .. }
-        | Error::BadTlvMagic { .. }
-        | Error::BadTlv(_)
-        | Error::MissingHash
-        | Error::HashMismatch { .. }
-        | Error::ImageTooLarge { .. }
-        | Error::BadHex(_)
-        | Error::BadPackage(_)
-        | Error::PackageEntry { .. } => Code::Verification,
+        // A file that cannot be read is the machine's problem; one that can is judged.
+        Error::Image(ImageError::Io { .. }) => Code::Failure,
+        Error::Image(_) => Code::Verification,
     }
 }
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure { code: code_of(&e), message: e.to_string() }
+    }
+}
+
+impl From<ImageError> for Failure {
+    fn from(e: ImageError) -> Self {
+        Error::from(e).into()
     }
 }

@@ -86,81 +86,6 @@ pub enum Error {
     #[error("too many requests in flight: every sequence number is taken")]
     SequenceExhausted,
 
-    /// Reading a firmware file failed at the OS level.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// File involved.
-        path: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// The file has no MCUboot header at offset 0.
-    #[error(
-        "no MCUboot header (magic {found:#010x} instead of 0x96f3b83d): this looks like a raw \
-         binary; sign it with imgtool or `west sign` first"
-    )]
-    NotMcubootImage {
-        /// The first four bytes, read little-endian.
-        found: u32,
-    },
-
-    /// The file ends before the header, body or TLV areas it describes.
-    #[error("truncated image: {what} needs {needed} bytes but the file has {actual}")]
-    TruncatedImage {
-        /// Which part did not fit.
-        what: &'static str,
-        /// Bytes needed up to the end of that part.
-        needed: usize,
-        /// Bytes in the file.
-        actual: usize,
-    },
-
-    /// A TLV area does not start with its magic.
-    #[error("bad TLV magic at offset {offset:#x}: found {found:#06x}, expected {expected:#06x}")]
-    BadTlvMagic {
-        /// Offset of the TLV info header in the image.
-        offset: usize,
-        /// Magic found.
-        found: u16,
-        /// Magic expected (0x6907 or 0x6908).
-        expected: u16,
-    },
-
-    /// A TLV area whose entries do not add up.
-    #[error("malformed TLV area: {0}")]
-    BadTlv(String),
-
-    /// The image carries no SHA-256 hash TLV.
-    #[error("image has no SHA-256 hash TLV: MCUboot will refuse it")]
-    MissingHash,
-
-    /// The hash TLV does not match the image contents.
-    #[error(
-        "image hash mismatch: the hash TLV says {stored} but the image hashes to {computed}; \
-         the file is corrupt or was modified after signing"
-    )]
-    HashMismatch {
-        /// Hex of the hash stored in the TLV.
-        stored: String,
-        /// Hex of the hash computed over the image.
-        computed: String,
-    },
-
-    /// The image does not fit the slot it is meant for.
-    #[error("image is {size} bytes but the slot holds only {slot_size} bytes")]
-    ImageTooLarge {
-        /// Bytes the image occupies.
-        size: usize,
-        /// Bytes in the slot.
-        slot_size: usize,
-    },
-
-    /// An Intel HEX file that could not be turned into an image.
-    #[error("bad Intel HEX file: {0}")]
-    BadHex(String),
-
     /// The device stopped taking data.
     #[error(
         "upload stalled at offset {offset} of {total}: no progress after {attempts} attempts; \
@@ -186,20 +111,9 @@ pub enum Error {
     #[error(transparent)]
     Dfu(#[from] crate::dfu::DfuError),
 
-    /// An NCS DFU zip that could not be read.
-    #[error("bad DFU package: {0}")]
-    BadPackage(String),
-
-    /// An image inside a DFU package is bad; the entry is named because a package holds
-    /// several images and the inner error alone would not say which one.
-    #[error("{entry} in the DFU package: {source}")]
-    PackageEntry {
-        /// File name of the entry in the package.
-        entry: String,
-        /// What is wrong with that image.
-        #[source]
-        source: Box<Error>,
-    },
+    /// A firmware file that is not a valid image, HEX file or DFU package, or cannot be read.
+    #[error(transparent)]
+    Image(#[from] crate::mcuboot::ImageError),
 }
 
 impl Error {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use smpflash_core::mcuboot::{
-    self, Cipher, Dependency, HashKind, Image, ImageVersion, KeyExchange, PackageKind, SignatureKind, TlvKind,
+    self, Cipher, Dependency, HashKind, Image, ImageError, ImageHash, ImageVersion, KeyExchange, PackageKind,
+    SignatureKind, TlvKind,
 };
 use smpflash_core::Error;
 
@@ -95,6 +96,8 @@ fn hashes_match_imgtool_verify_and_an_independent_digest() {
             HashKind::Sha512 => Sha512::digest(&bytes[..covered]).to_vec(),
         };
         assert_eq!(img.hash(), independent.as_slice(), "{name}");
+        assert_eq!(img.image_hash(), ImageHash::from(independent.clone()), "{name}");
+        assert_eq!(img.image_hash().to_string(), img.hash_hex(), "{name}");
     }
 }
 
@@ -223,8 +226,12 @@ fn hex_with_a_bad_checksum_names_the_line() {
     line.push(if last == '0' { '1' } else { '0' });
     let bad = lines.join("\n");
     match mcuboot::Package::from_bytes(bad.into_bytes(), "x.hex") {
-        Err(Error::BadHex(msg)) => assert!(msg.contains("line 6") && msg.contains("checksum")),
-        other => panic!("expected BadHex, got {other:?}"),
+        Err(err @ ImageError::HexChecksum { line: 6, expected, found, .. }) => {
+            assert_ne!(expected, found);
+            let msg = err.to_string();
+            assert!(msg.contains("line 6") && msg.contains("checksum"), "{msg}");
+        }
+        other => panic!("expected HexChecksum, got {other:?}"),
     }
 }
 
@@ -242,15 +249,27 @@ fn bin_loads_by_path() {
 #[test]
 fn missing_file_is_io_error() {
     match mcuboot::load(&path("no-such-file.bin")) {
-        Err(Error::Io { path, .. }) => assert!(path.ends_with("no-such-file.bin")),
+        Err(ImageError::Io { path, source }) => {
+            assert!(path.ends_with("no-such-file.bin"));
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
         other => panic!("expected Io, got {other:?}"),
     }
 }
 
 #[test]
+fn image_errors_convert_into_the_crate_error_unchanged() {
+    let err: Error = mcuboot::load(&path("raw.bin")).unwrap_err().into();
+    assert!(matches!(err, Error::Image(ImageError::NotMcubootImage { .. })), "{err:?}");
+    assert!(err.to_string().starts_with("no MCUboot header"), "{err}");
+    let err: Error = mcuboot::load(&path("no-such-file.bin")).unwrap_err().into();
+    assert!(std::error::Error::source(&err).is_some(), "the OS error stays reachable");
+}
+
+#[test]
 fn raw_binary_is_not_an_mcuboot_image() {
     let err = mcuboot::load(&path("raw.bin")).unwrap_err();
-    assert!(matches!(err, Error::NotMcubootImage { .. }), "{err:?}");
+    assert!(matches!(err, ImageError::NotMcubootImage { found: 0x244a_330c }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("raw binary") && msg.contains("imgtool"), "{msg}");
 }
@@ -259,14 +278,18 @@ fn raw_binary_is_not_an_mcuboot_image() {
 fn flipped_body_byte_is_hash_mismatch() {
     let mut bytes = read("ecdsa-p256.bin");
     bytes[0x200 + 100] ^= 0x01;
-    match Image::parse(bytes) {
-        Err(Error::HashMismatch { stored, computed }) => {
-            assert_eq!(stored, image("ecdsa-p256.bin").hash_hex());
-            assert_ne!(stored, computed);
-            assert_eq!(computed.len(), 64);
-        }
-        other => panic!("expected HashMismatch, got {other:?}"),
-    }
+    let err = Image::parse(bytes).unwrap_err();
+    let ImageError::HashMismatch { stored, computed } = &err else {
+        panic!("expected HashMismatch, got {err:?}");
+    };
+    assert_eq!(*stored, image("ecdsa-p256.bin").image_hash());
+    assert_ne!(stored, computed);
+    assert_eq!(image("ecdsa-p256.bin").hash_kind(), HashKind::Sha256);
+    assert_eq!(computed.as_bytes().len(), 32);
+    assert_eq!(computed.to_string().len(), 64);
+    let msg = err.to_string();
+    assert!(msg.starts_with("image hash mismatch"), "{msg}");
+    assert!(msg.contains(&stored.to_string()) && msg.contains(&computed.to_string()), "{msg}");
 }
 
 #[test]
@@ -275,17 +298,17 @@ fn flipped_protected_tlv_byte_is_hash_mismatch() {
     let counter = img.protected_tlvs().unwrap().find(TlvKind::SecCnt).unwrap();
     let mut bytes = read("protected.bin");
     bytes[counter.offset + 4] = 6;
-    assert!(matches!(Image::parse(bytes), Err(Error::HashMismatch { .. })));
+    assert!(matches!(Image::parse(bytes), Err(ImageError::HashMismatch { .. })));
 }
 
 #[test]
 fn cut_files_are_truncated() {
     let bytes = read("ecdsa-p256.bin");
     let cut_tail = bytes[..bytes.len() - 1].to_vec();
-    assert!(matches!(Image::parse(cut_tail), Err(Error::TruncatedImage { what: "TLV area", .. })));
+    assert!(matches!(Image::parse(cut_tail), Err(ImageError::TruncatedImage { what: "TLV area", .. })));
     let cut_body = bytes[..0x200 + 1000].to_vec();
     match Image::parse(cut_body) {
-        Err(Error::TruncatedImage { what, needed, actual }) => {
+        Err(ImageError::TruncatedImage { what, needed, actual }) => {
             assert_eq!(what, "image body");
             assert_eq!(needed, 0x200 + 4096);
             assert_eq!(actual, 0x200 + 1000);
@@ -293,12 +316,12 @@ fn cut_files_are_truncated() {
         other => panic!("expected TruncatedImage, got {other:?}"),
     }
     let cut_header = bytes[..20].to_vec();
-    assert!(matches!(Image::parse(cut_header), Err(Error::TruncatedImage { what: "image header", .. })));
+    assert!(matches!(Image::parse(cut_header), Err(ImageError::TruncatedImage { what: "image header", .. })));
     let protected = read("protected.bin");
     let cut_protected = protected[..0x200 + 4096 + 10].to_vec();
     assert!(matches!(
         Image::parse(cut_protected),
-        Err(Error::TruncatedImage { what: "protected TLV area", .. })
+        Err(ImageError::TruncatedImage { what: "protected TLV area", .. })
     ));
 }
 
@@ -307,7 +330,7 @@ fn wrong_header_magic_is_not_an_mcuboot_image() {
     let mut bytes = read("hash-only.bin");
     bytes[0] ^= 0xff;
     match Image::parse(bytes) {
-        Err(Error::NotMcubootImage { found }) => assert_eq!(found, 0x96f3_b8c2),
+        Err(ImageError::NotMcubootImage { found }) => assert_eq!(found, 0x96f3_b8c2),
         other => panic!("expected NotMcubootImage, got {other:?}"),
     }
 }
@@ -319,7 +342,7 @@ fn corrupt_tlv_magic_is_bad_tlv_magic() {
     let mut bytes = img.into_bytes();
     bytes[at] = 0x00;
     match Image::parse(bytes) {
-        Err(Error::BadTlvMagic { offset, found, expected }) => {
+        Err(ImageError::BadTlvMagic { offset, found, expected }) => {
             assert_eq!(offset, at);
             assert_eq!(found, 0x6900);
             assert_eq!(expected, 0x6907);
@@ -331,7 +354,10 @@ fn corrupt_tlv_magic_is_bad_tlv_magic() {
     let at = img.protected_tlvs().unwrap().offset;
     let mut bytes = img.into_bytes();
     bytes[at] = 0x07;
-    assert!(matches!(Image::parse(bytes), Err(Error::BadTlvMagic { expected: 0x6908, found: 0x6907, .. })));
+    assert!(matches!(
+        Image::parse(bytes),
+        Err(ImageError::BadTlvMagic { expected: 0x6908, found: 0x6907, .. })
+    ));
 }
 
 #[test]
@@ -339,7 +365,15 @@ fn protected_size_disagreeing_with_header_is_bad_tlv() {
     let mut bytes = read("protected.bin");
     let declared = u16::from_le_bytes([bytes[10], bytes[11]]);
     bytes[10..12].copy_from_slice(&(declared + 4).to_le_bytes());
-    assert!(matches!(Image::parse(bytes), Err(Error::BadTlv(_))));
+    let err = Image::parse(bytes).unwrap_err();
+    match err {
+        ImageError::ProtectedTlvSizeMismatch { offset, actual, declared: d } => {
+            assert_eq!(offset, 0x200 + 4096);
+            assert_eq!(actual, usize::from(declared));
+            assert_eq!(d, usize::from(declared) + 4);
+        }
+        other => panic!("expected ProtectedTlvSizeMismatch, got {other:?}"),
+    }
 }
 
 #[test]
@@ -347,11 +381,20 @@ fn overrunning_tlv_entry_is_bad_tlv() {
     let img = image("ecdsa-p256.bin");
     let last = img.tlvs().entries.last().unwrap().offset;
     let mut bytes = img.into_bytes();
+    let len = usize::from(u16::from_le_bytes([bytes[last + 2], bytes[last + 3]]));
     bytes[last + 2] += 1;
-    match Image::parse(bytes) {
-        Err(Error::BadTlv(msg)) => assert!(msg.contains("ECDSA_SIG"), "{msg}"),
-        other => panic!("expected BadTlv, got {other:?}"),
+    let err = Image::parse(bytes).unwrap_err();
+    match &err {
+        ImageError::TlvEntryOverrun { kind, offset, len: declared, area_end } => {
+            assert_eq!(*kind, TlvKind::EcdsaSig);
+            assert_eq!(*offset, last);
+            assert_eq!(*declared, len + 1);
+            assert_eq!(*area_end, last + 4 + len);
+        }
+        other => panic!("expected TlvEntryOverrun, got {other:?}"),
     }
+    let msg = err.to_string();
+    assert!(msg.contains("ECDSA_SIG"), "{msg}");
 }
 
 #[test]
@@ -361,7 +404,7 @@ fn image_without_hash_tlv_is_missing_hash() {
     let mut bytes = img.into_bytes();
     // The unprotected area is outside the hash, so only the missing TLV can be reported.
     bytes[sha] = 0xa1;
-    assert!(matches!(Image::parse(bytes), Err(Error::MissingHash)));
+    assert!(matches!(Image::parse(bytes), Err(ImageError::MissingHash)));
 }
 
 #[test]
@@ -371,13 +414,16 @@ fn check_fits_compares_the_whole_file_with_the_slot() {
     img.check_fits(size).unwrap();
     img.check_fits(0x40000).unwrap();
     match img.check_fits(size - 1) {
-        Err(Error::ImageTooLarge { size: s, slot_size }) => {
+        Err(ImageError::ImageTooLarge { size: s, slot_size }) => {
             assert_eq!(s, size);
             assert_eq!(slot_size, size - 1);
         }
         other => panic!("expected ImageTooLarge, got {other:?}"),
     }
-    assert!(matches!(image("padded.bin").check_fits(0x3fff), Err(Error::ImageTooLarge { size: 0x4000, .. })));
+    assert!(matches!(
+        image("padded.bin").check_fits(0x3fff),
+        Err(ImageError::ImageTooLarge { size: 0x4000, .. })
+    ));
 }
 
 #[test]
@@ -527,38 +573,56 @@ fn ncs_zip_format_0_with_numbers_and_derived_indices() {
     assert_eq!(package.images[1].image.signature(), SignatureKind::Rsa2048);
 }
 
-fn bad_package(zip: Vec<u8>) -> String {
-    match mcuboot::Package::from_bytes(zip, "dfu_application.zip") {
-        Err(Error::BadPackage(msg)) => msg,
-        other => panic!("expected BadPackage, got {other:?}"),
-    }
+fn bad_package(zip: Vec<u8>) -> ImageError {
+    let err = mcuboot::Package::from_bytes(zip, "dfu_application.zip").expect_err("a bad package");
+    assert!(err.to_string().starts_with("bad DFU package: "), "{err}");
+    err
 }
 
 #[test]
 fn ncs_zip_errors_are_specific() {
-    let msg = bad_package(zip_with(&[("app_update.bin", read("hash-only.bin"))]));
-    assert!(msg.contains("manifest.json"), "{msg}");
+    let err = bad_package(zip_with(&[("app_update.bin", read("hash-only.bin"))]));
+    assert!(matches!(err, ImageError::ManifestMissing), "{err:?}");
+    assert!(err.to_string().contains("manifest.json"), "{err}");
 
-    let msg = bad_package(zip_with(&[
+    let err = bad_package(zip_with(&[
         ("manifest.json", manifest_v1().to_string().into_bytes()),
         ("app_update.bin", read("hash-only.bin")),
     ]));
-    assert!(msg.contains("net_core_app_update.bin"), "{msg}");
+    assert!(
+        matches!(&err, ImageError::PackageEntryMissing { name } if name == "net_core_app_update.bin"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("net_core_app_update.bin"), "{err}");
 
-    let msg = bad_package(zip_with(&[("manifest.json", b"{\"files\": [".to_vec())]));
-    assert!(msg.contains("JSON"), "{msg}");
+    let err = bad_package(zip_with(&[("manifest.json", b"{\"files\": [".to_vec())]));
+    match &err {
+        ImageError::ManifestJson { source } => assert!(source.is_eof(), "{source}"),
+        other => panic!("expected ManifestJson, got {other:?}"),
+    }
+    assert!(err.to_string().contains("JSON"), "{err}");
 
     let mut dup = manifest_v1();
     dup["files"][0]["image_index"] = json!(0);
-    let msg = bad_package(zip_with(&[
+    let err = bad_package(zip_with(&[
         ("manifest.json", dup.to_string().into_bytes()),
         ("app_update.bin", read("hash-only.bin")),
         ("net_core_app_update.bin", read("hash-only.bin")),
     ]));
-    assert!(msg.contains("image index 0"), "{msg}");
+    match &err {
+        ImageError::DuplicateImageIndex { image_index, first, second } => {
+            assert_eq!(*image_index, 0);
+            assert_eq!(first, "net_core_app_update.bin");
+            assert_eq!(second, "app_update.bin");
+        }
+        other => panic!("expected DuplicateImageIndex, got {other:?}"),
+    }
+    assert!(err.to_string().contains("image index 0"), "{err}");
 
-    let msg = bad_package(b"PK\x03\x04 not really a zip".to_vec());
-    assert!(msg.contains("zip"), "{msg}");
+    let err = bad_package(b"PK\x03\x04 not really a zip".to_vec());
+    assert!(matches!(err, ImageError::PackageNotZip { .. }), "{err:?}");
+    assert!(err.to_string().contains("zip"), "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "the zip error is kept");
 }
 
 #[test]
@@ -573,9 +637,9 @@ fn ncs_zip_entry_errors_name_the_entry() {
     let err = mcuboot::Package::from_bytes(zip, "dfu_application.zip").unwrap_err();
     assert!(err.to_string().starts_with("net_core_app_update.bin"), "{err}");
     match err {
-        Error::PackageEntry { entry, source } => {
+        ImageError::PackageEntry { entry, source } => {
             assert_eq!(entry, "net_core_app_update.bin");
-            assert!(matches!(*source, Error::HashMismatch { .. }), "{source:?}");
+            assert!(matches!(*source, ImageError::HashMismatch { .. }), "{source:?}");
         }
         other => panic!("expected PackageEntry, got {other:?}"),
     }
@@ -586,9 +650,9 @@ fn ncs_zip_entry_errors_name_the_entry() {
         ("net_core_app_update.bin", read("ed25519.bin")),
     ]);
     match mcuboot::Package::from_bytes(zip, "dfu_application.zip") {
-        Err(Error::PackageEntry { entry, source }) => {
+        Err(ImageError::PackageEntry { entry, source }) => {
             assert_eq!(entry, "app_update.bin");
-            assert!(matches!(*source, Error::NotMcubootImage { .. }));
+            assert!(matches!(*source, ImageError::NotMcubootImage { .. }));
         }
         other => panic!("expected PackageEntry, got {other:?}"),
     }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::error::{Error, Result};
+use super::error::ImageError;
 
 /// The magic number that opens every MCUboot image (`IMAGE_MAGIC`).
 pub const IMAGE_MAGIC: u32 = 0x96f3_b83d;
@@ -162,19 +162,19 @@ pub struct ImageHeader {
 impl ImageHeader {
     /// Decodes the header at the start of `bytes`.
     ///
-    /// Fails with [`Error::NotMcubootImage`] when the magic is absent (including files too
-    /// short to hold it) and with [`Error::TruncatedImage`] when the magic is there but the
+    /// Fails with [`ImageError::NotMcubootImage`] when the magic is absent (including files too
+    /// short to hold it) and with [`ImageError::TruncatedImage`] when the magic is there but the
     /// rest of the header is not.
-    pub fn parse(bytes: &[u8]) -> Result<ImageHeader> {
+    pub fn parse(bytes: &[u8]) -> Result<ImageHeader, ImageError> {
         let mut magic = [0u8; 4];
         let have = bytes.len().min(4);
         magic[..have].copy_from_slice(&bytes[..have]);
         let found = u32::from_le_bytes(magic);
         if have < 4 || found != IMAGE_MAGIC {
-            return Err(Error::NotMcubootImage { found });
+            return Err(ImageError::NotMcubootImage { found });
         }
         let Some(h) = bytes.get(..HEADER_LEN) else {
-            return Err(Error::TruncatedImage {
+            return Err(ImageError::TruncatedImage {
                 what: "image header",
                 needed: HEADER_LEN,
                 actual: bytes.len(),
@@ -223,10 +223,10 @@ mod tests {
 
     #[test]
     fn short_inputs_are_told_apart() {
-        assert!(matches!(ImageHeader::parse(&[]), Err(Error::NotMcubootImage { found: 0 })));
+        assert!(matches!(ImageHeader::parse(&[]), Err(ImageError::NotMcubootImage { found: 0 })));
         assert!(matches!(
             ImageHeader::parse(&[0x3d, 0xb8, 0xf3, 0x96, 0, 0]),
-            Err(Error::TruncatedImage { needed: 32, actual: 6, .. })
+            Err(ImageError::TruncatedImage { needed: 32, actual: 6, .. })
         ));
     }
 }

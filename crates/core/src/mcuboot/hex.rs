@@ -2,7 +2,7 @@
 
 use ihex::{ReaderError, Record};
 
-use crate::error::{Error, Result};
+use super::error::ImageError;
 
 /// Largest distance from the lowest to the highest address accepted; a hex file spanning
 /// more than any slot could hold is almost certainly a merged build, not one image, and
@@ -22,12 +22,14 @@ pub struct HexImage {
 /// Flattens the hex file `bytes`.
 ///
 /// # Errors
-/// [`Error::BadHex`] naming the line for malformed records and bad checksums, and for files
-/// without an end-of-file record, without data, with overlapping records or spanning more than
-/// [`MAX_HEX_SPAN`].
-pub fn parse_hex(bytes: &[u8]) -> Result<HexImage> {
+/// [`ImageError::HexBadRecord`] and [`ImageError::HexChecksum`] naming the line for malformed
+/// records and bad checksums, [`ImageError::HexOverlap`] naming the line of a record that
+/// overlaps earlier ones, [`ImageError::HexNotText`], [`ImageError::HexNoEndOfFile`],
+/// [`ImageError::HexNoData`], [`ImageError::HexSpanTooLarge`] for data spanning more than
+/// [`MAX_HEX_SPAN`] and [`ImageError::HexAddressTooHigh`].
+pub fn parse_hex(bytes: &[u8]) -> Result<HexImage, ImageError> {
     let text = std::str::from_utf8(bytes)
-        .map_err(|e| Error::BadHex(format!("not a text file (invalid UTF-8 at byte {})", e.valid_up_to())))?;
+        .map_err(|source| ImageError::HexNotText { valid_up_to: source.valid_up_to(), source })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
 
     // Upper part of the address, from the last extended linear or segment address record.
@@ -40,8 +42,7 @@ pub fn parse_hex(bytes: &[u8]) -> Result<HexImage> {
         if line.is_empty() {
             continue;
         }
-        let record = Record::from_record_string(line)
-            .map_err(|e| Error::BadHex(format!("line {line_no}: {}", describe(e))))?;
+        let record = Record::from_record_string(line).map_err(|source| record_error(line_no, source))?;
         match record {
             Record::Data { offset, value } => {
                 if !value.is_empty() {
@@ -58,29 +59,25 @@ pub fn parse_hex(bytes: &[u8]) -> Result<HexImage> {
         }
     }
     if !seen_eof {
-        return Err(Error::BadHex("no end-of-file record: the file is probably truncated".into()));
+        return Err(ImageError::HexNoEndOfFile);
     }
 
     chunks.sort_by_key(|(addr, line, _)| (*addr, *line));
     let Some(&(start, _, _)) = chunks.first() else {
-        return Err(Error::BadHex("no data records".into()));
+        return Err(ImageError::HexNoData);
     };
     let mut end = start;
     for (addr, line, value) in &chunks {
         if *addr < end {
-            return Err(Error::BadHex(format!("line {line}: data at {addr:#x} overlaps earlier records")));
+            return Err(ImageError::HexOverlap { line: *line, address: *addr });
         }
         end = addr + value.len() as u64;
     }
     let span = end - start;
     if span > MAX_HEX_SPAN {
-        return Err(Error::BadHex(format!(
-            "data spans {span} bytes from {start:#x} to {end:#x}, more than any image slot; \
-             is this a merged hex with the bootloader in it?"
-        )));
+        return Err(ImageError::HexSpanTooLarge { span, start, end, max: MAX_HEX_SPAN });
     }
-    let base_address = u32::try_from(start)
-        .map_err(|_| Error::BadHex(format!("data starts at {start:#x}, beyond the 32-bit address space")))?;
+    let base_address = u32::try_from(start).map_err(|_| ImageError::HexAddressTooHigh { start })?;
 
     let mut data = vec![0xffu8; span as usize];
     for (addr, _, value) in chunks {
@@ -90,12 +87,12 @@ pub fn parse_hex(bytes: &[u8]) -> Result<HexImage> {
     Ok(HexImage { base_address, data })
 }
 
-fn describe(error: ReaderError) -> String {
-    match error {
+fn record_error(line: usize, source: ReaderError) -> ImageError {
+    match source {
         ReaderError::ChecksumMismatch(computed, stored) => {
-            format!("bad checksum: record says {stored:#04x} but its bytes sum to {computed:#04x}")
+            ImageError::HexChecksum { line, expected: computed, found: stored, source }
         }
-        other => other.to_string(),
+        source => ImageError::HexBadRecord { line, source },
     }
 }
 
@@ -105,11 +102,8 @@ mod tests {
 
     use super::*;
 
-    fn bad_hex(text: &str) -> String {
-        match parse_hex(text.as_bytes()) {
-            Err(Error::BadHex(msg)) => msg,
-            other => panic!("expected BadHex, got {other:?}"),
-        }
+    fn bad_hex(text: &str) -> ImageError {
+        parse_hex(text.as_bytes()).expect_err("a bad hex file")
     }
 
     #[test]
@@ -142,18 +136,52 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem_and_line() {
-        let msg = bad_hex(":020000040001F9\n:0400000001020304F3\n:00000001FF\n");
+        let err = bad_hex(":020000040001F9\n:0400000001020304F3\n:00000001FF\n");
+        assert!(
+            matches!(err, ImageError::HexChecksum { line: 2, expected: 0xf2, found: 0xf3, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
         assert!(msg.contains("line 2") && msg.contains("checksum"), "{msg}");
-        let msg = bad_hex(":0400000001020304F2\n");
-        assert!(msg.contains("end-of-file"), "{msg}");
-        let msg = bad_hex(":00000001FF\n");
-        assert!(msg.contains("no data"), "{msg}");
-        let msg = bad_hex(":0400000001020304F2\n:0400020001020304F0\n:00000001FF\n");
+
+        let err = bad_hex(":0400000001020304F2\n");
+        assert!(matches!(err, ImageError::HexNoEndOfFile), "{err:?}");
+        assert!(err.to_string().contains("end-of-file"), "{err}");
+
+        let err = bad_hex(":00000001FF\n");
+        assert!(matches!(err, ImageError::HexNoData), "{err:?}");
+        assert!(err.to_string().contains("no data"), "{err}");
+
+        let err = bad_hex(":0400000001020304F2\n:0400020001020304F0\n:00000001FF\n");
+        assert!(matches!(err, ImageError::HexOverlap { line: 2, address: 2 }), "{err:?}");
+        let msg = err.to_string();
         assert!(msg.contains("line 2") && msg.contains("overlaps"), "{msg}");
-        let msg = bad_hex("hello\n");
-        assert!(msg.contains("line 1"), "{msg}");
-        let msg = bad_hex(":0100000000FF\n:02000004FFFFFC\n:0100000000FF\n:00000001FF\n");
-        assert!(msg.contains("spans"), "{msg}");
+
+        let err = bad_hex("hello\n");
+        assert!(
+            matches!(err, ImageError::HexBadRecord { line: 1, source: ReaderError::MissingStartCode }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("line 1"), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
+
+        let err = bad_hex(":0100000000FF\n:02000004FFFFFC\n:0100000000FF\n:00000001FF\n");
+        assert!(
+            matches!(
+                err,
+                ImageError::HexSpanTooLarge {
+                    span: 0xffff_0001,
+                    start: 0,
+                    end: 0xffff_0001,
+                    max: MAX_HEX_SPAN
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("spans"), "{err}");
+
+        let err = parse_hex(&[b':', 0xff, b'\n']).unwrap_err();
+        assert!(matches!(err, ImageError::HexNotText { valid_up_to: 1, .. }), "{err:?}");
     }
 
     proptest! {

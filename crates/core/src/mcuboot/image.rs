@@ -5,9 +5,10 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+use super::error::ImageError;
 use super::header::{HeaderFlags, ImageHeader, ImageVersion};
 use super::tlv::{Tlv, TlvArea, TlvKind, TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
-use crate::error::{Error, Result};
+use crate::image_hash::ImageHash;
 
 /// The trailer magic imgtool `--pad` writes at the very end of the slot with the default
 /// maximum alignment of 8.
@@ -52,12 +53,13 @@ impl HashKind {
         }
     }
 
-    fn digest(self, data: &[u8]) -> Vec<u8> {
-        match self {
+    fn digest(self, data: &[u8]) -> ImageHash {
+        let digest = match self {
             HashKind::Sha256 => Sha256::digest(data).to_vec(),
             HashKind::Sha384 => Sha384::digest(data).to_vec(),
             HashKind::Sha512 => Sha512::digest(data).to_vec(),
-        }
+        };
+        ImageHash::from(digest)
     }
 }
 
@@ -227,8 +229,8 @@ pub struct Image {
     header: ImageHeader,
     protected: Option<TlvArea>,
     tlvs: TlvArea,
+    hash: ImageHash,
     hash_kind: HashKind,
-    hash: Vec<u8>,
     hash_verified: bool,
     dependencies: Vec<Dependency>,
     security_counter: Option<u32>,
@@ -241,14 +243,21 @@ impl Image {
     /// cannot be checked here; such images parse with [`Image::hash_verified`] false.
     ///
     /// # Errors
-    /// [`Error::NotMcubootImage`], [`Error::TruncatedImage`], [`Error::BadTlvMagic`],
-    /// [`Error::BadTlv`], [`Error::MissingHash`] or [`Error::HashMismatch`].
-    pub fn parse(bytes: Vec<u8>) -> Result<Image> {
+    /// [`ImageError::NotMcubootImage`], [`ImageError::TruncatedImage`],
+    /// [`ImageError::BadTlvMagic`], a malformed TLV area ([`ImageError::TlvAreaTooShort`],
+    /// [`ImageError::TlvHeaderOverrun`], [`ImageError::TlvEntryOverrun`],
+    /// [`ImageError::ProtectedTlvSizeMismatch`], [`ImageError::TlvWrongLength`]),
+    /// [`ImageError::MissingHash`] or [`ImageError::HashMismatch`].
+    pub fn parse(bytes: Vec<u8>) -> Result<Image, ImageError> {
         let header = ImageHeader::parse(&bytes)?;
         let body_end = usize::from(header.hdr_size)
             .saturating_add(usize::try_from(header.img_size).unwrap_or(usize::MAX));
         if body_end > bytes.len() {
-            return Err(Error::TruncatedImage { what: "image body", needed: body_end, actual: bytes.len() });
+            return Err(ImageError::TruncatedImage {
+                what: "image body",
+                needed: body_end,
+                actual: bytes.len(),
+            });
         }
 
         let protect_len = usize::from(header.protect_tlv_size);
@@ -257,10 +266,11 @@ impl Image {
         } else {
             let area = TlvArea::parse(&bytes, body_end, TLV_PROT_INFO_MAGIC)?;
             if area.total_len != protect_len {
-                return Err(Error::BadTlv(format!(
-                    "protected TLV area at {body_end:#x} is {} bytes but the header says {protect_len}",
-                    area.total_len
-                )));
+                return Err(ImageError::ProtectedTlvSizeMismatch {
+                    offset: body_end,
+                    actual: area.total_len,
+                    declared: protect_len,
+                });
             }
             Some(area)
         };
@@ -273,9 +283,16 @@ impl Image {
             .entries
             .iter()
             .find_map(|t| HashKind::from_tlv(t.kind).map(|k| (k, t)))
-            .ok_or(Error::MissingHash)?;
-        expect_len(hash_tlv, hash_kind.digest_len())?;
-        let hash = hash_tlv.value.clone();
+            .ok_or(ImageError::MissingHash)?;
+        if hash_tlv.value.len() != hash_kind.digest_len() {
+            return Err(ImageError::TlvWrongLength {
+                kind: hash_tlv.kind,
+                offset: hash_tlv.offset,
+                len: hash_tlv.value.len(),
+                expected: hash_kind.digest_len(),
+            });
+        }
+        let hash = ImageHash::from(&hash_tlv.value[..]);
 
         let all = protected.iter().flat_map(|a| &a.entries).chain(&tlvs.entries);
         let mut dependencies = Vec::new();
@@ -304,10 +321,7 @@ impl Image {
         if !encrypted {
             let computed = hash_kind.digest(&bytes[..hashed_end]);
             if computed != hash {
-                return Err(Error::HashMismatch {
-                    stored: ::hex::encode(&hash),
-                    computed: ::hex::encode(&computed),
-                });
+                return Err(ImageError::HashMismatch { stored: hash, computed });
             }
         }
 
@@ -316,8 +330,8 @@ impl Image {
             header,
             protected,
             tlvs,
-            hash_kind,
             hash,
+            hash_kind,
             hash_verified: !encrypted,
             dependencies,
             security_counter,
@@ -337,12 +351,17 @@ impl Image {
     /// The image hash from the hash TLV: what a device lists in its image state and what
     /// `image test`/`confirm` take. 32 bytes for SHA-256, 48 or 64 for the others.
     pub fn hash(&self) -> &[u8] {
-        &self.hash
+        self.hash.as_bytes()
+    }
+
+    /// [`Image::hash`] as an [`ImageHash`], which knows its kind and prints as hex.
+    pub fn image_hash(&self) -> ImageHash {
+        self.hash.clone()
     }
 
     /// [`Image::hash`] as lowercase hex.
     pub fn hash_hex(&self) -> String {
-        ::hex::encode(&self.hash)
+        self.hash.to_string()
     }
 
     /// Which digest the hash TLV holds.
@@ -449,14 +468,14 @@ impl Image {
         self.bytes
     }
 
-    /// Fails with [`Error::ImageTooLarge`] when the file would not fit in a slot of
+    /// Fails with [`ImageError::ImageTooLarge`] when the file would not fit in a slot of
     /// `slot_size` bytes.
     ///
     /// Only the file itself is counted: room a swap-mode device needs for its trailer is not,
     /// since its size depends on the device's flash and MCUboot configuration.
-    pub fn check_fits(&self, slot_size: usize) -> Result<()> {
+    pub fn check_fits(&self, slot_size: usize) -> Result<(), ImageError> {
         if self.bytes.len() > slot_size {
-            return Err(Error::ImageTooLarge { size: self.bytes.len(), slot_size });
+            return Err(ImageError::ImageTooLarge { size: self.bytes.len(), slot_size });
         }
         Ok(())
     }
@@ -486,14 +505,14 @@ impl Serialize for Image {
     }
 }
 
-fn expect_len(tlv: &Tlv, len: usize) -> Result<()> {
+fn expect_len(tlv: &Tlv, len: usize) -> Result<(), ImageError> {
     if tlv.value.len() != len {
-        return Err(Error::BadTlv(format!(
-            "{} entry at {:#x} is {} bytes, expected {len}",
-            tlv.kind,
-            tlv.offset,
-            tlv.value.len()
-        )));
+        return Err(ImageError::TlvWrongLength {
+            kind: tlv.kind,
+            offset: tlv.offset,
+            len: tlv.value.len(),
+            expected: len,
+        });
     }
     Ok(())
 }
@@ -540,8 +559,17 @@ mod tests {
         let image = Image::parse(bytes.clone()).unwrap();
         let counter = image.all_tlvs().find(|t| t.kind == TlvKind::SecCnt).unwrap();
         // Re-label the 4-byte counter as a 12-byte dependency; the area itself still adds up.
-        bytes[counter.offset] = 0x40;
-        assert!(matches!(Image::parse(bytes), Err(Error::BadTlv(_))));
+        let at = counter.offset;
+        bytes[at] = 0x40;
+        let err = Image::parse(bytes).unwrap_err();
+        assert!(
+            matches!(err, ImageError::TlvWrongLength { kind: TlvKind::Dependency, offset, len: 4, expected: 12 } if offset == at),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("malformed TLV area: DEPENDENCY entry at {at:#x} is 4 bytes, expected 12")
+        );
     }
 
     proptest! {

@@ -6,14 +6,15 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-
+pub mod error;
 pub mod header;
 pub mod hex;
 pub mod image;
 pub mod ncs_zip;
 pub mod tlv;
 
+pub use crate::image_hash::ImageHash;
+pub use error::ImageError;
 pub use header::{HeaderFlags, ImageHeader, ImageVersion, IMAGE_MAGIC};
 pub use hex::{parse_hex, HexImage};
 pub use image::{Cipher, Dependency, Encryption, HashKind, Image, KeyExchange, SignatureKind, BOOT_MAGIC};
@@ -72,8 +73,8 @@ impl Package {
     ///
     /// A zip or an MCUboot image is recognised by its magic whatever the name; a `.hex` name
     /// or text starting with `:` is read as Intel HEX; anything else is taken as a binary, so a
-    /// raw unsigned build gets [`Error::NotMcubootImage`] rather than a confusing format error.
-    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Package> {
+    /// raw unsigned build gets [`ImageError::NotMcubootImage`] rather than a confusing format error.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Package, ImageError> {
         let ext = Path::new(name)
             .extension()
             .and_then(|e| e.to_str())
@@ -122,11 +123,11 @@ impl Package {
 /// Reads and validates a firmware file: `.bin`, `.hex` or an NCS `dfu_application.zip`.
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be read, otherwise whatever [`Package::from_bytes`]
+/// [`ImageError::Io`] when the file cannot be read, otherwise whatever [`Package::from_bytes`]
 /// finds wrong with it.
-pub fn load(path: &Path) -> Result<Package> {
+pub fn load(path: &Path) -> Result<Package, ImageError> {
     let bytes =
-        std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        std::fs::read(path).map_err(|source| ImageError::Io { path: path.display().to_string(), source })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

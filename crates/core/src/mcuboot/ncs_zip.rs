@@ -5,9 +5,9 @@ use std::io::{Cursor, Read};
 
 use serde_json::Value;
 
+use super::error::ImageError;
 use super::image::Image;
 use super::PackageImage;
-use crate::error::{Error, Result};
 
 /// Largest entry read from a package; far beyond any slot, it only guards against zip bombs.
 pub const MAX_ENTRY_LEN: u64 = 64 * 1024 * 1024;
@@ -17,61 +17,52 @@ const MANIFEST: &str = "manifest.json";
 /// Reads every image a DFU package's manifest lists, sorted by image index.
 ///
 /// # Errors
-/// [`Error::BadPackage`] for an unreadable zip or manifest, a listed file that is absent or two
-/// files claiming one image index; [`Error::PackageEntry`] wrapping the image error when a
-/// listed file is not a valid MCUboot image.
-pub fn read_dfu_zip(bytes: &[u8]) -> Result<Vec<PackageImage>> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| Error::BadPackage(format!("not a readable zip file: {e}")))?;
+/// [`ImageError::PackageNotZip`] for an unreadable zip; [`ImageError::ManifestMissing`],
+/// [`ImageError::ManifestJson`] and the other `Manifest*` variants for a missing or unusable
+/// manifest; [`ImageError::PackageEntryMissing`] for a listed file that is absent,
+/// [`ImageError::DuplicateImageIndex`] for two files claiming one image index, the other
+/// `PackageEntry*` variants for an entry that cannot be read; [`ImageError::PackageEntry`]
+/// wrapping the image error when a listed file is not a valid MCUboot image.
+pub fn read_dfu_zip(bytes: &[u8]) -> Result<Vec<PackageImage>, ImageError> {
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|source| ImageError::PackageNotZip { source })?;
 
     let manifest = read_entry(&mut archive, MANIFEST).map_err(|e| match e {
-        EntryError::Missing => {
-            Error::BadPackage(format!("no {MANIFEST}: this zip is not an nRF Connect SDK DFU package"))
-        }
+        EntryError::Missing => ImageError::ManifestMissing,
         EntryError::Other(e) => e,
     })?;
-    let manifest: Value = serde_json::from_slice(&manifest)
-        .map_err(|e| Error::BadPackage(format!("{MANIFEST} is not valid JSON: {e}")))?;
+    let manifest: Value =
+        serde_json::from_slice(&manifest).map_err(|source| ImageError::ManifestJson { source })?;
 
     if let Some(v) = manifest.get("format-version") {
         match number(v) {
             Some(0 | 1) => {}
-            _ => {
-                return Err(Error::BadPackage(format!(
-                    "{MANIFEST} has format-version {v}; only 0 and 1 are understood"
-                )))
-            }
+            _ => return Err(ImageError::ManifestFormatVersion { found: v.clone() }),
         }
     }
-    let files = manifest
-        .get("files")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::BadPackage(format!("{MANIFEST} has no \"files\" list")))?;
+    let files = manifest.get("files").and_then(Value::as_array).ok_or(ImageError::ManifestNoFilesList)?;
     if files.is_empty() {
-        return Err(Error::BadPackage(format!("{MANIFEST} lists no files")));
+        return Err(ImageError::ManifestNoImages);
     }
 
     let mut images: Vec<PackageImage> = Vec::with_capacity(files.len());
     for (n, entry) in files.iter().enumerate() {
-        let file = entry
-            .get("file")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::BadPackage(format!("{MANIFEST} entry {n} has no \"file\" name")))?;
+        let file =
+            entry.get("file").and_then(Value::as_str).ok_or(ImageError::ManifestEntryUnnamed { index: n })?;
         let image_index = image_index(entry, file)?;
         if let Some(other) = images.iter().find(|i| i.image_index == image_index) {
-            return Err(Error::BadPackage(format!(
-                "{MANIFEST} gives image index {image_index} to both {} and {file}",
-                other.name
-            )));
+            return Err(ImageError::DuplicateImageIndex {
+                image_index,
+                first: other.name.clone(),
+                second: file.to_owned(),
+            });
         }
         let bytes = read_entry(&mut archive, file).map_err(|e| match e {
-            EntryError::Missing => {
-                Error::BadPackage(format!("{MANIFEST} lists {file} but the zip does not contain it"))
-            }
+            EntryError::Missing => ImageError::PackageEntryMissing { name: file.to_owned() },
             EntryError::Other(e) => e,
         })?;
         let image = Image::parse(bytes)
-            .map_err(|e| Error::PackageEntry { entry: file.to_owned(), source: Box::new(e) })?;
+            .map_err(|e| ImageError::PackageEntry { entry: file.to_owned(), source: Box::new(e) })?;
         images.push(PackageImage {
             image_index,
             name: file.to_owned(),
@@ -85,11 +76,11 @@ pub fn read_dfu_zip(bytes: &[u8]) -> Result<Vec<PackageImage>> {
 
 /// Format-version 0 manifests may leave the index out; NCS then meant the application core
 /// for the application and image 1 for the network core.
-fn image_index(entry: &Value, file: &str) -> Result<u32> {
+fn image_index(entry: &Value, file: &str) -> Result<u32, ImageError> {
     match entry.get("image_index") {
         Some(v) => number(v)
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| Error::BadPackage(format!("{MANIFEST}: {file} has a bad image_index {v}"))),
+            .ok_or_else(|| ImageError::ManifestBadImageIndex { file: file.to_owned(), value: v.clone() }),
         None => {
             let kind = entry.get("type").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
             Ok(u32::from(kind.contains("net")))
@@ -114,7 +105,7 @@ fn number(v: &Value) -> Option<u64> {
 
 enum EntryError {
     Missing,
-    Other(Error),
+    Other(ImageError),
 }
 
 fn read_entry(
@@ -124,26 +115,30 @@ fn read_entry(
     let entry = match archive.by_name(name) {
         Ok(entry) => entry,
         Err(zip::result::ZipError::FileNotFound) => return Err(EntryError::Missing),
-        Err(e) => {
-            return Err(EntryError::Other(Error::BadPackage(format!("cannot open {name} in the zip: {e}"))))
+        Err(source) => {
+            return Err(EntryError::Other(ImageError::PackageEntryUnreadable {
+                name: name.to_owned(),
+                source,
+            }))
         }
     };
     if entry.size() > MAX_ENTRY_LEN {
-        return Err(EntryError::Other(Error::BadPackage(format!(
-            "{name} is {} bytes, more than any image slot",
-            entry.size()
-        ))));
+        return Err(EntryError::Other(ImageError::PackageEntryTooLarge {
+            name: name.to_owned(),
+            len: entry.size(),
+            max: MAX_ENTRY_LEN,
+        }));
     }
     let mut bytes = Vec::new();
     // The declared size is not trusted: the limit also applies to what inflates.
-    entry
-        .take(MAX_ENTRY_LEN + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| EntryError::Other(Error::BadPackage(format!("cannot read {name}: {e}"))))?;
+    entry.take(MAX_ENTRY_LEN + 1).read_to_end(&mut bytes).map_err(|source| {
+        EntryError::Other(ImageError::PackageEntryRead { name: name.to_owned(), source })
+    })?;
     if bytes.len() as u64 > MAX_ENTRY_LEN {
-        return Err(EntryError::Other(Error::BadPackage(format!(
-            "{name} inflates to more than {MAX_ENTRY_LEN} bytes"
-        ))));
+        return Err(EntryError::Other(ImageError::PackageEntryInflatesTooLarge {
+            name: name.to_owned(),
+            max: MAX_ENTRY_LEN,
+        }));
     }
     Ok(bytes)
 }
@@ -168,11 +163,18 @@ mod tests {
         assert_eq!(image_index(&app, "a").unwrap(), 0);
         assert_eq!(image_index(&net, "n").unwrap(), 1);
         let bad = serde_json::json!({"image_index": "one"});
-        assert!(matches!(image_index(&bad, "b"), Err(Error::BadPackage(_))));
+        let err = image_index(&bad, "b").unwrap_err();
+        assert!(
+            matches!(&err, ImageError::ManifestBadImageIndex { file, value } if file == "b" && value == "one"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "bad DFU package: manifest.json: b has a bad image_index \"one\"");
     }
 
     #[test]
     fn garbage_is_bad_package() {
-        assert!(matches!(read_dfu_zip(b"PK\x03\x04nonsense"), Err(Error::BadPackage(_))));
+        let err = read_dfu_zip(b"PK\x03\x04nonsense").unwrap_err();
+        assert!(matches!(err, ImageError::PackageNotZip { .. }), "{err:?}");
+        assert!(std::error::Error::source(&err).is_some());
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::error::{Error, Result};
+use super::error::ImageError;
 
 /// Magic of the unprotected TLV area, which holds the hash and signature.
 pub const TLV_INFO_MAGIC: u16 = 0x6907;
@@ -173,10 +173,12 @@ impl TlvArea {
     /// Reads the area whose info header starts at `offset` in `image`, insisting on
     /// `expected_magic`.
     ///
-    /// Fails with [`Error::TruncatedImage`] when the file ends inside the area,
-    /// [`Error::BadTlvMagic`] on the wrong magic and [`Error::BadTlv`] when the entries do not
-    /// exactly fill the length the info header declares.
-    pub fn parse(image: &[u8], offset: usize, expected_magic: u16) -> Result<TlvArea> {
+    /// Fails with [`ImageError::TruncatedImage`] when the file ends inside the area,
+    /// [`ImageError::BadTlvMagic`] on the wrong magic, [`ImageError::TlvAreaTooShort`] when the
+    /// declared length cannot even hold the info header, and [`ImageError::TlvHeaderOverrun`] or
+    /// [`ImageError::TlvEntryOverrun`] when the entries do not exactly fill the length the info
+    /// header declares.
+    pub fn parse(image: &[u8], offset: usize, expected_magic: u16) -> Result<TlvArea, ImageError> {
         let what_info = if expected_magic == TLV_PROT_INFO_MAGIC {
             "protected TLV info header"
         } else {
@@ -185,13 +187,11 @@ impl TlvArea {
         let info = read(image, offset, INFO_LEN, what_info)?;
         let magic = u16::from_le_bytes([info[0], info[1]]);
         if magic != expected_magic {
-            return Err(Error::BadTlvMagic { offset, found: magic, expected: expected_magic });
+            return Err(ImageError::BadTlvMagic { offset, found: magic, expected: expected_magic });
         }
         let total_len = usize::from(u16::from_le_bytes([info[2], info[3]]));
         if total_len < INFO_LEN {
-            return Err(Error::BadTlv(format!(
-                "TLV area at {offset:#x} declares {total_len} bytes, less than its own 4-byte header"
-            )));
+            return Err(ImageError::TlvAreaTooShort { offset, total_len });
         }
         let what_area = if expected_magic == TLV_PROT_INFO_MAGIC { "protected TLV area" } else { "TLV area" };
         let area = read(image, offset, total_len, what_area)?;
@@ -201,20 +201,18 @@ impl TlvArea {
         while pos < total_len {
             let at = offset + pos;
             let Some(head) = area.get(pos..pos + INFO_LEN) else {
-                return Err(Error::BadTlv(format!(
-                    "entry header at {at:#x} runs past the end of the TLV area at {:#x}",
-                    offset + total_len
-                )));
+                return Err(ImageError::TlvHeaderOverrun { offset: at, area_end: offset + total_len });
             };
             let code = u16::from_le_bytes([head[0], head[1]]);
             let len = usize::from(u16::from_le_bytes([head[2], head[3]]));
             let start = pos + INFO_LEN;
             let Some(value) = area.get(start..start + len) else {
-                return Err(Error::BadTlv(format!(
-                    "{} entry at {at:#x} declares {len} bytes, past the end of the TLV area at {:#x}",
-                    TlvKind::from_code(code),
-                    offset + total_len
-                )));
+                return Err(ImageError::TlvEntryOverrun {
+                    kind: TlvKind::from_code(code),
+                    offset: at,
+                    len,
+                    area_end: offset + total_len,
+                });
             };
             entries.push(Tlv { kind: TlvKind::from_code(code), offset: at, value: value.to_vec() });
             pos = start + len;
@@ -238,8 +236,8 @@ impl TlvArea {
     }
 }
 
-fn read<'a>(image: &'a [u8], offset: usize, len: usize, what: &'static str) -> Result<&'a [u8]> {
-    offset.checked_add(len).and_then(|end| image.get(offset..end)).ok_or(Error::TruncatedImage {
+fn read<'a>(image: &'a [u8], offset: usize, len: usize, what: &'static str) -> Result<&'a [u8], ImageError> {
+    offset.checked_add(len).and_then(|end| image.get(offset..end)).ok_or(ImageError::TruncatedImage {
         what,
         needed: offset.saturating_add(len),
         actual: image.len(),
@@ -284,9 +282,29 @@ mod tests {
     #[test]
     fn overrunning_entries_are_bad_tlv() {
         let bytes = area(TLV_INFO_MAGIC, &[0x10, 0, 32, 0, 1, 2]);
-        assert!(matches!(TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC), Err(Error::BadTlv(_))));
+        let err = TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImageError::TlvEntryOverrun { kind: TlvKind::Sha256, offset: 4, len: 32, area_end: 10 }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "malformed TLV area: SHA256 entry at 0x4 declares 32 bytes, past the end of the TLV area at 0xa"
+        );
         let bytes = area(TLV_INFO_MAGIC, &[0x10, 0]);
-        assert!(matches!(TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC), Err(Error::BadTlv(_))));
+        let err = TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC).unwrap_err();
+        assert!(matches!(err, ImageError::TlvHeaderOverrun { offset: 4, area_end: 6 }), "{err:?}");
+        assert!(err.to_string().starts_with("malformed TLV area: entry header at 0x4"), "{err}");
+    }
+
+    #[test]
+    fn area_shorter_than_its_header_is_bad_tlv() {
+        let bytes = [0x07, 0x69, 2, 0, 0, 0];
+        let err = TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC).unwrap_err();
+        assert!(matches!(err, ImageError::TlvAreaTooShort { offset: 0, total_len: 2 }), "{err:?}");
     }
 
     #[test]
@@ -294,17 +312,17 @@ mod tests {
         let bytes = area(TLV_INFO_MAGIC, &[]);
         assert!(matches!(
             TlvArea::parse(&bytes, 0, TLV_PROT_INFO_MAGIC),
-            Err(Error::BadTlvMagic { found: TLV_INFO_MAGIC, expected: TLV_PROT_INFO_MAGIC, .. })
+            Err(ImageError::BadTlvMagic { found: TLV_INFO_MAGIC, expected: TLV_PROT_INFO_MAGIC, .. })
         ));
         let mut bytes = area(TLV_INFO_MAGIC, &[0x10, 0, 0, 0]);
         bytes.pop();
         assert!(matches!(
             TlvArea::parse(&bytes, 0, TLV_INFO_MAGIC),
-            Err(Error::TruncatedImage { what: "TLV area", .. })
+            Err(ImageError::TruncatedImage { what: "TLV area", .. })
         ));
         assert!(matches!(
             TlvArea::parse(&bytes, 6, TLV_INFO_MAGIC),
-            Err(Error::TruncatedImage { what: "TLV info header", .. })
+            Err(ImageError::TruncatedImage { what: "TLV info header", .. })
         ));
     }
 }
