@@ -229,3 +229,42 @@ fn a_terminal_shows_the_progress_bar() {
     assert!(text.contains("KiB/s"), "{text}");
     assert!(text.contains('\u{1b}') || text.contains('\r'), "no in-place redraw: {text}");
 }
+
+#[test]
+fn json_mode_keeps_progress_as_json_lines_on_stderr() {
+    let s = sim("zephyr-default");
+    let out = cli(&s).args(["--json", "dfu", "examples/app-update-v1.1.0.bin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // stdout: exactly the one result document
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["route"], "application");
+    // stderr: an event object per line, in the order the flow ran (a `tracing` warning, had
+    // there been one, is the only other kind of line, as docs/cli.md says)
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect();
+    let steps: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "step").filter_map(|e| e["step"]["step"].as_str()).collect();
+    assert_eq!(
+        steps,
+        ["inspect", "upload", "verify_upload", "mark", "reset", "verify_running", "confirm"],
+        "{events:?}"
+    );
+    let progress: Vec<u64> =
+        events.iter().filter(|e| e["event"] == "progress").filter_map(|e| e["acked"].as_u64()).collect();
+    assert!(progress.len() > 2 && progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    let finished = events.iter().find(|e| e["event"] == "upload_finished").expect("upload_finished");
+    assert_eq!(finished["bytes"], *progress.last().unwrap());
+}
+
+#[test]
+fn a_failed_update_in_json_mode_says_why_and_exits_with_its_code() {
+    let s = sim("zephyr-default");
+    let out = cli(&s).args(["--json", "dfu", "tests/fixtures/images/encrypted.bin"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((doc["exit_code"].as_u64(), doc["verdict"].as_str()), (Some(5), Some("invalid")));
+    assert!(doc["error"].as_str().unwrap().contains("MCUboot rejected it at boot"), "{doc}");
+}

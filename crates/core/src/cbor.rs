@@ -10,13 +10,13 @@ use crate::error::{DeviceError, Error, Result};
 /// Encodes `value` as CBOR.
 pub fn to_vec<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    ciborium::into_writer(value, &mut out).map_err(|e| Error::Encode { what, detail: e.to_string() })?;
+    ciborium::into_writer(value, &mut out).map_err(|source| Error::Encode { what, source })?;
     Ok(out)
 }
 
 /// Decodes a CBOR body (definite or indefinite-length maps alike).
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    ciborium::from_reader(bytes).map_err(|e| Error::Decode { what, detail: e.to_string() })
+    ciborium::from_reader(bytes).map_err(|source| Error::Decode { what, source })
 }
 
 /// A writer that only counts what it is given.
@@ -37,8 +37,7 @@ impl std::io::Write for Counter {
 /// The exact number of bytes `value` encodes to.
 pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize> {
     let mut counter = Counter::default();
-    ciborium::into_writer(value, &mut counter)
-        .map_err(|e| Error::Encode { what: "message", detail: e.to_string() })?;
+    ciborium::into_writer(value, &mut counter).map_err(|source| Error::Encode { what: "message", source })?;
     Ok(counter.0)
 }
 

@@ -36,21 +36,23 @@ pub enum Error {
     BadHeader(crate::frame::HeaderProblem),
 
     /// The CBOR body of a frame could not be decoded into the expected message.
-    #[error("malformed {what} from the device: {detail}")]
+    #[error("malformed {what} from the device: {source}")]
     Decode {
         /// Which message was being decoded.
         what: &'static str,
         /// What the decoder said.
-        detail: String,
+        #[source]
+        source: ciborium::de::Error<std::io::Error>,
     },
 
     /// A message could not be encoded as CBOR.
-    #[error("could not encode {what}: {detail}")]
+    #[error("could not encode {what}: {source}")]
     Encode {
         /// Which message was being encoded.
         what: &'static str,
         /// What the encoder said.
-        detail: String,
+        #[source]
+        source: ciborium::ser::Error<std::io::Error>,
     },
 
     /// An answer that breaks the protocol (wrong group, command or op; an offset past the end).
