@@ -13,8 +13,8 @@ use libfuzzer_sys::fuzz_target;
 use smpflash_core::command::os::Echo;
 use smpflash_core::command::{decode_response, encode_request};
 use smpflash_core::frame::{Frame, Version, HEADER_LEN};
-use smpflash_sim::bootloader;
-use smpflash_sim::server;
+use smpflash_sim::boot::bootloader;
+use smpflash_sim::smp::server;
 use smpflash_sim::state::State;
 use smpflash_sim::Profile;
 

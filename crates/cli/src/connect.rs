@@ -11,10 +11,10 @@ use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::Result;
 use smpflash_serial::SerialTransport;
-use smpflash_sim::ble::BleFrontEnd;
-use smpflash_sim::ble_link::LinkParams;
-use smpflash_sim::pty::{self, PtyOptions, PtyServer};
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::front::ble::BleFrontEnd;
+use smpflash_sim::front::ble_link::LinkParams;
+use smpflash_sim::front::pty::{self, PtyOptions, PtyServer};
+use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::{Device, DeviceOptions};
 use smpflash_udp::UdpConnector;
 

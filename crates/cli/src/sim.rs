@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use smpflash_sim::device::DeviceEvent;
 use smpflash_sim::faults::{DeviceFaults, LinkFaults};
-use smpflash_sim::udp::{self, UdpOptions};
+use smpflash_sim::front::udp::{self, UdpOptions};
 use smpflash_sim::{profile, Device, DeviceOptions, Profile};
 
 use crate::exit::{Code, Failure};
@@ -131,16 +131,16 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
     servers.push(server);
     let mut ptys = Vec::new();
     if args.pty {
-        let options = smpflash_sim::pty::PtyOptions {
+        let options = smpflash_sim::front::pty::PtyOptions {
             baud: args.pty_baud,
-            faults: smpflash_sim::pty::SerialFaults {
+            faults: smpflash_sim::front::pty::SerialFaults {
                 corrupt_byte_rate: args.corrupt,
                 seed: args.seed,
                 ..Default::default()
             },
             ..Default::default()
         };
-        let pty = smpflash_sim::pty::serve(device.clone(), options)
+        let pty = smpflash_sim::front::pty::serve(device.clone(), options)
             .await
             .map_err(|e| Failure { code: Code::Connection, message: format!("cannot open a pty: {e}") })?;
         println!(

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use clap::Args;
-use smpflash_sim::ble_link::LinkParams;
-use smpflash_sim::bluez::{self, BluezOptions, BluezServer, PrivateBus, ADAPTER_PATH};
+use smpflash_sim::front::ble_link::LinkParams;
+use smpflash_sim::front::bluez::{self, BluezOptions, BluezServer, PrivateBus, ADAPTER_PATH};
 use smpflash_sim::Device;
 
 use crate::exit::{Code, Failure};

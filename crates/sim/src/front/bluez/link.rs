@@ -14,7 +14,7 @@ use super::error::{BluezError, Result};
 use super::filter::{as_int, as_str};
 use super::gatt::{CccDescriptor, SmpCharacteristic, SmpService};
 use super::radio::{Radio, CHARACTERISTIC1, DEVICE1};
-use crate::ble_link::SimCentral;
+use crate::front::ble_link::SimCentral;
 
 pub(super) struct Link {
     pub(super) epoch: u64,

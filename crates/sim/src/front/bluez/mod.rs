@@ -2,7 +2,7 @@
 //! the device behind it, so BlueZ clients (btleplug, Bleak) scan, connect, discover the SMP
 //! service, subscribe and write through their real code paths, with no Bluetooth hardware.
 //!
-//! The D-Bus side is the central's end of the simulated radio link ([`crate::ble_link`]):
+//! The D-Bus side is the central's end of the simulated radio link ([`crate::front::ble_link`]):
 //! `WriteValue` feeds the link, the link's notifications come back as `PropertiesChanged` of
 //! the characteristic's `Value`, and the link's timing and MTU are the chosen profile's. A
 //! device reset drops the connection and takes the device off the bus until it boots and
@@ -32,8 +32,8 @@ pub use bus::PrivateBus;
 pub use error::BluezError;
 pub use radio::ADAPTER_PATH;
 
-use crate::ble_link::LinkParams;
 use crate::device::Device;
+use crate::front::ble_link::LinkParams;
 use adapter::{Adapter, AgentManager};
 use radio::Radio;
 

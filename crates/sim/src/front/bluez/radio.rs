@@ -19,8 +19,8 @@ use super::filter::DiscoveryFilter;
 use super::link::Link;
 use super::remote::RemoteDevice;
 use super::BluezOptions;
-use crate::ble::BleFrontEnd;
 use crate::device::{Device, DeviceEvent};
+use crate::front::ble::BleFrontEnd;
 
 /// Interface names, as clients match them.
 pub(crate) const DEVICE1: &str = "org.bluez.Device1";

@@ -10,8 +10,8 @@ use smpflash_core::frame::expected_len;
 use smpflash_core::{Error, Result};
 use tokio::sync::mpsc;
 
-use crate::ble_link::{link, LinkParams, SimCentral, SimPeripheral};
 use crate::device::{Device, DeviceEvent};
+use crate::front::ble_link::{link, LinkParams, SimCentral, SimPeripheral};
 
 /// Makes connections to the device over simulated BLE links with fixed parameters.
 #[derive(Debug, Clone)]
