@@ -7,10 +7,12 @@
 //! The modules are layered: each imports only from the layers listed before it (and from
 //! `smpflash-core`), never from one after it, so there are no import circles.
 //!
-//! 1. [`clock`] and [`faults`]: leaves, what time is and what can go wrong.
+//! 1. [`names`], [`clock`] and [`faults`]: leaves: the named-enum helper every list of names
+//!    (profiles, links) is declared with, what time is, and what can go wrong.
 //! 2. [`image`]: MCUboot's image format: signing keys, and reading, validating and building
 //!    the image in a slot. Pure functions over bytes.
-//! 3. [`profile`]: what kind of device this is (boot mode, slots, buffers, flash timing, key).
+//! 3. [`profile`]: what kind of device this is (boot mode, slots, buffers, flash timing, key),
+//!    and the built-in profiles by name.
 //! 4. [`flash`]: the NOR flash the slots live in, with erase and program costs.
 //! 5. [`boot`]: what MCUboot does: the image trailer and the boot-time swap/revert decisions.
 //! 6. [`state`]: everything the device remembers (flash, boot state, the upload in progress)
@@ -24,6 +26,10 @@
 //!     smpflash itself, over one of the front ends, with the names of its profiles and links.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+// First, so its macro is in scope in every module declared after it.
+#[macro_use]
+pub mod names;
 
 pub mod boot;
 pub mod clock;
