@@ -1,6 +1,6 @@
 //! The virtual device as something smpflash connects to: build the device from a profile,
 //! serve it over one simulated link, and hand back a
-//! [`Connector`](smpflash_core::session::Connector) that reaches it through the same transport
+//! [`Connector`] that reaches it through the same transport
 //! smpflash uses for real hardware (UDP, the serial console framing, SMP over GATT).
 //!
 //! ```no_run
