@@ -13,8 +13,9 @@ use libfuzzer_sys::fuzz_target;
 use smpflash_core::command::os::Echo;
 use smpflash_core::command::{decode_response, encode_request};
 use smpflash_core::frame::{Frame, Version, HEADER_LEN};
-use smpflash_sim::bootloader;
-use smpflash_sim::server;
+use smpflash_sim::boot::bootloader;
+use smpflash_sim::smp::server;
+use smpflash_sim::profile::SimProfile;
 use smpflash_sim::state::State;
 use smpflash_sim::Profile;
 
@@ -22,10 +23,10 @@ use smpflash_sim::Profile;
 fn devices() -> &'static [(Profile, State)] {
     static DEVICES: OnceLock<Vec<(Profile, State)>> = OnceLock::new();
     DEVICES.get_or_init(|| {
-        smpflash_sim::profile::PROFILE_NAMES
+        SimProfile::ALL
             .iter()
-            .map(|name| {
-                let mut p = Profile::by_name(name).unwrap();
+            .map(|&kind| {
+                let mut p = Profile::builtin(kind);
                 p.apply_override("slot_size=0x10000").unwrap();
                 let state = State::factory(&p);
                 (p, state)

@@ -15,8 +15,8 @@ fn images() -> &'static [(&'static str, Vec<u8>); 2] {
     IMAGES.get_or_init(|| {
         let v = ImageVersion { major: 1, minor: 2, revision: 3, build_num: 0 };
         [
-            ("app.bin", smpflash_sim::slot_image::build(v, &[0xA5; 256])),
-            ("net.bin", smpflash_sim::slot_image::build(v, &[0x5A; 128])),
+            ("app.bin", smpflash_sim::image::slot::build(v, &[0xA5; 256])),
+            ("net.bin", smpflash_sim::image::slot::build(v, &[0x5A; 128])),
         ]
     })
 }

@@ -12,7 +12,7 @@ use smpflash_core::command::os::{AppInfo, BootloaderInfo, BootloaderMode, Echo, 
 use smpflash_core::command::{encode_request, Command};
 use smpflash_core::frame::Version;
 use smpflash_core::mcuboot::ImageVersion;
-use smpflash_sim::slot_image;
+use smpflash_sim::image::slot;
 
 /// Writes the seeds of `target` into `dir` (`seed-N` files); returns how many. Targets without
 /// seeds of their own get none.
@@ -36,13 +36,13 @@ fn frame<C: Command>(cmd: &C, seq: u8) -> Vec<u8> {
 
 fn image(major: u8, len: usize) -> Vec<u8> {
     let body: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(0x9E37_79B9) >> 11) as u8).collect();
-    slot_image::build(ImageVersion { major, minor: 0, revision: 0, build_num: 0 }, &body)
+    slot::build(ImageVersion { major, minor: 0, revision: 0, build_num: 0 }, &body)
 }
 
 /// The requests of a whole DFU of `img` to image `index`: inspect, upload, mark, reset,
 /// confirm, and the other commands the device knows.
 fn dfu(img: &[u8], index: u32, chunk: usize) -> Vec<Vec<u8>> {
-    let hash = slot_image::read_info(img).expect("a built image").hash.to_vec();
+    let hash = slot::read_info(img).expect("a built image").hash.to_vec();
     let mut seq = 0u8;
     let mut next = || {
         seq = seq.wrapping_add(1);

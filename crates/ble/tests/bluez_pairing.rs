@@ -12,7 +12,7 @@ use smpflash_core::client::Client;
 use smpflash_core::command::os::Echo;
 use smpflash_core::transport::TransportKind;
 use smpflash_core::Error;
-use smpflash_sim::bluez::{self, BluezOptions, BLUEZ_NAME};
+use smpflash_sim::front::bluez::{self, BluezOptions, BLUEZ_NAME};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 
 mod support;

@@ -19,8 +19,8 @@ use smpflash_core::gatt::GattLink;
 use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::Error;
-use smpflash_sim::ble_link::LinkParams;
-use smpflash_sim::bluez::{self, BluezOptions, BluezServer};
+use smpflash_sim::front::ble_link::LinkParams;
+use smpflash_sim::front::bluez::{self, BluezOptions, BluezServer};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 
 mod support;

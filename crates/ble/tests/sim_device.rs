@@ -8,8 +8,8 @@ use smpflash_ble::GattTransport;
 use smpflash_core::client::Client;
 use smpflash_core::command::image::ImageStateRead;
 use smpflash_core::command::os::{Echo, McumgrParams, Reset};
-use smpflash_sim::ble::BleFrontEnd;
-use smpflash_sim::ble_link::LinkParams;
+use smpflash_sim::front::ble::BleFrontEnd;
+use smpflash_sim::front::ble_link::LinkParams;
 use smpflash_sim::{Device, DeviceOptions, Profile};
 
 async fn connect(front: &BleFrontEnd) -> Client {

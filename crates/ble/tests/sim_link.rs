@@ -14,7 +14,7 @@ use smpflash_core::frame::{Frame, Header};
 use smpflash_core::gatt::GattLink;
 use smpflash_core::transport::Transport;
 use smpflash_core::{cbor, ImageHash};
-use smpflash_sim::ble_link::{link, LinkParams, SimPeripheral};
+use smpflash_sim::front::ble_link::{link, LinkParams, SimPeripheral};
 
 /// What the scripted device does with a request.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,10 @@ use smpflash_core::progress::Event;
 use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::upload::{self, Limits, UploadOptions};
-use smpflash_sim::ble::BleFrontEnd;
-use smpflash_sim::ble_link::LinkParams;
-use smpflash_sim::{slot_image, Device, DeviceOptions, Profile};
+use smpflash_sim::front::ble::BleFrontEnd;
+use smpflash_sim::front::ble_link::LinkParams;
+use smpflash_sim::image::slot;
+use smpflash_sim::{Device, DeviceOptions, Profile};
 
 mod support;
 
@@ -29,7 +30,7 @@ impl Connector for SimConnector {
 
 fn image(len: usize) -> Vec<u8> {
     let body: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-    slot_image::build(ImageVersion { major: 3, minor: 1, revision: 0, build_num: 0 }, &body)
+    slot::build(ImageVersion { major: 3, minor: 1, revision: 0, build_num: 0 }, &body)
 }
 
 async fn upload_over(

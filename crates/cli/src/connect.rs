@@ -11,11 +11,8 @@ use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::Result;
 use smpflash_serial::SerialTransport;
-use smpflash_sim::ble::BleFrontEnd;
-use smpflash_sim::ble_link::LinkParams;
-use smpflash_sim::pty::{self, PtyOptions, PtyServer};
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
-use smpflash_sim::{Device, DeviceOptions};
+use smpflash_sim::connect::{SimConnector, SimLink, SimOptions, SimStartError};
+use smpflash_sim::profile::SimProfile;
 use smpflash_udp::UdpConnector;
 
 use crate::exit::{Code, Failure};
@@ -36,13 +33,12 @@ pub struct Connection {
     #[arg(long, env = "SMPFLASH_BLE", value_name = "NAME|ADDRESS")]
     pub ble: Option<String>,
     /// The built-in virtual device (no hardware): `--sim` for an nRF5340, `--sim=PROFILE` for
-    /// another profile (zephyr-default, overwrite-only, direct-xip, mcuboot-recovery).
+    /// another profile.
     #[arg(long, env = "SMPFLASH_SIM", value_name = "PROFILE", num_args = 0..=1, require_equals = true, default_missing_value = "nrf5340")]
-    pub sim: Option<String>,
-    /// How to reach the virtual device: ble-phone-fast, ble-phone-slow, ble-legacy, udp,
-    /// serial-115200, serial-1000000.
-    #[arg(long, env = "SMPFLASH_SIM_LINK", default_value = "ble-phone-fast")]
-    pub sim_link: String,
+    pub sim: Option<SimProfile>,
+    /// How to reach the virtual device.
+    #[arg(long, env = "SMPFLASH_SIM_LINK", default_value_t = SimLink::BlePhoneFast)]
+    pub sim_link: SimLink,
     /// Override a field of the virtual device's profile, as `smpflash sim --set` does, e.g.
     /// --sim-set slot_size=0x120000 (repeatable).
     #[arg(long, env = "SMPFLASH_SIM_SET", value_name = "KEY=VALUE", value_delimiter = ',')]
@@ -92,20 +88,10 @@ impl Connector for Ble {
     }
 }
 
-struct SimBle(BleFrontEnd);
-
-#[async_trait]
-impl Connector for SimBle {
-    async fn connect(&self) -> Result<Arc<dyn Transport>> {
-        Ok(Arc::new(GattTransport::new(self.0.connect(Duration::from_secs(30)).await?)))
-    }
-}
-
-/// A session plus whatever must live as long as it (the in-process virtual device's servers).
+/// An open session (the in-process virtual device's servers live in its connector).
 pub struct Connected {
     /// The session.
     pub session: Session,
-    _keep: (Vec<UdpServer>, Vec<PtyServer>),
 }
 
 fn usage(message: impl Into<String>) -> Failure {
@@ -129,7 +115,6 @@ impl Connection {
             1 => {}
             _ => return Err(usage("choose one of --udp, --serial, --ble and --sim")),
         }
-        let mut keep = (Vec::new(), Vec::new());
         let connector: Box<dyn Connector> = if let Some(target) = &self.udp {
             Box::new(match self.mtu {
                 // An IP MTU above the path's makes the stack fragment datagrams: opt-in only.
@@ -144,58 +129,23 @@ impl Connection {
                 options: ConnectOptions { mtu: self.mtu, ..Default::default() },
             })
         } else {
-            let profile = crate::sim::build_profile(self.sim.as_deref().unwrap_or("nrf5340"), &self.sim_set)?;
-            let dev = Device::new(
-                profile,
-                DeviceOptions {
-                    time_scale: self.sim_time_scale,
-                    state_file: self.sim_state.clone(),
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| Failure {
-                code: Code::Failure,
-                message: format!("cannot start the virtual device: {e}"),
-            })?;
-            match self.sim_link.as_str() {
-                "udp" => {
-                    let server =
-                        udp::serve(dev, "127.0.0.1:0".parse().expect("literal"), UdpOptions::default())
-                            .await
-                            .map_err(|e| Failure {
-                                code: Code::Connection,
-                                message: format!("cannot serve UDP: {e}"),
-                            })?;
-                    let target = server.local_addr().to_string();
-                    keep.0.push(server);
-                    Box::new(UdpConnector::new(target))
-                }
-                link if link.starts_with("serial-") => {
-                    let baud: u32 = link["serial-".len()..]
-                        .parse()
-                        .map_err(|_| usage(format!("--sim-link {link:?}: the baud rate is not a number")))?;
-                    let server = pty::serve(dev, PtyOptions { baud: Some(baud), ..Default::default() })
-                        .await
-                        .map_err(|e| Failure {
-                            code: Code::Connection,
-                            message: format!("cannot open a pty: {e}"),
-                        })?;
-                    let path = server.path().to_string();
-                    keep.1.push(server);
-                    Box::new(Serial { path, baud, max_frame: self.mtu })
-                }
-                link => {
-                    let name = link.strip_prefix("ble-").unwrap_or(link);
-                    let params = LinkParams::by_name(name).ok_or_else(|| {
-                        usage(format!(
-                            "unknown --sim-link {link:?}: ble-phone-fast, ble-phone-slow, ble-legacy, udp, serial-115200, serial-1000000"
-                        ))
-                    })?;
-                    Box::new(SimBle(BleFrontEnd::new(dev, params)))
-                }
-            }
+            let options = SimOptions {
+                profile: self.sim.unwrap_or(SimProfile::Nrf5340),
+                overrides: self.sim_set.clone(),
+                time_scale: self.sim_time_scale,
+                state_file: self.sim_state.clone(),
+                link: self.sim_link,
+                mtu: self.mtu,
+            };
+            Box::new(SimConnector::start(&options).await.map_err(|e| {
+                let code = match e {
+                    SimStartError::Profile(_) | SimStartError::Device(_) => Code::Failure,
+                    SimStartError::Udp(_) | SimStartError::Pty(_) => Code::Connection,
+                };
+                Failure { code, message: e.to_string() }
+            })?)
         };
         let session = Session::open(connector, self.timeout()).await.map_err(Failure::from)?;
-        Ok(Connected { session, _keep: keep })
+        Ok(Connected { session })
     }
 }

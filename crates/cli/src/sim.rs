@@ -7,8 +7,9 @@ use std::time::Duration;
 use clap::Args;
 use smpflash_sim::device::DeviceEvent;
 use smpflash_sim::faults::{DeviceFaults, LinkFaults};
-use smpflash_sim::udp::{self, UdpOptions};
-use smpflash_sim::{profile, Device, DeviceOptions, Profile};
+use smpflash_sim::front::udp::{self, UdpOptions};
+use smpflash_sim::profile::SimProfile;
+use smpflash_sim::{Device, DeviceOptions, Profile};
 
 use crate::exit::{Code, Failure};
 
@@ -17,9 +18,9 @@ mod bluez;
 /// Options of `smpflash sim`.
 #[derive(Args, Debug)]
 pub struct SimArgs {
-    /// Device profile: nrf5340, zephyr-default, overwrite-only, direct-xip, mcuboot-recovery.
-    #[arg(long, default_value = "nrf5340", env = "SMPFLASH_SIM_PROFILE")]
-    profile: String,
+    /// Device profile.
+    #[arg(long, default_value_t = SimProfile::Nrf5340, env = "SMPFLASH_SIM_PROFILE")]
+    profile: SimProfile,
     /// Override a profile field, e.g. --set buf_size=1024 --set erase_ms=0 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -74,20 +75,9 @@ fn usage(message: String) -> Failure {
     Failure { code: Code::Failure, message }
 }
 
-/// Builds the device the arguments describe.
-pub fn build_profile(name: &str, overrides: &[String]) -> Result<Profile, Failure> {
-    let mut p = Profile::by_name(name).ok_or_else(|| {
-        usage(format!("unknown profile {name:?}; choose one of {}", profile::PROFILE_NAMES.join(", ")))
-    })?;
-    for o in overrides {
-        p.apply_override(o).map_err(usage)?;
-    }
-    Ok(p)
-}
-
 /// Runs the command.
 pub async fn run(args: SimArgs) -> Result<(), Failure> {
-    let profile = build_profile(&args.profile, &args.overrides)?;
+    let profile = Profile::with_overrides(args.profile, &args.overrides).map_err(usage)?;
     let options = DeviceOptions {
         time_scale: args.time_scale,
         state_file: args.state.clone(),
@@ -131,16 +121,16 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
     servers.push(server);
     let mut ptys = Vec::new();
     if args.pty {
-        let options = smpflash_sim::pty::PtyOptions {
+        let options = smpflash_sim::front::pty::PtyOptions {
             baud: args.pty_baud,
-            faults: smpflash_sim::pty::SerialFaults {
+            faults: smpflash_sim::front::pty::SerialFaults {
                 corrupt_byte_rate: args.corrupt,
                 seed: args.seed,
                 ..Default::default()
             },
             ..Default::default()
         };
-        let pty = smpflash_sim::pty::serve(device.clone(), options)
+        let pty = smpflash_sim::front::pty::serve(device.clone(), options)
             .await
             .map_err(|e| Failure { code: Code::Connection, message: format!("cannot open a pty: {e}") })?;
         println!(

@@ -13,6 +13,7 @@ pub mod dfu;
 pub mod error;
 pub mod frame;
 pub mod gatt;
+pub mod gatt_transport;
 pub mod image_hash;
 pub mod loopback;
 pub mod mcuboot;

@@ -12,6 +12,69 @@ pub const MGMT_ERR_UNSUPPORTED_TOO_NEW: i64 = 13;
 /// SMP-level: the device is busy (reset refuses with this unless forced).
 pub const MGMT_ERR_EBUSY: i64 = 10;
 
+/// SMP-level: out of memory.
+pub const MGMT_ERR_ENOMEM: i64 = 2;
+/// SMP-level: an argument of the request is missing or invalid.
+pub const MGMT_ERR_EINVAL: i64 = 3;
+/// SMP-level: no such entry.
+pub const MGMT_ERR_ENOENT: i64 = 5;
+/// SMP-level: the device is in a state that does not allow the request.
+pub const MGMT_ERR_EBADSTATE: i64 = 6;
+
+/// The image group's own codes (`IMG_MGMT_ERR_*`) that code outside this table names: the
+/// virtual device answers with them and smpflash matches on them, so both take the numbers
+/// from here.
+pub mod img {
+    /// `IMG_MGMT_ERR_NO_IMAGE`.
+    pub const NO_IMAGE: i64 = 3;
+    /// `IMG_MGMT_ERR_NO_TLVS`.
+    pub const NO_TLVS: i64 = 4;
+    /// `IMG_MGMT_ERR_HASH_NOT_FOUND`.
+    pub const HASH_NOT_FOUND: i64 = 8;
+    /// `IMG_MGMT_ERR_NO_FREE_SLOT`.
+    pub const NO_FREE_SLOT: i64 = 9;
+    /// `IMG_MGMT_ERR_FLASH_WRITE_FAILED`.
+    pub const FLASH_WRITE_FAILED: i64 = 12;
+    /// `IMG_MGMT_ERR_INVALID_SLOT`.
+    pub const INVALID_SLOT: i64 = 14;
+    /// `IMG_MGMT_ERR_NO_FREE_MEMORY`.
+    pub const NO_FREE_MEMORY: i64 = 15;
+    /// `IMG_MGMT_ERR_INVALID_PAGE_OFFSET`.
+    pub const INVALID_PAGE_OFFSET: i64 = 19;
+    /// `IMG_MGMT_ERR_INVALID_OFFSET`.
+    pub const INVALID_OFFSET: i64 = 20;
+    /// `IMG_MGMT_ERR_INVALID_LENGTH`.
+    pub const INVALID_LENGTH: i64 = 21;
+    /// `IMG_MGMT_ERR_INVALID_IMAGE_HEADER`.
+    pub const INVALID_IMAGE_HEADER: i64 = 22;
+    /// `IMG_MGMT_ERR_INVALID_IMAGE_HEADER_MAGIC`.
+    pub const INVALID_IMAGE_HEADER_MAGIC: i64 = 23;
+    /// `IMG_MGMT_ERR_INVALID_HASH`.
+    pub const INVALID_HASH: i64 = 24;
+    /// `IMG_MGMT_ERR_INVALID_FLASH_ADDRESS`.
+    pub const INVALID_FLASH_ADDRESS: i64 = 25;
+    /// `IMG_MGMT_ERR_CURRENT_VERSION_IS_NEWER`.
+    pub const CURRENT_VERSION_IS_NEWER: i64 = 27;
+    /// `IMG_MGMT_ERR_IMAGE_ALREADY_PENDING`.
+    pub const IMAGE_ALREADY_PENDING: i64 = 28;
+    /// `IMG_MGMT_ERR_INVALID_IMAGE_TOO_LARGE`.
+    pub const INVALID_IMAGE_TOO_LARGE: i64 = 30;
+    /// `IMG_MGMT_ERR_INVALID_IMAGE_DATA_OVERRUN`.
+    pub const INVALID_IMAGE_DATA_OVERRUN: i64 = 31;
+    /// `IMG_MGMT_ERR_IMAGE_CONFIRMATION_DENIED`.
+    pub const IMAGE_CONFIRMATION_DENIED: i64 = 32;
+    /// `IMG_MGMT_ERR_IMAGE_SETTING_TEST_TO_ACTIVE_DENIED`.
+    pub const IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: i64 = 33;
+}
+
+/// The OS group's own codes (`OS_MGMT_ERR_*`) that code outside this table names.
+pub mod os {
+    /// `OS_MGMT_ERR_INVALID_FORMAT`.
+    pub const INVALID_FORMAT: i64 = 2;
+    /// `OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER`.
+    pub const QUERY_YIELDS_NO_ANSWER: i64 = 3;
+}
+
 /// Group numbers Zephyr assigns.
 pub mod group {
     /// OS management.
@@ -187,5 +250,47 @@ mod tests {
         assert_eq!(mgmt_err_name(-1), None);
         assert_eq!(group_err_name(0, 3), Some("OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER"));
         assert_eq!(group_err_name(8, 1), None);
+    }
+
+    #[test]
+    fn named_codes_match_the_tables() {
+        for (rc, name) in [
+            (MGMT_ERR_ENOMEM, "MGMT_ERR_ENOMEM"),
+            (MGMT_ERR_EINVAL, "MGMT_ERR_EINVAL"),
+            (MGMT_ERR_ENOENT, "MGMT_ERR_ENOENT"),
+            (MGMT_ERR_EBADSTATE, "MGMT_ERR_EBADSTATE"),
+        ] {
+            assert_eq!(mgmt_err_name(rc), Some(name));
+        }
+        use img::*;
+        for (rc, name) in [
+            (NO_IMAGE, "NO_IMAGE"),
+            (NO_TLVS, "NO_TLVS"),
+            (HASH_NOT_FOUND, "HASH_NOT_FOUND"),
+            (NO_FREE_SLOT, "NO_FREE_SLOT"),
+            (FLASH_WRITE_FAILED, "FLASH_WRITE_FAILED"),
+            (INVALID_SLOT, "INVALID_SLOT"),
+            (NO_FREE_MEMORY, "NO_FREE_MEMORY"),
+            (INVALID_PAGE_OFFSET, "INVALID_PAGE_OFFSET"),
+            (INVALID_OFFSET, "INVALID_OFFSET"),
+            (INVALID_LENGTH, "INVALID_LENGTH"),
+            (INVALID_IMAGE_HEADER, "INVALID_IMAGE_HEADER"),
+            (INVALID_IMAGE_HEADER_MAGIC, "INVALID_IMAGE_HEADER_MAGIC"),
+            (INVALID_HASH, "INVALID_HASH"),
+            (INVALID_FLASH_ADDRESS, "INVALID_FLASH_ADDRESS"),
+            (CURRENT_VERSION_IS_NEWER, "CURRENT_VERSION_IS_NEWER"),
+            (IMAGE_ALREADY_PENDING, "IMAGE_ALREADY_PENDING"),
+            (INVALID_IMAGE_TOO_LARGE, "INVALID_IMAGE_TOO_LARGE"),
+            (INVALID_IMAGE_DATA_OVERRUN, "INVALID_IMAGE_DATA_OVERRUN"),
+            (IMAGE_CONFIRMATION_DENIED, "IMAGE_CONFIRMATION_DENIED"),
+            (IMAGE_SETTING_TEST_TO_ACTIVE_DENIED, "IMAGE_SETTING_TEST_TO_ACTIVE_DENIED"),
+        ] {
+            assert_eq!(group_err_name(group::IMAGE, rc), Some(format!("IMG_MGMT_ERR_{name}").as_str()));
+        }
+        assert_eq!(group_err_name(group::OS, os::INVALID_FORMAT), Some("OS_MGMT_ERR_INVALID_FORMAT"));
+        assert_eq!(
+            group_err_name(group::OS, os::QUERY_YIELDS_NO_ANSWER),
+            Some("OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER")
+        );
     }
 }

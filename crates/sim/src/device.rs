@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, Mutex, Semaphore};
 
-use crate::bootloader::{self, BootEvent};
+use crate::boot::bootloader::{self, BootEvent};
 use crate::faults::DeviceFaults;
 use crate::profile::{BootMode, Profile};
-use crate::server;
+use crate::smp::server;
 use crate::state::State;
 
 /// How a device runs.

@@ -45,7 +45,7 @@ pub struct LinkFaults {
     pub drop: f64,
     /// Probability a datagram is delivered twice.
     pub duplicate: f64,
-    /// Probability an answer is held back (by [`crate::udp::REORDER_DELAY`]) so the answers
+    /// Probability an answer is held back (by [`crate::front::udp::REORDER_DELAY`]) so the answers
     /// after it overtake it.
     pub reorder: f64,
     /// Seed.

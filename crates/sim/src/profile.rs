@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::signing_key::SigningKey;
+use crate::image::keys::SigningKey;
 
 /// How MCUboot installs an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,9 +111,22 @@ pub struct Profile {
     pub erase_progressively: bool,
 }
 
-/// Names of the built-in profiles.
-pub const PROFILE_NAMES: &[&str] =
-    &["nrf5340", "zephyr-default", "overwrite-only", "direct-xip", "mcuboot-recovery"];
+named_enum! {
+    /// The built-in profiles, by the names users pick them with.
+    pub enum SimProfile ("profile") {
+        /// nRF5340 DK with NCS defaults: two images (application and network core), big
+        /// buffers.
+        Nrf5340 = "nrf5340",
+        /// A Zephyr sample with MCUboot's defaults: one image, swap using move.
+        ZephyrDefault = "zephyr-default",
+        /// MCUboot built overwrite-only: no revert.
+        OverwriteOnly = "overwrite-only",
+        /// MCUboot in direct-XIP mode: the image runs from the slot it was written to.
+        DirectXip = "direct-xip",
+        /// MCUboot's own serial recovery (boot_serial): the original SMP, no params.
+        McubootRecovery = "mcuboot-recovery",
+    }
+}
 
 /// nRF53/nRF52 internal flash: 4 KiB pages, about 85 ms to erase one and 41 us to write a
 /// 32-bit word (product specification figures).
@@ -124,10 +137,25 @@ const NRF_FLASH: FlashTiming = FlashTiming {
 };
 
 impl Profile {
-    /// The built-in profile called `name`.
+    /// The built-in profile called `name` (one of [`SimProfile`]'s names).
     pub fn by_name(name: &str) -> Option<Profile> {
+        name.parse().ok().map(Profile::builtin)
+    }
+
+    /// The built-in profile `kind`, with `overrides` applied in order (see
+    /// [`apply_override`](Self::apply_override)).
+    pub fn with_overrides(kind: SimProfile, overrides: &[String]) -> Result<Profile, String> {
+        let mut p = Profile::builtin(kind);
+        for o in overrides {
+            p.apply_override(o)?;
+        }
+        Ok(p)
+    }
+
+    /// The built-in profile `kind`.
+    pub fn builtin(kind: SimProfile) -> Profile {
         let base = Profile {
-            name: name.to_string(),
+            name: kind.name().to_string(),
             mode: BootMode::SwapUsingMove,
             images: vec![ImageLayout { name: "application".into(), slot_size: 0x6_0000, revertible: true }],
             buf_size: 384,
@@ -141,10 +169,10 @@ impl Profile {
             signing_key: None,
             erase_progressively: false,
         };
-        Some(match name {
+        match kind {
             // nRF5340 DK with NCS partition manager defaults: 0xF0000 application slots (the
             // secondary in external flash), 0x40000 network core slots; NCS fast-DFU buffers.
-            "nrf5340" => Profile {
+            SimProfile::Nrf5340 => Profile {
                 images: vec![
                     ImageLayout { name: "application core".into(), slot_size: 0xF_0000, revertible: true },
                     ImageLayout { name: "network core".into(), slot_size: 0x4_0000, revertible: false },
@@ -153,10 +181,10 @@ impl Profile {
                 buf_count: 4,
                 ..base
             },
-            "zephyr-default" => base,
-            "overwrite-only" => Profile { mode: BootMode::OverwriteOnly, ..base },
-            "direct-xip" => Profile { mode: BootMode::DirectXip, ..base },
-            "mcuboot-recovery" => Profile {
+            SimProfile::ZephyrDefault => base,
+            SimProfile::OverwriteOnly => Profile { mode: BootMode::OverwriteOnly, ..base },
+            SimProfile::DirectXip => Profile { mode: BootMode::DirectXip, ..base },
+            SimProfile::McubootRecovery => Profile {
                 mode: BootMode::SerialRecovery,
                 // MCUboot's boot_serial answers in the original protocol and has no params.
                 smp_v2: false,
@@ -165,8 +193,7 @@ impl Profile {
                 buf_count: 1,
                 ..base
             },
-            _ => return None,
-        })
+        }
     }
 
     /// Applies `key=value` overrides, e.g. `buf_size=1024`, `buf_count=8`, `slot_size=0x80000`
@@ -268,14 +295,15 @@ mod tests {
 
     #[test]
     fn every_named_profile_exists_and_is_valid() {
-        for name in PROFILE_NAMES {
+        for name in SimProfile::ALL.iter().map(|k| k.name()) {
             let p = Profile::by_name(name).unwrap();
             p.validate().unwrap();
+            assert_eq!(p.name, name);
         }
         assert!(Profile::by_name("nope").is_none());
         let p = Profile::by_name("nrf5340").unwrap();
         assert_eq!((p.images.len(), p.buf_size, p.buf_count), (2, 2475, 4));
-        for name in PROFILE_NAMES {
+        for name in SimProfile::ALL.iter().map(|k| k.name()) {
             assert!(!Profile::by_name(name).unwrap().erase_progressively, "{name}");
         }
     }

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bootloader::{BootEvent, BootState};
+use crate::boot::bootloader::{BootEvent, BootState};
 use crate::flash::Flash;
+use crate::image::slot;
 use crate::profile::Profile;
-use crate::slot_image;
 use smpflash_core::mcuboot::ImageVersion;
 
 /// An upload in progress (Zephyr's `g_img_mgmt_state`).
@@ -55,8 +55,8 @@ impl State {
         for image in 0..profile.images.len() {
             // A recognisable, per-image body so two devices' hashes match and images differ.
             let body: Vec<u8> = (0..16 * 1024u32).map(|i| (i * 7 + image as u32 * 13) as u8).collect();
-            let built = slot_image::build(factory_version(image), &body);
-            let signed = profile.signing_key.as_ref().and_then(|key| slot_image::sign(&built, key));
+            let built = slot::build(factory_version(image), &body);
+            let signed = profile.signing_key.as_ref().and_then(|key| slot::sign(&built, key));
             flash.program(2 * image, 0, signed.as_deref().unwrap_or(&built));
         }
         State {

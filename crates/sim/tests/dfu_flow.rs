@@ -13,7 +13,7 @@ use smpflash_core::progress::{Event, Note, Skip};
 use smpflash_core::session::Session;
 use smpflash_core::Error;
 use smpflash_sim::faults::DeviceFaults;
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpConnector;
 

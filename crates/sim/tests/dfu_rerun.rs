@@ -11,7 +11,7 @@ use smpflash_core::dfu::{self, DfuOptions, DfuReport, Mode};
 use smpflash_core::mcuboot::{self, Package};
 use smpflash_core::progress::Skip;
 use smpflash_core::session::Session;
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpConnector;
 

@@ -12,8 +12,8 @@ use smpflash_core::cbor;
 use smpflash_core::command::image::{ImageStateRead, ImageStateResponse};
 use smpflash_core::command::Command as _;
 use smpflash_core::frame::{Frame, Header, Version};
-use smpflash_sim::pty::{self, PtyOptions};
-use smpflash_sim::udp::{self, UdpOptions};
+use smpflash_sim::front::pty::{self, PtyOptions};
+use smpflash_sim::front::udp::{self, UdpOptions};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use tokio::process::Command;
 

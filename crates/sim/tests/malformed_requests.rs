@@ -17,10 +17,11 @@ use smpflash_core::command::os::{AppInfo, BootloaderInfo, BootloaderMode, Echo, 
 use smpflash_core::command::{decode_response, encode_request, Command};
 use smpflash_core::frame::{Frame, Header, Op, Version};
 use smpflash_sim::faults::Rng;
-use smpflash_sim::server;
+use smpflash_sim::front::udp::{self, UdpOptions};
+use smpflash_sim::image::slot;
+use smpflash_sim::smp::server;
 use smpflash_sim::state::State;
-use smpflash_sim::udp::{self, UdpOptions};
-use smpflash_sim::{slot_image, Device, DeviceOptions, Profile};
+use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpTransport;
 
 /// Keys the device's handlers look at, so generated bodies reach past the first lookup.
@@ -35,8 +36,8 @@ fn frame_of<C: Command>(cmd: &C, version: Version, seq: u8) -> Vec<u8> {
 
 /// One valid request of every kind the device handles.
 fn valid_requests() -> Vec<Vec<u8>> {
-    let image = slot_image::build(Default::default(), &[0x5A; 600]);
-    let hash = ByteBuf::from(slot_image::read_info(&image).unwrap().hash.to_vec());
+    let image = slot::build(Default::default(), &[0x5A; 600]);
+    let hash = ByteBuf::from(slot::read_info(&image).unwrap().hash.to_vec());
     let first = ImageUpload {
         image: Some(0),
         len: Some(image.len() as u64),

@@ -15,7 +15,7 @@ use smpflash_core::{cbor, Error};
 use smpflash_serial::codec::{encode_frame, encoded_len, ConsoleCodec, ConsoleItem};
 use smpflash_serial::SerialTransport;
 use smpflash_sim::device::DeviceEvent;
-use smpflash_sim::pty::{self, PtyOptions, SerialFaults};
+use smpflash_sim::front::pty::{self, PtyOptions, SerialFaults};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::bytes::BytesMut;

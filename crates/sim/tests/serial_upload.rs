@@ -11,8 +11,9 @@ use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::upload::{self, Limits, UploadOptions};
 use smpflash_serial::SerialTransport;
-use smpflash_sim::pty::{self, PtyOptions, SerialFaults};
-use smpflash_sim::{slot_image, Device, DeviceOptions, Profile};
+use smpflash_sim::front::pty::{self, PtyOptions, SerialFaults};
+use smpflash_sim::image::slot;
+use smpflash_sim::{Device, DeviceOptions, Profile};
 
 struct Pty(String);
 
@@ -25,7 +26,7 @@ impl Connector for Pty {
 
 fn image(len: usize) -> Vec<u8> {
     let body: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(40503) >> 7) as u8).collect();
-    slot_image::build(ImageVersion { major: 4, minor: 0, revision: 0, build_num: 0 }, &body)
+    slot::build(ImageVersion { major: 4, minor: 0, revision: 0, build_num: 0 }, &body)
 }
 
 async fn run(
@@ -73,7 +74,7 @@ async fn one_mebibyte_at_window_one_over_a_pty() {
     assert!(report.chunk > 2400 && report.chunk < 2471, "{report:?}");
     assert_eq!(&device.snapshot().await.flash.slot(1)[..bytes.len()], &bytes[..]);
     assert_eq!(
-        slot_image::read_info(device.snapshot().await.flash.slot(1)).unwrap().hash[..],
+        slot::read_info(device.snapshot().await.flash.slot(1)).unwrap().hash[..],
         Image::parse(bytes).unwrap().hash()[..]
     );
 }

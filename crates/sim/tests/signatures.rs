@@ -6,8 +6,8 @@ use p256::ecdsa::Signature;
 use sha2::{Digest, Sha256};
 use smpflash_core::command::image::*;
 use smpflash_core::mcuboot::{Image, ImageVersion, TlvKind};
-use smpflash_sim::signing_key::SigningKey;
-use smpflash_sim::slot_image::{self, Invalid};
+use smpflash_sim::image::keys::SigningKey;
+use smpflash_sim::image::slot::{self, Invalid};
 use smpflash_sim::Profile;
 
 mod support;
@@ -43,7 +43,7 @@ fn imgtool_signatures_verify_with_the_keys_that_made_them() {
         ("protected.bin", "ecdsa-p256.pem"),
         ("ed25519.bin", "ed25519.pem"),
     ] {
-        let r = slot_image::validate_signed(&fixture(image), MAX, Some(&key(key_file)));
+        let r = slot::validate_signed(&fixture(image), MAX, Some(&key(key_file)));
         assert!(r.is_ok(), "{image} with {key_file}: {r:?}");
     }
 }
@@ -67,9 +67,9 @@ fn other_keys_are_unknown() {
     {
         let bytes = fixture(image);
         let expected = Invalid::UnknownKey { key_hash: Some(hex::encode(tlv(&bytes, TlvKind::KeyHash))) };
-        assert_eq!(slot_image::validate_signed(&bytes, MAX, Some(key)), Err(expected), "{image}");
+        assert_eq!(slot::validate_signed(&bytes, MAX, Some(key)), Err(expected), "{image}");
     }
-    let e = slot_image::validate_signed(&fixture("ecdsa-p256.bin"), MAX, Some(&ed)).unwrap_err();
+    let e = slot::validate_signed(&fixture("ecdsa-p256.bin"), MAX, Some(&ed)).unwrap_err();
     assert!(e.to_string().starts_with("image was signed with a key this bootloader does not hold"), "{e}");
 }
 
@@ -77,12 +77,12 @@ fn other_keys_are_unknown() {
 fn unsigned_images_are_refused_only_with_a_key() {
     let img = fixture("hash-only.bin");
     for key_file in ["ecdsa-p256.pem", "ed25519.pem"] {
-        assert_eq!(slot_image::validate_signed(&img, MAX, Some(&key(key_file))), Err(Invalid::Unsigned));
+        assert_eq!(slot::validate_signed(&img, MAX, Some(&key(key_file))), Err(Invalid::Unsigned));
     }
-    assert!(slot_image::validate(&img, MAX).is_ok());
+    assert!(slot::validate(&img, MAX).is_ok());
     // Without a key the bootloader checks hashes only, whoever signed the image.
     for image in ["ecdsa-p256.bin", "ed25519.bin", "rsa-2048.bin"] {
-        assert!(slot_image::validate(&fixture(image), MAX).is_ok(), "{image}");
+        assert!(slot::validate(&fixture(image), MAX).is_ok(), "{image}");
     }
 }
 
@@ -92,7 +92,7 @@ fn a_damaged_signature_is_bad() {
     for (image, key_file) in [("ecdsa-p256.bin", "ecdsa-p256.pem"), ("ed25519.bin", "ed25519.pem")] {
         let mut bytes = fixture(image);
         *bytes.last_mut().unwrap() ^= 0x01;
-        let r = slot_image::validate_signed(&bytes, MAX, Some(&key(key_file)));
+        let r = slot::validate_signed(&bytes, MAX, Some(&key(key_file)));
         assert_eq!(r, Err(Invalid::BadSignature), "{image}");
     }
     // A signature that does not even parse is just as bad.
@@ -125,17 +125,17 @@ fn ecdsa_is_checked_over_the_image_hash_as_a_prehashed_digest() {
 #[test]
 fn signed_factory_images_validate() {
     let v = ImageVersion { major: 1, minor: 0, revision: 0, build_num: 0 };
-    let built = slot_image::build(v, &[0x5A; 2000]);
+    let built = slot::build(v, &[0x5A; 2000]);
     for key_file in ["ecdsa-p256.pem", "ed25519.pem"] {
         let k = key(key_file);
-        let signed = slot_image::sign(&built, &k).unwrap();
-        let info = slot_image::validate_signed(&signed, 4096, Some(&k)).unwrap();
+        let signed = slot::sign(&built, &k).unwrap();
+        let info = slot::validate_signed(&signed, 4096, Some(&k)).unwrap();
         assert_eq!(info.total_len, signed.len());
         // The core's reader agrees on the layout.
         let parsed = Image::parse(signed.clone()).unwrap();
         assert_eq!(parsed.all_tlvs().count(), 3, "{key_file}");
     }
-    assert!(slot_image::sign(&built, &key("ecdsa-p256.pub.pem")).is_none());
+    assert!(slot::sign(&built, &key("ecdsa-p256.pub.pem")).is_none());
 }
 
 #[test]

@@ -12,7 +12,7 @@ use smpflash_core::command::os::*;
 use smpflash_core::frame::Version;
 use smpflash_core::{DeviceError, Error};
 use smpflash_sim::faults::DeviceFaults;
-use smpflash_sim::udp::{self, UdpOptions};
+use smpflash_sim::front::udp::{self, UdpOptions};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpTransport;
 
@@ -181,8 +181,8 @@ async fn power_loss_mid_swap_resumes_to_a_bootable_image() {
     let s = state(&r.client).await;
     let running = slot(&s, 0, 0).unwrap();
     assert_eq!(running.hash.as_deref(), Some(&hash[..]));
-    assert!(smpflash_sim::slot_image::validate(r.device.snapshot().await.flash.slot(0), 0x5F000).is_ok());
-    assert!(smpflash_sim::slot_image::validate(r.device.snapshot().await.flash.slot(1), 0x5F000).is_ok());
+    assert!(smpflash_sim::image::slot::validate(r.device.snapshot().await.flash.slot(0), 0x5F000).is_ok());
+    assert!(smpflash_sim::image::slot::validate(r.device.snapshot().await.flash.slot(1), 0x5F000).is_ok());
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use smpflash_core::command::os::{Echo, Reset};
 use smpflash_core::frame::Version;
 use smpflash_sim::device::DeviceEvent;
 use smpflash_sim::faults::LinkFaults;
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpTransport;
 

@@ -11,8 +11,9 @@ use smpflash_core::progress::Event;
 use smpflash_core::session::Session;
 use smpflash_core::upload::{self, Limits, UploadOptions};
 use smpflash_sim::faults::{DeviceFaults, LinkFaults};
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
-use smpflash_sim::{slot_image, Device, DeviceOptions, Profile};
+use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::image::slot;
+use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpConnector;
 
 /// A 1 MiB hash-only MCUboot image with a pseudo-random body.
@@ -26,7 +27,7 @@ fn big_image() -> Vec<u8> {
             x as u8
         })
         .collect();
-    slot_image::build(ImageVersion { major: 2, minor: 0, revision: 0, build_num: 0 }, &body)
+    slot::build(ImageVersion { major: 2, minor: 0, revision: 0, build_num: 0 }, &body)
 }
 
 async fn serve(profile: Profile, device_faults: DeviceFaults, link: LinkFaults) -> (Arc<Device>, UdpServer) {

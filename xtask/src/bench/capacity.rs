@@ -2,7 +2,7 @@
 //! device's flash can take, and the best any client can do on this device. The formulas are
 //! explained, with worked numbers, in docs/performance.md.
 
-use smpflash_sim::ble_link::LinkParams;
+use smpflash_sim::front::ble_link::LinkParams;
 use smpflash_sim::Profile;
 
 use super::matrix::Link;

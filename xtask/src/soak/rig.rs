@@ -12,12 +12,13 @@ use smpflash_core::mcuboot::ImageVersion;
 use smpflash_core::session::Connector;
 use smpflash_core::transport::Transport;
 use smpflash_serial::SerialTransport;
-use smpflash_sim::ble::BleFrontEnd;
-use smpflash_sim::ble_link::LinkParams;
 use smpflash_sim::faults::{DeviceFaults, LinkFaults, Rng};
-use smpflash_sim::pty::{self, PtyOptions, SerialFaults};
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
-use smpflash_sim::{slot_image, Device, DeviceOptions, Profile};
+use smpflash_sim::front::ble::BleFrontEnd;
+use smpflash_sim::front::ble_link::LinkParams;
+use smpflash_sim::front::pty::{self, PtyOptions, SerialFaults};
+use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::image::slot;
+use smpflash_sim::{Device, DeviceOptions, Profile};
 
 use super::cell::{Cell, Fault, Link};
 
@@ -53,7 +54,7 @@ impl Plan {
         let body: Vec<u8> = (0..len.saturating_sub(72) as u64)
             .map(|i| (i.wrapping_mul(0x9E37_79B9).wrapping_add(fill) >> 13) as u8)
             .collect();
-        let image = slot_image::build(ImageVersion { major: 2, minor, revision: 0, build_num: 0 }, &body);
+        let image = slot::build(ImageVersion { major: 2, minor, revision: 0, build_num: 0 }, &body);
         let sector = 4096;
         let device_faults = match cell.fault {
             Fault::ResetInUpload => DeviceFaults {

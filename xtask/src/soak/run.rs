@@ -11,7 +11,7 @@ use smpflash_core::progress::Event;
 use smpflash_core::session::Session;
 use smpflash_core::upload::UploadOptions;
 use smpflash_sim::device::DeviceEvent;
-use smpflash_sim::slot_image;
+use smpflash_sim::image::slot;
 
 use super::cell::Cell;
 use super::rig::{self, Plan};
@@ -140,10 +140,9 @@ pub async fn run(cell: Cell, seed: u64, opts: &RunOptions) -> Run {
     };
     let device = rig.device.clone();
     let package =
-        Package::from_bytes(plan.image.clone(), "soak.bin").expect("slot_image::build makes valid images");
+        Package::from_bytes(plan.image.clone(), "soak.bin").expect("slot::build makes valid images");
     let new = package.images[0].image.hash().to_vec();
-    let old =
-        slot_image::read_info(device.snapshot().await.flash.slot(0)).expect("a factory image").hash.to_vec();
+    let old = slot::read_info(device.snapshot().await.flash.slot(0)).expect("a factory image").hash.to_vec();
     let watch = Watch::new(device.clone(), new.clone());
     let mut events = device.subscribe();
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use smpflash_core::client::Client;
 use smpflash_core::command::image::ImageStateRead;
-use smpflash_sim::bootloader::{swap_type, SwapType};
-use smpflash_sim::slot_image;
+use smpflash_sim::boot::bootloader::{swap_type, SwapType};
+use smpflash_sim::image::slot;
 use smpflash_sim::state::State;
 use smpflash_sim::{Device, Profile};
 use smpflash_udp::UdpTransport;
@@ -48,7 +48,7 @@ pub fn standing(state: &State, profile: &Profile, old: &[u8], new: &[u8]) -> Sta
         return Standing::Broken(format!("a swap is left half done: {p:?}"));
     }
     let max = profile.max_image_size(0);
-    let running = match slot_image::validate(state.flash.slot(0), max) {
+    let running = match slot::validate(state.flash.slot(0), max) {
         Ok(info) => info.hash,
         Err(why) => return Standing::Broken(format!("the primary slot does not boot: {why}")),
     };
@@ -65,7 +65,7 @@ pub fn standing(state: &State, profile: &Profile, old: &[u8], new: &[u8]) -> Sta
     }
     match kind {
         SwapType::None => Standing::OldIntact,
-        SwapType::Test | SwapType::Perm => match slot_image::validate(state.flash.slot(1), max) {
+        SwapType::Test | SwapType::Perm => match slot::validate(state.flash.slot(1), max) {
             Ok(info) if info.hash[..] == new[..] => Standing::OldWithNewPending,
             Ok(_) => Standing::Broken("an image other than the new one is scheduled".into()),
             Err(why) => Standing::Broken(format!("the scheduled image does not verify: {why}")),

@@ -16,7 +16,7 @@ use smpflash_core::frame::Frame;
 use smpflash_core::session::Connector;
 use smpflash_core::transport::Transport;
 use smpflash_core::{cbor, Result};
-use smpflash_sim::slot_image;
+use smpflash_sim::image::slot;
 use smpflash_sim::Device;
 
 /// What the watcher saw over all the links of one run.
@@ -96,14 +96,12 @@ impl Watch {
                     return Some(format!("the client asked to {verb} {}, not the image it uploaded", hex(h)));
                 }
                 (0..state.flash.slot_count())
-                    .filter(|&s| {
-                        slot_image::read_info(state.flash.slot(s)).is_some_and(|i| i.hash[..] == h[..])
-                    })
+                    .filter(|&s| slot::read_info(state.flash.slot(s)).is_some_and(|i| i.hash[..] == h[..]))
                     .collect()
             }
         };
         for slot in slots {
-            if let Err(why) = slot_image::validate(state.flash.slot(slot), profile.max_image_size(slot / 2)) {
+            if let Err(why) = slot::validate(state.flash.slot(slot), profile.max_image_size(slot / 2)) {
                 return Some(format!(
                     "the client asked to {verb} the image in flash slot {slot}, which does not verify: {why}"
                 ));
@@ -190,8 +188,8 @@ mod tests {
 
     #[tokio::test]
     async fn marking_an_image_whose_contents_do_not_verify_is_caught() {
-        let image = slot_image::build(ImageVersion { major: 2, ..Default::default() }, &[0x3C; 5000]);
-        let hash = slot_image::read_info(&image).unwrap().hash.to_vec();
+        let image = slot::build(ImageVersion { major: 2, ..Default::default() }, &[0x3C; 5000]);
+        let hash = slot::read_info(&image).unwrap().hash.to_vec();
         let mark = ImageStateWrite { hash: Some(hash.clone().into()), confirm: false };
         for corrupt in [false, true] {
             let device = Device::new(

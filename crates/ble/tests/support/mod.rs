@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use smpflash_core::progress::Event;
 use smpflash_core::session::Session;
-use smpflash_sim::bluez::PrivateBus;
+use smpflash_sim::front::bluez::PrivateBus;
 
 /// Runs `test` on a fresh multi-threaded runtime with the process's system bus pointed at a
 /// private `dbus-daemon`, whose address it is given.

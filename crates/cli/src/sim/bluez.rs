@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use clap::Args;
-use smpflash_sim::ble_link::LinkParams;
-use smpflash_sim::bluez::{self, BluezOptions, BluezServer, PrivateBus, ADAPTER_PATH};
+use smpflash_sim::front::ble_link::{BleLinkProfile, LinkParams};
+use smpflash_sim::front::bluez::{self, BluezOptions, BluezServer, PrivateBus, ADAPTER_PATH};
 use smpflash_sim::Device;
 
 use crate::exit::{Code, Failure};
@@ -16,7 +16,7 @@ pub struct BluezFlags {
     /// on the bus at ADDRESS, or without one on a private bus started here.
     #[arg(long, value_name = "ADDRESS", num_args = 0..=1, default_missing_value = PRIVATE)]
     pub bluez: Option<String>,
-    /// BlueZ: the radio link of each connection: ble-phone-fast, ble-phone-slow, ble-legacy.
+    /// BlueZ: the radio link of each connection, one of the BLE links `--sim-link` takes.
     #[arg(long, value_name = "LINK", default_value = "ble-phone-fast")]
     pub bluez_link: String,
     /// BlueZ: the name the device advertises.
@@ -78,8 +78,9 @@ pub async fn start(device: Arc<Device>, flags: &BluezFlags) -> Result<Running, F
     let link = LinkParams::by_name(profile).ok_or_else(|| Failure {
         code: Code::Failure,
         message: format!(
-            "unknown --bluez-link {:?}: ble-phone-fast, ble-phone-slow or ble-legacy",
-            flags.bluez_link
+            "unknown --bluez-link {:?}: {}",
+            flags.bluez_link,
+            BleLinkProfile::ALL.iter().map(|p| format!("ble-{p}")).collect::<Vec<_>>().join(", ")
         ),
     })?;
     let address = flags.bluez.as_deref().filter(|a| *a != PRIVATE);

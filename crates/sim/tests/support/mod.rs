@@ -16,7 +16,7 @@ use smpflash_core::command::os::Reset;
 use smpflash_core::mcuboot::Image;
 use smpflash_core::Error;
 use smpflash_sim::device::DeviceEvent;
-use smpflash_sim::udp::{self, UdpOptions, UdpServer};
+use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpTransport;
 

@@ -8,7 +8,8 @@ use zbus::interface;
 use zbus::zvariant::OwnedObjectPath;
 
 use super::error::{BluezError, Result};
-use super::radio::{Radio, ADAPTER_PATH};
+use super::names::ADAPTER_PATH;
+use super::radio::Radio;
 
 /// The remote device.
 pub(crate) struct RemoteDevice {

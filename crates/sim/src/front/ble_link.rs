@@ -48,8 +48,28 @@ const LL_OVERHEAD: usize = 4 + 2 + 3;
 /// Message integrity check an encrypted link adds to every non-empty PDU.
 const MIC: usize = 4;
 
-/// Names [`LinkParams::by_name`] accepts.
-pub const PROFILE_NAMES: [&str; 3] = ["phone-fast", "phone-slow", "legacy"];
+named_enum! {
+    /// The link profiles [`LinkParams::by_name`] knows, by name.
+    pub enum BleLinkProfile ("BLE link profile") {
+        /// [`LinkParams::phone_fast`].
+        PhoneFast = "phone-fast",
+        /// [`LinkParams::phone_slow`].
+        PhoneSlow = "phone-slow",
+        /// [`LinkParams::legacy`].
+        Legacy = "legacy",
+    }
+}
+
+impl BleLinkProfile {
+    /// The link's parameters.
+    pub fn params(self) -> LinkParams {
+        match self {
+            BleLinkProfile::PhoneFast => LinkParams::phone_fast(),
+            BleLinkProfile::PhoneSlow => LinkParams::phone_slow(),
+            BleLinkProfile::Legacy => LinkParams::legacy(),
+        }
+    }
+}
 
 /// Radio PHY of the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,14 +178,9 @@ impl LinkParams {
         }
     }
 
-    /// One of [`PROFILE_NAMES`] (`_` and `-` alike, any case).
+    /// One of [`BleLinkProfile`]'s names (`_` and `-` alike, any case).
     pub fn by_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().replace('_', "-").as_str() {
-            "phone-fast" => Some(Self::phone_fast()),
-            "phone-slow" => Some(Self::phone_slow()),
-            "legacy" => Some(Self::legacy()),
-            _ => None,
-        }
+        name.to_ascii_lowercase().replace('_', "-").parse::<BleLinkProfile>().ok().map(BleLinkProfile::params)
     }
 
     /// The same link running `time_scale` wall-clock seconds per simulated second.
@@ -691,7 +706,7 @@ mod tests {
 
     #[test]
     fn profiles_by_name() {
-        for name in PROFILE_NAMES {
+        for name in BleLinkProfile::ALL.iter().map(|k| k.name()) {
             let p = LinkParams::by_name(name).unwrap();
             p.validate().unwrap();
         }

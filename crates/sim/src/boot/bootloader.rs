@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::boot::trailer::{self, Flag, Magic};
 use crate::flash::Flash;
+use crate::image::slot::{self, Invalid};
 use crate::profile::{BootMode, Profile};
-use crate::slot_image::{self, Invalid};
-use crate::trailer::{self, Flag, Magic};
 
 /// What the next boot will do for one image, from the trailers (bootutil's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,9 +154,9 @@ fn boot_swap(
         SwapType::Revert => ProgressKind::Revert,
         t @ (SwapType::Test | SwapType::Perm) => {
             let key = profile.signing_key.as_ref();
-            let candidate = slot_image::validate_signed(flash.slot(secondary), max, key);
+            let candidate = slot::validate_signed(flash.slot(secondary), max, key);
             let candidate = candidate.and_then(|c| {
-                let running = slot_image::read_info(flash.slot(primary));
+                let running = slot::read_info(flash.slot(primary));
                 match running {
                     Some(r) if profile.no_downgrade && c.version < r.version => {
                         Err(Invalid::Downgrade { new: c.version, running: r.version })
@@ -180,7 +180,7 @@ fn boot_swap(
         }
     };
     let ss = flash.sector_size();
-    let len_of = |slot: usize| slot_image::read_info(flash.slot(slot)).map_or(0, |i| i.total_len);
+    let len_of = |slot: usize| slot::read_info(flash.slot(slot)).map_or(0, |i| i.total_len);
     let bytes = match kind {
         ProgressKind::Overwrite => len_of(secondary),
         _ => len_of(primary).max(len_of(secondary)),
@@ -261,10 +261,10 @@ fn boot_direct_xip(
     let slots = [2 * image, 2 * image + 1];
     let valid: Vec<(usize, _)> = slots
         .iter()
-        .filter_map(|&s| match slot_image::validate_signed(flash.slot(s), max, key) {
+        .filter_map(|&s| match slot::validate_signed(flash.slot(s), max, key) {
             Ok(info) => Some((s, info.version)),
             Err(why) => {
-                if slot_image::read_info(flash.slot(s)).is_some() {
+                if slot::read_info(flash.slot(s)).is_some() {
                     events.push(BootEvent { image, what: format!("slot {s} skipped: {why}") });
                 }
                 None
@@ -284,7 +284,7 @@ fn boot_direct_xip(
 pub fn bootable(flash: &Flash, state: &BootState, profile: &Profile) -> Result<(), String> {
     for (image, &slot) in state.active.iter().enumerate() {
         let max = profile.max_image_size(image);
-        if let Err(why) = slot_image::validate_signed(flash.slot(slot), max, profile.signing_key.as_ref()) {
+        if let Err(why) = slot::validate_signed(flash.slot(slot), max, profile.signing_key.as_ref()) {
             return Err(format!(
                 "image {image} ({}): no bootable image in slot {slot}: {why}",
                 profile.images[image].name

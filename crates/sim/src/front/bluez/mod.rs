@@ -2,7 +2,7 @@
 //! the device behind it, so BlueZ clients (btleplug, Bleak) scan, connect, discover the SMP
 //! service, subscribe and write through their real code paths, with no Bluetooth hardware.
 //!
-//! The D-Bus side is the central's end of the simulated radio link ([`crate::ble_link`]):
+//! The D-Bus side is the central's end of the simulated radio link ([`crate::front::ble_link`]):
 //! `WriteValue` feeds the link, the link's notifications come back as `PropertiesChanged` of
 //! the characteristic's `Value`, and the link's timing and MTU are the chosen profile's. A
 //! device reset drops the connection and takes the device off the bus until it boots and
@@ -10,17 +10,27 @@
 //!
 //! What is emulated, and what is not, is in `docs/bluez-sim.md`.
 
+// Layered bottom to top; each imports only from the lines above it:
+// names, options, error, filter (and bus, which stands alone);
+// radio: the adapter's state and every change of it, exporting objects only through its
+// `ObjectTree` seam;
+// link: the connection over the simulated radio link (more of `Radio`);
+// adapter, remote, gatt: the D-Bus objects, which call into the radio;
+// tree: the `ObjectTree` that puts those objects on the bus;
+// this module: serving it all.
 mod adapter;
 pub mod bus;
 mod error;
 mod filter;
 mod gatt;
 mod link;
+mod names;
+mod options;
 mod radio;
 mod remote;
+mod tree;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::task::JoinHandle;
@@ -30,52 +40,12 @@ use zbus::Connection;
 
 pub use bus::PrivateBus;
 pub use error::BluezError;
-pub use radio::ADAPTER_PATH;
+pub use names::{ADAPTER_PATH, BLUEZ_NAME};
+pub use options::BluezOptions;
 
-use crate::ble_link::LinkParams;
 use crate::device::Device;
 use adapter::{Adapter, AgentManager};
 use radio::Radio;
-
-/// The well-known name BlueZ owns.
-pub const BLUEZ_NAME: &str = "org.bluez";
-
-/// How the emulated adapter and device present themselves.
-#[derive(Debug, Clone)]
-pub struct BluezOptions {
-    /// The simulated radio link of every connection (MTU, timing).
-    pub link: LinkParams,
-    /// The adapter's address.
-    pub adapter_address: String,
-    /// The adapter's name.
-    pub adapter_name: String,
-    /// The device's address (random static: the two top bits set).
-    pub device_address: String,
-    /// The name the device advertises.
-    pub device_name: String,
-    /// Refuse notifications and writes (ATT insufficient authentication) until the client
-    /// pairs (`Device1.Pair`).
-    pub require_pairing: bool,
-    /// Time between advertisements while a client discovers.
-    pub advertising_interval: Duration,
-    /// How long `Connect` waits for the device to advertise (it does not while rebooting).
-    pub connect_timeout: Duration,
-}
-
-impl Default for BluezOptions {
-    fn default() -> Self {
-        BluezOptions {
-            link: LinkParams::phone_fast(),
-            adapter_address: "02:53:4D:50:00:00".into(),
-            adapter_name: "smpflash-sim-adapter".into(),
-            device_address: "C0:53:4D:50:00:01".into(),
-            device_name: "smpflash-sim".into(),
-            require_pairing: false,
-            advertising_interval: Duration::from_millis(100),
-            connect_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// A running BlueZ emulation; leaves the bus when dropped.
 pub struct BluezServer {
@@ -134,7 +104,7 @@ impl Drop for BluezServer {
 /// `unix:path=/run/dbus/system_bus_socket`, or [`PrivateBus::address`]).
 pub async fn serve(device: Arc<Device>, options: BluezOptions, address: &str) -> zbus::Result<BluezServer> {
     options.link.validate().map_err(|e| zbus::Error::Failure(format!("link profile: {e}")))?;
-    let radio = Radio::new(device, options);
+    let radio = Radio::new(device, options, Box::new(tree::DbusObjects));
     // Objects are served before the name is taken, so a client that sees the name appear
     // finds the adapter at once.
     let conn = zbus::connection::Builder::address(address)?

@@ -10,8 +10,8 @@ use zbus::interface;
 use zbus::message::Header;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
-use super::adapter::sender;
 use super::error::{BluezError, Result};
+use super::names::sender;
 use super::radio::Radio;
 
 /// Client Characteristic Configuration descriptor.

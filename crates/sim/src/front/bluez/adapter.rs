@@ -9,12 +9,8 @@ use zbus::zvariant::{ObjectPath, OwnedValue};
 
 use super::error::Result;
 use super::filter::DiscoveryFilter;
+use super::names::sender;
 use super::radio::Radio;
-
-/// The unique bus name of the caller: BlueZ keeps discovery and notify sessions per client.
-pub(crate) fn sender(header: &Header<'_>) -> String {
-    header.sender().map(|s| s.to_string()).unwrap_or_default()
-}
 
 /// The adapter.
 pub(crate) struct Adapter {

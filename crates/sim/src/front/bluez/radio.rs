@@ -10,31 +10,43 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use smpflash_core::gatt::GattLink;
+use tokio::sync::mpsc;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::Value;
 use zbus::Connection;
 
+use async_trait::async_trait;
+
 use super::error::{BluezError, Result};
 use super::filter::DiscoveryFilter;
-use super::link::Link;
-use super::remote::RemoteDevice;
-use super::BluezOptions;
-use crate::ble::BleFrontEnd;
+use super::names::{ADAPTER1, ADAPTER_PATH, CHARACTERISTIC1, CHAR_NODE, DESC_NODE, DEVICE1, SERVICE_NODE};
+use super::options::BluezOptions;
 use crate::device::{Device, DeviceEvent};
+use crate::front::ble::BleFrontEnd;
+use crate::front::ble_link::SimCentral;
 
-/// Interface names, as clients match them.
-pub(crate) const DEVICE1: &str = "org.bluez.Device1";
-pub(crate) const ADAPTER1: &str = "org.bluez.Adapter1";
-pub(crate) const CHARACTERISTIC1: &str = "org.bluez.GattCharacteristic1";
+/// One connection over the simulated radio link.
+pub(super) struct Link {
+    pub(super) epoch: u64,
+    pub(super) central: Arc<SimCentral>,
+    // Write commands in the order they were accepted; a task feeds them to the radio link.
+    pub(super) writes: mpsc::UnboundedSender<Vec<u8>>,
+}
 
-/// Object path of the one adapter.
-pub const ADAPTER_PATH: &str = "/org/bluez/hci0";
-
-/// Node names under the device. BlueZ names GATT objects after attribute handles, and
-/// bluez-async finds them by these prefixes when it introspects.
-const SERVICE_NODE: &str = "service000a";
-const CHAR_NODE: &str = "char000b";
-const DESC_NODE: &str = "desc000d";
+/// The D-Bus objects the radio puts on the bus and takes off it. The objects hold the radio and
+/// call into it, so the radio knows them only through this seam and the module that serves
+/// them (`tree`) sits above both.
+#[async_trait]
+pub(crate) trait ObjectTree: Send + Sync {
+    /// Exports the device object (`Device1`) at the radio's device path.
+    async fn export_device(&self, radio: &Arc<Radio>) -> zbus::Result<bool>;
+    /// Removes the device object.
+    async fn remove_device(&self, radio: &Radio);
+    /// Exports the SMP service, its characteristic and the CCC descriptor.
+    async fn export_gatt(&self, radio: &Arc<Radio>);
+    /// Removes the SMP service's objects.
+    async fn remove_gatt(&self, radio: &Radio);
+}
 
 /// The adapter's state.
 pub(crate) struct St {
@@ -81,6 +93,7 @@ pub(crate) struct Radio {
     pub front: BleFrontEnd,
     pub opts: BluezOptions,
     pub device_path: String,
+    pub(super) tree: Box<dyn ObjectTree>,
     conn: OnceLock<Connection>,
     st: Mutex<St>,
     pub(super) ops: tokio::sync::Mutex<()>,
@@ -88,7 +101,7 @@ pub(crate) struct Radio {
 }
 
 impl Radio {
-    pub fn new(device: Arc<Device>, opts: BluezOptions) -> Arc<Self> {
+    pub fn new(device: Arc<Device>, opts: BluezOptions, tree: Box<dyn ObjectTree>) -> Arc<Self> {
         let front = BleFrontEnd::new(device.clone(), opts.link.clone());
         let device_path = format!("{ADAPTER_PATH}/dev_{}", opts.device_address.replace(':', "_"));
         let st = St {
@@ -114,6 +127,7 @@ impl Radio {
             front,
             opts,
             device_path,
+            tree,
             conn: OnceLock::new(),
             st: Mutex::new(st),
             ops: tokio::sync::Mutex::new(()),
@@ -294,8 +308,7 @@ impl Radio {
         };
         match seen {
             Some((true, _)) => {
-                let object = RemoteDevice::new(self.clone());
-                if let Err(e) = self.conn().object_server().at(self.device_path.as_str(), object).await {
+                if let Err(e) = self.tree.export_device(self).await {
                     tracing::warn!("bluez sim: cannot export the device: {e}");
                     self.st().present = false;
                 }
@@ -329,7 +342,28 @@ impl Radio {
             st.paired = false;
             st.trusted = false;
         }
-        let _ = self.conn().object_server().remove::<RemoteDevice, _>(self.device_path.as_str()).await;
+        self.tree.remove_device(self).await;
+    }
+
+    /// Drops a connection and tells clients: ServicesResolved and Connected go false and the
+    /// GATT objects go away. Called with `ops` held.
+    pub(super) async fn teardown_locked(&self, link: Link) {
+        link.central.disconnect();
+        let (resolved, unsubscribed) = {
+            let mut st = self.st();
+            let resolved = std::mem::take(&mut st.services_resolved);
+            let unsubscribed = st.notifying();
+            st.notify_clients.clear();
+            (resolved, unsubscribed)
+        };
+        if unsubscribed {
+            self.changed(&self.char_path(), CHARACTERISTIC1, vec![("Notifying", false.into())]).await;
+        }
+        if resolved {
+            self.changed(&self.device_path, DEVICE1, vec![("ServicesResolved", false.into())]).await;
+        }
+        self.changed(&self.device_path, DEVICE1, vec![("Connected", false.into())]).await;
+        self.tree.remove_gatt(self).await;
     }
 
     /// The device reset or lost power. Its connection is already gone (the BLE front end drops

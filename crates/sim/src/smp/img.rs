@@ -4,32 +4,13 @@
 use ciborium::Value;
 use sha2::{Digest, Sha256};
 
-use crate::bootloader::{swap_type, SwapType};
+use crate::boot::bootloader::{swap_type, SwapType};
+use crate::boot::trailer::{self, Flag, Magic};
+use crate::image::slot::{self, SlotImage};
 use crate::profile::{BootMode, Profile};
-use crate::server::{field, map, Fail, Handled, Request, EBADSTATE, EINVAL};
-use crate::slot_image::{self, SlotImage};
+use crate::smp::request::{field, map, Fail, Handled, Request};
 use crate::state::{State, Upload};
-use crate::trailer::{self, Flag, Magic};
-use smpflash_core::rc::group;
-
-/// Image group rc values (Zephyr `img_mgmt.h`).
-mod rc {
-    pub const NO_FREE_SLOT: i64 = 9;
-    pub const FLASH_WRITE_FAILED: i64 = 12;
-    pub const INVALID_SLOT: i64 = 14;
-    pub const INVALID_OFFSET: i64 = 20;
-    pub const INVALID_LENGTH: i64 = 21;
-    pub const INVALID_IMAGE_HEADER: i64 = 22;
-    pub const INVALID_IMAGE_HEADER_MAGIC: i64 = 23;
-    pub const INVALID_HASH: i64 = 24;
-    pub const HASH_NOT_FOUND: i64 = 8;
-    pub const CURRENT_VERSION_IS_NEWER: i64 = 27;
-    pub const IMAGE_ALREADY_PENDING: i64 = 28;
-    pub const INVALID_IMAGE_TOO_LARGE: i64 = 30;
-    pub const INVALID_IMAGE_DATA_OVERRUN: i64 = 31;
-    pub const IMAGE_CONFIRMATION_DENIED: i64 = 32;
-    pub const IMAGE_SETTING_TEST_TO_ACTIVE_DENIED: i64 = 33;
-}
+use smpflash_core::rc::{group, img as rc, MGMT_ERR_EBADSTATE, MGMT_ERR_EINVAL};
 
 fn img_err(rc: i64, reason: &'static str) -> Fail {
     Fail::Group { group: group::IMAGE, rc, reason: Some(reason) }
@@ -44,7 +25,7 @@ enum NextBoot {
 }
 
 fn info(state: &State, slot: usize) -> Option<SlotImage> {
-    slot_image::read_info(state.flash.slot(slot))
+    slot::read_info(state.flash.slot(slot))
 }
 
 fn opposite(slot: usize) -> usize {
@@ -156,12 +137,12 @@ pub fn state_write(state: &mut State, profile: &Profile, r: &mut Request<'_>) ->
     let confirm = match field(r.body, "confirm") {
         None => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(Fail::Smp(EINVAL)),
+        Some(_) => return Err(Fail::Smp(MGMT_ERR_EINVAL)),
     };
     let hash = match field(r.body, "hash") {
         None => None,
         Some(Value::Bytes(b)) => Some(b.clone()),
-        Some(_) => return Err(Fail::Smp(EINVAL)),
+        Some(_) => return Err(Fail::Smp(MGMT_ERR_EINVAL)),
     };
     let slot = match hash {
         None | Some(_) if hash.as_ref().is_none_or(|h| h.is_empty()) => {
@@ -258,8 +239,8 @@ fn upload_slot(state: &State, profile: &Profile, image: usize) -> Option<usize> 
 fn uint(body: &Value, key: &str) -> Result<Option<u64>, Fail> {
     match field(body, key) {
         None => Ok(None),
-        Some(Value::Integer(i)) => u64::try_from(*i).map(Some).map_err(|_| Fail::Smp(EINVAL)),
-        Some(_) => Err(Fail::Smp(EINVAL)),
+        Some(Value::Integer(i)) => u64::try_from(*i).map(Some).map_err(|_| Fail::Smp(MGMT_ERR_EINVAL)),
+        Some(_) => Err(Fail::Smp(MGMT_ERR_EINVAL)),
     }
 }
 
@@ -272,12 +253,12 @@ pub fn upload(state: &mut State, profile: &Profile, r: &mut Request<'_>) -> Hand
     let data: &[u8] = match field(body, "data") {
         Some(Value::Bytes(b)) => b,
         None => &[],
-        Some(_) => return Err(Fail::Smp(EINVAL)),
+        Some(_) => return Err(Fail::Smp(MGMT_ERR_EINVAL)),
     };
     let sha: Vec<u8> = match field(body, "sha") {
         Some(Value::Bytes(b)) => b.clone(),
         None => Vec::new(),
-        Some(_) => return Err(Fail::Smp(EINVAL)),
+        Some(_) => return Err(Fail::Smp(MGMT_ERR_EINVAL)),
     };
     let upgrade = matches!(field(body, "upgrade"), Some(Value::Bool(true)));
     let good = |state: &State| -> Handled {
@@ -388,7 +369,7 @@ pub fn erase(state: &mut State, profile: &Profile, r: &mut Request<'_>) -> Handl
         return Err(img_err(rc::INVALID_SLOT, "no such slot"));
     }
     if info(state, slot).is_some() && slot_in_use(state, profile, slot) {
-        return Err(Fail::Smp(EBADSTATE));
+        return Err(Fail::Smp(MGMT_ERR_EBADSTATE));
     }
     if !state.flash.is_erased(slot) {
         r.reply.cost += state.flash.erase_slot(slot);
@@ -433,8 +414,8 @@ mod tests {
     use smpflash_core::mcuboot::ImageVersion;
 
     use super::*;
-    use crate::bootloader;
-    use crate::server::Reply;
+    use crate::boot::bootloader;
+    use crate::smp::request::Reply;
 
     /// Chunk size that does not divide the 4 KiB sector, so chunks straddle sector boundaries.
     const CHUNK: usize = 1000;
@@ -450,7 +431,7 @@ mod tests {
     /// An image of five and a half sectors: it ends inside a sector, well before the trailer.
     fn image() -> Vec<u8> {
         let body: Vec<u8> = (0..22_000u32).map(|i| (i * 31 + 5) as u8).collect();
-        slot_image::build(ImageVersion { major: 2, minor: 0, revision: 0, build_num: 0 }, &body)
+        slot::build(ImageVersion { major: 2, minor: 0, revision: 0, build_num: 0 }, &body)
     }
 
     /// A factory device whose secondary slot is all zeros: programming cannot set a bit, so any
@@ -583,7 +564,7 @@ mod tests {
     #[test]
     fn a_progressively_erased_image_tests_and_reverts_like_before() {
         let img = image();
-        let hash = slot_image::read_info(&img).unwrap().hash;
+        let hash = slot::read_info(&img).unwrap().hash;
         for progressive in [false, true] {
             let p = profile(progressive);
             let mut state = dirty_device(&p);

@@ -1,11 +1,11 @@
 //! SMP over a GATT characteristic: frames out as MTU-sized writes, frames in reassembled from
 //! notifications by the SMP header's length.
 
+use crate::frame::{expected_len, Header, HEADER_LEN};
+use crate::gatt::GattLink;
+use crate::transport::{Transport, TransportError, TransportKind};
+use crate::{Error, Result};
 use async_trait::async_trait;
-use smpflash_core::frame::{expected_len, Header, HEADER_LEN};
-use smpflash_core::gatt::GattLink;
-use smpflash_core::transport::{Transport, TransportError, TransportKind};
-use smpflash_core::{Error, Result};
 use tokio::sync::Mutex;
 
 /// Largest frame SMP over BLE can describe: the header's 16-bit length plus the header.

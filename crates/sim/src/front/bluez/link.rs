@@ -1,6 +1,7 @@
 //! A connection to the device over the simulated radio link, as `Device1.Connect` makes it:
 //! the GATT objects it exports, the SMP characteristic's writes and notifications, and its
-//! end (by the client, or by the link when the device resets).
+//! end (by the client, or by the link when the device resets). More of [`Radio`]: the
+//! teardown every end shares is in [`super::radio`], below this module.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,16 +13,9 @@ use zbus::zvariant::OwnedValue;
 
 use super::error::{BluezError, Result};
 use super::filter::{as_int, as_str};
-use super::gatt::{CccDescriptor, SmpCharacteristic, SmpService};
-use super::radio::{Radio, CHARACTERISTIC1, DEVICE1};
-use crate::ble_link::SimCentral;
-
-pub(super) struct Link {
-    pub(super) epoch: u64,
-    pub(super) central: Arc<SimCentral>,
-    // Write commands in the order they were accepted; a task feeds them to the radio link.
-    pub(super) writes: mpsc::UnboundedSender<Vec<u8>>,
-}
+use super::names::{CHARACTERISTIC1, DEVICE1};
+use super::radio::{Link, Radio};
+use crate::front::ble_link::SimCentral;
 
 impl Radio {
     /// `Device1.Connect`: connects over the simulated radio link, resolves the SMP service and
@@ -65,7 +59,7 @@ impl Radio {
         tokio::spawn(feed_writes(central.clone(), queue));
         tokio::spawn(relay_notifications(self.clone(), central, epoch));
         self.changed(&self.device_path, DEVICE1, vec![("Connected", true.into())]).await;
-        self.export_gatt().await;
+        self.tree.export_gatt(self).await;
         // Discovery takes a few connection events after Connect returns; clients wait for
         // ServicesResolved, so the wait is exercised too.
         let radio = self.clone();
@@ -93,49 +87,6 @@ impl Radio {
             }
         });
         Ok(())
-    }
-
-    async fn export_gatt(self: &Arc<Self>) {
-        let server = self.conn().object_server();
-        let results = [
-            server.at(self.service_path(), SmpService::new(self.clone())).await,
-            server.at(self.char_path(), SmpCharacteristic::new(self.clone())).await,
-            server.at(self.desc_path(), CccDescriptor::new(self.clone())).await,
-        ];
-        for r in results {
-            if let Err(e) = r {
-                tracing::warn!("bluez sim: cannot export the SMP service: {e}");
-            }
-        }
-    }
-
-    async fn unexport_gatt(&self) {
-        let server = self.conn().object_server();
-        // Children first, as BlueZ removes them.
-        let _ = server.remove::<CccDescriptor, _>(self.desc_path()).await;
-        let _ = server.remove::<SmpCharacteristic, _>(self.char_path()).await;
-        let _ = server.remove::<SmpService, _>(self.service_path()).await;
-    }
-
-    /// Drops a connection and tells clients: ServicesResolved and Connected go false and the
-    /// GATT objects go away. Called with `ops` held.
-    pub(super) async fn teardown_locked(&self, link: Link) {
-        link.central.disconnect();
-        let (resolved, unsubscribed) = {
-            let mut st = self.st();
-            let resolved = std::mem::take(&mut st.services_resolved);
-            let unsubscribed = st.notifying();
-            st.notify_clients.clear();
-            (resolved, unsubscribed)
-        };
-        if unsubscribed {
-            self.changed(&self.char_path(), CHARACTERISTIC1, vec![("Notifying", false.into())]).await;
-        }
-        if resolved {
-            self.changed(&self.device_path, DEVICE1, vec![("ServicesResolved", false.into())]).await;
-        }
-        self.changed(&self.device_path, DEVICE1, vec![("Connected", false.into())]).await;
-        self.unexport_gatt().await;
     }
 
     /// The link went down on its own (the device reset, or the link model dropped it).

@@ -2,15 +2,16 @@
 
 use ciborium::Value;
 
+use smpflash_core::rc::{self, group};
+
 use crate::profile::Profile;
-use crate::server::{field, Fail, Handled, Request, EINVAL};
-use smpflash_core::rc::group;
+use crate::smp::request::{field, Fail, Handled, Request};
 
 /// Echo `d` back as `r`.
 pub fn echo(r: &mut Request<'_>) -> Handled {
     match field(r.body, "d") {
         Some(Value::Text(t)) => Ok(vec![("r", Value::Text(t.clone()))]),
-        _ => Err(Fail::Smp(EINVAL)),
+        _ => Err(Fail::Smp(rc::MGMT_ERR_EINVAL)),
     }
 }
 
@@ -33,7 +34,7 @@ pub fn info(profile: &Profile, r: &mut Request<'_>) -> Handled {
     let format = match field(r.body, "format") {
         None => "s".to_string(),
         Some(Value::Text(t)) => t.clone(),
-        Some(_) => return Err(Fail::Smp(EINVAL)),
+        Some(_) => return Err(Fail::Smp(rc::MGMT_ERR_EINVAL)),
     };
     let board = format!("smpflash-sim/{}", profile.name);
     let all = [
@@ -63,7 +64,7 @@ pub fn info(profile: &Profile, r: &mut Request<'_>) -> Handled {
                 parts.extend(all.iter().map(|s| s.to_string()));
                 continue;
             }
-            _ => return Err(Fail::Group { group: group::OS, rc: 2, reason: None }),
+            _ => return Err(Fail::Group { group: group::OS, rc: rc::os::INVALID_FORMAT, reason: None }),
         };
         parts.push(all[i].to_string());
     }
@@ -81,6 +82,6 @@ pub fn bootloader_info(profile: &Profile, r: &mut Request<'_>) -> Handled {
             }
             Ok(out)
         }
-        Some(_) => Err(Fail::Group { group: group::OS, rc: 3, reason: None }),
+        Some(_) => Err(Fail::Group { group: group::OS, rc: rc::os::QUERY_YIELDS_NO_ANSWER, reason: None }),
     }
 }

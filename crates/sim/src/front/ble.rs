@@ -11,8 +11,8 @@ use smpflash_core::transport::{TransportError, TransportKind};
 use smpflash_core::Result;
 use tokio::sync::mpsc;
 
-use crate::ble_link::{link, LinkParams, SimCentral, SimPeripheral};
 use crate::device::{Device, DeviceEvent};
+use crate::front::ble_link::{link, LinkParams, SimCentral, SimPeripheral};
 
 /// Makes connections to the device over simulated BLE links with fixed parameters.
 #[derive(Debug, Clone)]

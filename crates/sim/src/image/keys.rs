@@ -10,11 +10,7 @@ use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
-
-/// ECDSA signature TLV type (DER-encoded; P-256 with this key).
-pub const TLV_ECDSA_SIG: u16 = 0x22;
-/// Ed25519 signature TLV type.
-pub const TLV_ED25519: u16 = 0x24;
+use smpflash_core::mcuboot::TlvKind;
 
 #[derive(Clone)]
 enum Key {
@@ -94,10 +90,11 @@ impl SigningKey {
 
     /// The TLV type of this key's signatures; MCUboot is built for one signature type and
     /// ignores the others.
-    pub fn signature_tlv(&self) -> u16 {
+    pub fn signature_tlv(&self) -> TlvKind {
         match self.key {
-            Key::EcdsaP256 { .. } => TLV_ECDSA_SIG,
-            Key::Ed25519 { .. } => TLV_ED25519,
+            // DER-encoded; P-256 with this key.
+            Key::EcdsaP256 { .. } => TlvKind::EcdsaSig,
+            Key::Ed25519 { .. } => TlvKind::Ed25519,
         }
     }
 

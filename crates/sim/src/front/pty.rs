@@ -32,11 +32,11 @@ use tokio::time::Instant;
 use tokio_util::bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
-use crate::bootloader::BootEvent;
+use crate::boot::bootloader::BootEvent;
 use crate::device::{Device, DeviceEvent};
 use crate::faults::Rng;
 use crate::profile::BootMode;
-use crate::server::field;
+use crate::smp::request::field;
 
 /// Zephyr's `CONFIG_UART_MCUMGR_RX_BUF_SIZE` (128): a line, newline included, must fit it.
 const RX_LINE_LIMIT: usize = 127;

@@ -4,11 +4,10 @@
 //! magic (16 bytes), image_ok (at -24), copy_done (at -32), swap_info (at -40), swap_size
 //! (at -48). imgtool's `--pad` writes the magic and `--confirm` the image_ok at the same places.
 
-use crate::flash::{Flash, ERASED};
+// The same magic the image reader looks for in `imgtool --pad` images.
+use smpflash_core::mcuboot::BOOT_MAGIC;
 
-/// The trailer magic MCUboot writes to mark a slot.
-pub const BOOT_MAGIC: [u8; 16] =
-    [0x77, 0xc2, 0x95, 0xf3, 0x60, 0xd2, 0xef, 0x7f, 0x35, 0x52, 0x50, 0x0f, 0x2c, 0xb6, 0x79, 0x80];
+use crate::flash::{Flash, ERASED};
 
 /// Value of a set flag.
 pub const FLAG_SET: u8 = 0x01;

@@ -2,22 +2,14 @@
 //! validating it the way MCUboot does before it boots or swaps, and building factory images.
 
 use sha2::{Digest, Sha256};
-use smpflash_core::mcuboot::{ImageHeader, ImageVersion, Tlv, TlvArea, TlvKind};
+use smpflash_core::mcuboot::tlv::{TLV_INFO_MAGIC, TLV_PROT_INFO_MAGIC};
+use smpflash_core::mcuboot::{HeaderFlags, ImageHeader, ImageVersion, Tlv, TlvArea, TlvKind, IMAGE_MAGIC};
 
-use crate::signing_key::SigningKey;
+use crate::image::keys::SigningKey;
 
-/// Unprotected TLV area magic.
-const TLV_INFO_MAGIC: u16 = 0x6907;
-/// Protected TLV area magic.
-const TLV_PROT_INFO_MAGIC: u16 = 0x6908;
-/// SHA-256 TLV type.
-const TLV_SHA256: u16 = 0x10;
-/// Key hash TLV type.
-const TLV_KEYHASH: u16 = 0x01;
-/// Header flag: encrypted with AES-128 or AES-256.
-const ENCRYPTED: u32 = 0x04 | 0x08;
-/// Header flag: not bootable.
-const NON_BOOTABLE: u32 = 0x10;
+/// Header flags of an encrypted body (AES-128 or AES-256): the virtual bootloader holds no
+/// decryption key, so it refuses either.
+const ENCRYPTED: u32 = HeaderFlags::ENCRYPTED_AES128 | HeaderFlags::ENCRYPTED_AES256;
 
 /// What img_mgmt reads from a slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +29,7 @@ pub struct SlotImage {
 impl SlotImage {
     /// Whether the header allows booting.
     pub fn bootable(&self) -> bool {
-        self.flags & NON_BOOTABLE == 0
+        self.flags & HeaderFlags::NON_BOOTABLE == 0
     }
 }
 
@@ -46,7 +38,7 @@ impl SlotImage {
 pub fn read_info(bytes: &[u8]) -> Option<SlotImage> {
     let header = ImageHeader::parse(bytes).ok()?;
     let (_, area) = tlv_areas(bytes, &header)?;
-    let sha = area.entries.iter().find(|t| t.kind.code() == TLV_SHA256)?;
+    let sha = area.entries.iter().find(|t| t.kind == TlvKind::Sha256)?;
     let hash: [u8; 32] = sha.value.as_slice().try_into().ok()?;
     Some(SlotImage {
         version: header.version,
@@ -164,14 +156,14 @@ fn check_signature(
     let mut signed = false;
     let mut foreign_key = None;
     for tlv in prot.iter().flat_map(|a| &a.entries).chain(&area.entries) {
-        match tlv.kind.code() {
-            TLV_KEYHASH => {
+        match tlv.kind {
+            TlvKind::KeyHash => {
                 selected = tlv.value == ours;
                 if !selected {
                     foreign_key.get_or_insert_with(|| hex::encode(&tlv.value));
                 }
             }
-            code if code == key.signature_tlv() => {
+            kind if kind == key.signature_tlv() => {
                 signed = true;
                 if selected {
                     verdict = Some(key.verify(hash, &tlv.value));
@@ -202,7 +194,7 @@ fn is_signature(tlv: &Tlv) -> bool {
 pub fn build(version: ImageVersion, body: &[u8]) -> Vec<u8> {
     let hdr_size = 32u16;
     let mut out = Vec::with_capacity(32 + body.len() + 40);
-    out.extend_from_slice(&smpflash_core::mcuboot::IMAGE_MAGIC.to_le_bytes());
+    out.extend_from_slice(&IMAGE_MAGIC.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes()); // load_addr
     out.extend_from_slice(&hdr_size.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes()); // protect_tlv_size
@@ -217,7 +209,7 @@ pub fn build(version: ImageVersion, body: &[u8]) -> Vec<u8> {
     let hash: [u8; 32] = Sha256::digest(&out).into();
     out.extend_from_slice(&TLV_INFO_MAGIC.to_le_bytes());
     out.extend_from_slice(&(4u16 + 4 + 32).to_le_bytes());
-    out.extend_from_slice(&TLV_SHA256.to_le_bytes());
+    out.extend_from_slice(&TlvKind::Sha256.code().to_le_bytes());
     out.extend_from_slice(&32u16.to_le_bytes());
     out.extend_from_slice(&hash);
     out
@@ -232,8 +224,8 @@ pub fn sign(image: &[u8], key: &SigningKey) -> Option<Vec<u8>> {
     let header = &info.header;
     let tlv_off = header.hdr_size as usize + header.img_size as usize + header.protect_tlv_size as usize;
     let mut out = image[..info.total_len].to_vec();
-    for (kind, value) in [(TLV_KEYHASH, &key.key_hash()[..]), (key.signature_tlv(), &signature[..])] {
-        out.extend_from_slice(&kind.to_le_bytes());
+    for (kind, value) in [(TlvKind::KeyHash, &key.key_hash()[..]), (key.signature_tlv(), &signature[..])] {
+        out.extend_from_slice(&kind.code().to_le_bytes());
         out.extend_from_slice(&(value.len() as u16).to_le_bytes());
         out.extend_from_slice(value);
     }
