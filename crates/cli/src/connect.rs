@@ -11,24 +11,32 @@ use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::Result;
 use smpflash_serial::SerialTransport;
+#[cfg(feature = "sim")]
 use smpflash_sim::connect::{SimConnector, SimLink, SimOptions, SimStartError};
+#[cfg(feature = "sim")]
 use smpflash_sim::profile::SimProfile;
 use smpflash_udp::UdpConnector;
 
 use crate::exit::{Code, Failure};
 
-/// How to reach the device (one of).
+// Without the virtual device (`--no-default-features`), `--sim` and `--sim-link` still parse, so
+// that using them says what this build lacks instead of "unexpected argument".
+#[cfg(not(feature = "sim"))]
+type SimProfile = String;
+#[cfg(not(feature = "sim"))]
+type SimLink = String;
+
+/// The device to talk to: at most one of `--udp`, `--serial`, `--ble` and `--sim` (clap
+/// refuses two; commands that need a device say so when none is given).
 #[derive(Args, Debug, Clone)]
-pub struct Connection {
+#[group(id = "link", multiple = false)]
+pub struct LinkArgs {
     /// UDP: HOST or HOST:PORT (port 1337 by default).
     #[arg(long, env = "SMPFLASH_UDP", value_name = "HOST[:PORT]")]
     pub udp: Option<String>,
     /// Serial: a port (/dev/ttyACM0, COM3), a pty path, or tcp://HOST:PORT.
     #[arg(long, env = "SMPFLASH_SERIAL", value_name = "PATH")]
     pub serial: Option<String>,
-    /// Serial baud rate.
-    #[arg(long, env = "SMPFLASH_BAUD", default_value_t = 115_200)]
-    pub baud: u32,
     /// BLE: the device's name or address.
     #[arg(long, env = "SMPFLASH_BLE", value_name = "NAME|ADDRESS")]
     pub ble: Option<String>,
@@ -36,8 +44,38 @@ pub struct Connection {
     /// another profile.
     #[arg(long, env = "SMPFLASH_SIM", value_name = "PROFILE", num_args = 0..=1, require_equals = true, default_missing_value = "nrf5340")]
     pub sim: Option<SimProfile>,
+}
+
+/// One chosen link, from [`LinkArgs`].
+enum Link<'a> {
+    Udp(&'a str),
+    Serial(&'a str),
+    Ble(&'a str),
+    Sim(&'a SimProfile),
+}
+
+impl LinkArgs {
+    /// The link given, if any; clap has already refused more than one.
+    fn chosen(&self) -> Option<Link<'_>> {
+        let Self { udp, serial, ble, sim } = self;
+        udp.as_deref()
+            .map(Link::Udp)
+            .or(serial.as_deref().map(Link::Serial))
+            .or(ble.as_deref().map(Link::Ble))
+            .or(sim.as_ref().map(Link::Sim))
+    }
+}
+
+/// How to reach the device, and how to talk over the link.
+#[derive(Args, Debug, Clone)]
+pub struct Connection {
+    #[command(flatten)]
+    link: LinkArgs,
+    /// Serial baud rate.
+    #[arg(long, env = "SMPFLASH_BAUD", default_value_t = 115_200)]
+    pub baud: u32,
     /// How to reach the virtual device.
-    #[arg(long, env = "SMPFLASH_SIM_LINK", default_value_t = SimLink::BlePhoneFast)]
+    #[arg(long, env = "SMPFLASH_SIM_LINK", default_value = "ble-phone-fast")]
     pub sim_link: SimLink,
     /// Override a field of the virtual device's profile, as `smpflash sim --set` does, e.g.
     /// --sim-set slot_size=0x120000 (repeatable).
@@ -105,47 +143,52 @@ impl Connection {
 
     /// Opens the connection the options describe.
     pub async fn open(&self) -> std::result::Result<Connected, Failure> {
-        let chosen = [self.udp.is_some(), self.serial.is_some(), self.ble.is_some(), self.sim.is_some()];
-        match chosen.iter().filter(|c| **c).count() {
-            0 => {
+        let connector: Box<dyn Connector> = match self.link.chosen() {
+            None => {
                 return Err(usage(
                     "say how to reach the device: --udp HOST, --serial PATH, --ble NAME or --sim",
                 ))
             }
-            1 => {}
-            _ => return Err(usage("choose one of --udp, --serial, --ble and --sim")),
-        }
-        let connector: Box<dyn Connector> = if let Some(target) = &self.udp {
-            Box::new(match self.mtu {
+            Some(Link::Udp(target)) => Box::new(match self.mtu {
                 // An IP MTU above the path's makes the stack fragment datagrams: opt-in only.
-                Some(mtu) => UdpConnector::new(target.clone()).with_path_mtu(mtu),
-                None => UdpConnector::new(target.clone()),
-            })
-        } else if let Some(path) = &self.serial {
-            Box::new(Serial { path: path.clone(), baud: self.baud, max_frame: self.mtu })
-        } else if let Some(target) = &self.ble {
-            Box::new(Ble {
-                target: target.clone(),
+                Some(mtu) => UdpConnector::new(target.to_string()).with_path_mtu(mtu),
+                None => UdpConnector::new(target.to_string()),
+            }),
+            Some(Link::Serial(path)) => {
+                Box::new(Serial { path: path.to_string(), baud: self.baud, max_frame: self.mtu })
+            }
+            Some(Link::Ble(target)) => Box::new(Ble {
+                target: target.to_string(),
                 options: ConnectOptions { mtu: self.mtu, ..Default::default() },
-            })
-        } else {
-            let options = SimOptions {
-                profile: self.sim.unwrap_or(SimProfile::Nrf5340),
-                overrides: self.sim_set.clone(),
-                time_scale: self.sim_time_scale,
-                state_file: self.sim_state.clone(),
-                link: self.sim_link,
-                mtu: self.mtu,
-            };
-            Box::new(SimConnector::start(&options).await.map_err(|e| {
-                let code = match e {
-                    SimStartError::Profile(_) | SimStartError::Device(_) => Code::Failure,
-                    SimStartError::Udp(_) | SimStartError::Pty(_) => Code::Connection,
-                };
-                Failure { code, message: e.to_string() }
-            })?)
+            }),
+            Some(Link::Sim(profile)) => self.virtual_device(profile).await?,
         };
         let session = Session::open(connector, self.timeout()).await.map_err(Failure::from)?;
         Ok(Connected { session })
+    }
+
+    #[cfg(feature = "sim")]
+    async fn virtual_device(&self, profile: &SimProfile) -> std::result::Result<Box<dyn Connector>, Failure> {
+        let options = SimOptions {
+            profile: *profile,
+            overrides: self.sim_set.clone(),
+            time_scale: self.sim_time_scale,
+            state_file: self.sim_state.clone(),
+            link: self.sim_link,
+            mtu: self.mtu,
+        };
+        let connector = SimConnector::start(&options).await.map_err(|e| {
+            let code = match e {
+                SimStartError::Profile(_) | SimStartError::Device(_) => Code::Failure,
+                SimStartError::Udp(_) | SimStartError::Pty(_) => Code::Connection,
+            };
+            Failure { code, message: e.to_string() }
+        })?;
+        Ok(Box::new(connector))
+    }
+
+    #[cfg(not(feature = "sim"))]
+    async fn virtual_device(&self, _: &SimProfile) -> std::result::Result<Box<dyn Connector>, Failure> {
+        Err(crate::exit::without_sim())
     }
 }

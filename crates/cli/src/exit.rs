@@ -49,6 +49,17 @@ impl Failure {
     }
 }
 
+/// What `--sim` and `smpflash sim` say in a build without the virtual device.
+#[cfg(not(feature = "sim"))]
+pub fn without_sim() -> Failure {
+    Failure {
+        code: Code::Usage,
+        message: "this smpflash was built without the virtual device (cargo feature `sim`); \
+                  build it with default features to use --sim or `smpflash sim`"
+            .into(),
+    }
+}
+
 /// The exit code of a library error. Exhaustive on purpose: a new error variant does not
 /// compile until it has a code here.
 fn code_of(e: &Error) -> Code {

@@ -10,6 +10,7 @@ mod exit;
 mod output;
 mod render;
 mod show;
+#[cfg(feature = "sim")]
 mod sim;
 
 use std::path::PathBuf;
@@ -96,7 +97,15 @@ enum Command {
         force: bool,
     },
     /// Run the virtual device (an SMP server with MCUboot behaviour) until Ctrl-C.
+    #[cfg(feature = "sim")]
     Sim(sim::SimArgs),
+    /// Run the virtual device (not in this build: it was built without the `sim` feature).
+    #[cfg(not(feature = "sim"))]
+    Sim {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,7 +170,10 @@ async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
     let open = || connection.open();
     match cli.command {
         Command::Image(ImageCommand::Show { file }) => show::run(&file),
+        #[cfg(feature = "sim")]
         Command::Sim(args) => sim::run(args).await.map(|()| Outcome::Nothing),
+        #[cfg(not(feature = "sim"))]
+        Command::Sim { .. } => Err(exit::without_sim()),
         Command::Scan { seconds } => {
             Ok(Outcome::Scan { devices: smpflash_ble::scan(Duration::from_secs_f64(seconds)).await? })
         }

@@ -35,6 +35,7 @@ pub struct Info {
 #[serde(untagged)]
 pub enum Outcome {
     /// Nothing to print (the virtual device ran until Ctrl-C).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     Nothing,
     /// `scan`.
     Scan {

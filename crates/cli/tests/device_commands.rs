@@ -268,3 +268,29 @@ fn a_failed_update_in_json_mode_says_why_and_exits_with_its_code() {
     assert_eq!((doc["exit_code"].as_u64(), doc["verdict"].as_str()), (Some(5), Some("invalid")));
     assert!(doc["error"].as_str().unwrap().contains("MCUboot rejected it at boot"), "{doc}");
 }
+
+#[test]
+fn one_link_at_most_and_names_from_one_list() {
+    // two links: clap refuses the pair before anything is opened
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--udp", "127.0.0.1:9", "--serial", "/dev/null", "echo", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+    // an unknown link or profile: the message lists the names, taken from the enums
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--sim", "--sim-link", "carrier-pigeon", "echo", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ble-phone-fast").and(predicate::str::contains("serial-115200")));
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--sim=nrf9160", "echo", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("zephyr-default").and(predicate::str::contains("mcuboot-recovery")));
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--sim", "dfu", "--mode", "yolo", "examples/app-update-v1.1.0.bin"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("test-and-confirm").and(predicate::str::contains("upload-only")));
+}
