@@ -45,8 +45,9 @@ pub enum DeviceEvent {
 /// The result of one request.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// The answer to send, if any.
-    pub response: Option<Vec<u8>>,
+    /// The answers to send, in order: one per request the packet held (Zephyr handles every
+    /// request in a packet), none when Zephyr would send nothing.
+    pub responses: Vec<Vec<u8>>,
     /// The device resets after the answer went out: call [`Device::reset`].
     pub reset: bool,
 }
@@ -142,8 +143,9 @@ impl Device {
         }
     }
 
-    /// Handles one SMP request frame. The device is busy (holding its state) for the flash time
-    /// the request takes, as a real one is.
+    /// Handles one SMP packet (a datagram, a serial packet, a reassembled BLE write). The
+    /// device is busy (holding its state) for the flash time the requests take, as a real one
+    /// is.
     pub async fn handle(&self, frame: &[u8]) -> Outcome {
         if !self.is_up() {
             return Outcome::default();
@@ -171,9 +173,9 @@ impl Device {
         drop(state);
         if crash {
             tracing::info!("sim: injected reset during upload");
-            return Outcome { response: None, reset: true };
+            return Outcome { responses: Vec::new(), reset: true };
         }
-        Outcome { response: reply.frame, reset: reply.reset }
+        Outcome { responses: reply.frames, reset: reply.reset }
     }
 
     /// Resets the device: RAM state (the upload in progress) is lost, MCUboot runs its boot

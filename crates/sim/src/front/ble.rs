@@ -71,34 +71,58 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
     let rx = peripheral.clone();
     let rx_device = device.clone();
     let receiver = tokio::spawn(async move {
-        let mut pending: Vec<u8> = Vec::new();
+        let buf_size = rx_device.profile().buf_size;
         loop {
-            // A frame takes a buffer when its first fragment arrives; until one is free the
-            // link is not read, so the radio stops accepting writes.
+            // Zephyr's smp_bt_chr_write with CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY
+            // (smp_reassembly.c, smp_reassembly_collect): the first write of a packet must
+            // hold a whole header, and the header's length (plus the header) is what the
+            // packet will have; a write that breaks a rule is refused and dropped whole
+            // (write without response: the client never hears of it).
             let Some(first) = rx.next_write().await else {
                 return;
             };
+            let Some(expected) = expected_len(&first) else {
+                // -ENODATA: "Not enough data to even collect header".
+                tracing::debug!("sim ble: a {}-byte write cannot hold a header; dropped", first.len());
+                continue;
+            };
+            if first.len() > buf_size || expected > buf_size {
+                // -ENOSR: "Joining net_bufs not supported yet".
+                tracing::debug!(
+                    "sim ble: a {expected}-byte packet does not fit a {buf_size}-byte buffer; dropped"
+                );
+                continue;
+            }
+            if first.len() > expected {
+                // -EOVERFLOW: more bytes than the header's length; nothing of it is handled.
+                tracing::debug!(
+                    "sim ble: a {}-byte write whose header says {expected} bytes; dropped",
+                    first.len()
+                );
+                continue;
+            }
+            // smp_packet_alloc: a packet takes a buffer when its first write is collected;
+            // until one is free the link is not read, so the radio stops accepting writes.
             let Ok(permit) = rx_device.buffers().acquire_owned().await else {
                 return;
             };
-            pending.extend_from_slice(&first);
-            let frame = loop {
-                match expected_len(&pending) {
-                    Some(total) if pending.len() >= total => {
-                        let rest = pending.split_off(total);
-                        if !rest.is_empty() {
-                            tracing::debug!("sim ble: {} stray bytes after a frame dropped", rest.len());
-                        }
-                        break std::mem::take(&mut pending);
-                    }
-                    _ => {}
+            let mut packet = first;
+            let complete = loop {
+                if packet.len() == expected {
+                    break true;
                 }
                 let Some(value) = rx.next_write().await else {
                     return;
                 };
-                pending.extend_from_slice(&value);
+                if packet.len() + value.len() > expected {
+                    // -EOVERFLOW on a later write: "A fragment is longer than the expected
+                    // size"; smp_reassembly_drop frees the whole packet.
+                    tracing::debug!("sim ble: a write overruns the packet's header length; packet dropped");
+                    break false;
+                }
+                packet.extend_from_slice(&value);
             };
-            if queue.send((frame, permit)).is_err() {
+            if complete && queue.send((packet, permit)).is_err() {
                 return;
             }
         }
@@ -120,7 +144,7 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
         let chunk = peripheral.mtu() - 3;
         while let Some((frame, permit)) = work.recv().await {
             let outcome = device.handle(&frame).await;
-            if let Some(response) = outcome.response {
+            'answers: for response in &outcome.responses {
                 for piece in response.chunks(chunk) {
                     // Zephyr's SMP work queue hands the answer to the host and moves on to the
                     // next request while the radio sends it; only the answer to a reset is
@@ -131,7 +155,7 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
                         peripheral.queue_notification(piece).await.map(drop)
                     };
                     if sent.is_err() {
-                        break;
+                        break 'answers;
                     }
                 }
             }

@@ -319,7 +319,7 @@ async fn work(device: Arc<Device>, mut queue: mpsc::UnboundedReceiver<Work>, con
     while let Some((frame, permit)) = queue.recv().await {
         let upload_len = upload_start(&frame);
         let outcome = device.handle(&frame).await;
-        if let Some(answer) = &outcome.response {
+        for answer in &outcome.responses {
             if let (true, Some(len)) = (logs_erase, upload_len) {
                 if answer_has_offset(answer) {
                     let erased = len.div_ceil(erase_unit) * erase_unit;

@@ -68,14 +68,23 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
                 let mut r = rx_rng.lock().unwrap_or_else(|e| e.into_inner());
                 (r.chance(faults.drop), r.chance(faults.duplicate))
             };
-            if drop_it || !rx_device.is_up() || n > rx_device.profile().buf_size {
+            if drop_it || !rx_device.is_up() {
                 tracing::debug!("sim udp: dropped a {n}-byte request from {from}");
                 continue;
+            }
+            // Zephyr's smp_udp receives into a CONFIG_MCUMGR_TRANSPORT_UDP_MTU buffer
+            // (`zsock_recvfrom(..., CONFIG_MCUMGR_TRANSPORT_UDP_MTU, ...)`), which must not
+            // exceed the SMP buffer; the sim's MTU is buf_size. A longer datagram is cut to
+            // it, as a datagram socket does, and the SMP server then finds less than the
+            // header's length and answers MGMT_ERR_ECORRUPT.
+            let n_kept = n.min(rx_device.profile().buf_size);
+            if n_kept < n {
+                tracing::debug!("sim udp: a {n}-byte datagram cut to the {n_kept}-byte MTU");
             }
             for _ in 0..1 + dup as usize {
                 match rx_device.buffers().try_acquire_owned() {
                     Ok(permit) => {
-                        let _ = queue.send((buf[..n].to_vec(), from, permit));
+                        let _ = queue.send((buf[..n_kept].to_vec(), from, permit));
                     }
                     Err(_) => tracing::debug!(
                         "sim udp: all {} buffers busy; request dropped",
@@ -103,7 +112,7 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
             };
             let outcome = device.handle(&frame).await;
             drop(permit);
-            if let Some(response) = outcome.response {
+            for response in outcome.responses {
                 let (drop_it, dup, reorder) = {
                     let mut r = rng.lock().unwrap_or_else(|e| e.into_inner());
                     (r.chance(faults.drop), r.chance(faults.duplicate), r.chance(faults.reorder))

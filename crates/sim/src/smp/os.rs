@@ -7,11 +7,15 @@ use smpflash_core::rc::{self, group};
 use crate::profile::Profile;
 use crate::smp::request::{field, Fail, Handled, Request};
 
-/// Echo `d` back as `r`.
+/// Echo `d` back as `r`. Zephyr's `os_mgmt_echo` starts from an empty string and decodes `d`
+/// only if it is there (`zcbor_map_decode_bulk` does not require a key), so an echo without
+/// `d` is answered `{"r": ""}`; a `d` that is not text fails the decode (the server checks
+/// that before calling this).
 pub fn echo(r: &mut Request<'_>) -> Handled {
     match field(r.body, "d") {
         Some(Value::Text(t)) => Ok(vec![("r", Value::Text(t.clone()))]),
-        _ => Err(Fail::Smp(rc::MGMT_ERR_EINVAL)),
+        None => Ok(vec![("r", Value::Text(String::new()))]),
+        Some(_) => Err(Fail::Smp(rc::MGMT_ERR_EINVAL)),
     }
 }
 

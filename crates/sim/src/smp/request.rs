@@ -27,12 +27,13 @@ pub enum Fail {
 /// What a handler produced.
 pub type Handled = Result<Vec<(&'static str, Value)>, Fail>;
 
-/// What the server does with one request.
+/// What the server does with one packet (one datagram, one serial packet, one reassembled
+/// BLE write).
 #[derive(Debug, Default)]
 pub struct Reply {
-    /// The answer frame; `None` when Zephyr would send nothing (undecodable header, a
-    /// response op).
-    pub frame: Option<Vec<u8>>,
+    /// The answer frames, in order: Zephyr handles every request a packet holds and answers
+    /// each in its own frame; empty when Zephyr sends nothing (fewer than 8 bytes).
+    pub frames: Vec<Vec<u8>>,
     /// The device resets after sending the answer.
     pub reset: bool,
     /// Flash time the request took.
@@ -57,4 +58,55 @@ pub struct Request<'a> {
     pub body: &'a Value,
     /// Extra results the handler reports to the server.
     pub reply: &'a mut Reply,
+}
+
+/// The CBOR type a handler's key decoder accepts (`zcbor_tstr_decode`, `zcbor_bstr_decode`,
+/// `zcbor_bool_decode`, `zcbor_uint32_decode` / `zcbor_size_decode` on a 32-bit MCU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A text string.
+    Text,
+    /// A byte string.
+    Bytes,
+    /// A boolean.
+    Bool,
+    /// An unsigned integer that fits 32 bits.
+    Uint,
+}
+
+impl Kind {
+    fn accepts(self, v: &Value) -> bool {
+        match self {
+            Kind::Text => v.is_text(),
+            Kind::Bytes => v.is_bytes(),
+            Kind::Bool => v.is_bool(),
+            Kind::Uint => v.as_integer().is_some_and(|i| u32::try_from(i).is_ok()),
+        }
+    }
+}
+
+/// Zephyr's `zcbor_map_decode_bulk` (`subsys/mgmt/mcumgr/util/src/zcbor_bulk.c`), which every
+/// handler that reads its request runs first and answers `MGMT_ERR_EINVAL` when it fails: the
+/// body must be a map (`zcbor_map_start_decode`); decoding stops at the first key that is not
+/// a text string, and the map then does not end where it should (`zcbor_map_end_decode`
+/// fails); a known key seen twice is `-EADDRINUSE`; a known key whose value its decoder
+/// refuses is `-ENOMSG`. Unknown text keys are skipped whatever their value.
+pub fn decode_bulk(body: Option<&Value>, keys: &[(&str, Kind)]) -> Result<(), Fail> {
+    let einval = Fail::Smp(smpflash_core::rc::MGMT_ERR_EINVAL);
+    let Some(Value::Map(entries)) = body else {
+        return Err(einval);
+    };
+    let mut seen = vec![false; keys.len()];
+    for (k, v) in entries {
+        let Some(k) = k.as_text() else {
+            return Err(einval);
+        };
+        if let Some(i) = keys.iter().position(|(name, _)| *name == k) {
+            if seen[i] || !keys[i].1.accepts(v) {
+                return Err(einval);
+            }
+            seen[i] = true;
+        }
+    }
+    Ok(())
 }
