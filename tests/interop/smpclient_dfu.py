@@ -59,7 +59,8 @@ def make_transport(args: argparse.Namespace, buf_size: int | None) -> tuple[SMPT
     if args.udp:
         host, _, port = args.udp.rpartition(":")
         # The UDP transport sizes its datagrams from the link MTU, not from the device's
-        # buffers, and Zephyr drops a datagram larger than one SMP buffer: once buf_size is
+        # buffers, and Zephyr cuts a datagram to its UDP MTU (at most one SMP buffer) and answers
+        # the cut request with MGMT_ERR_ECORRUPT: once buf_size is
         # known, the MTU is set so that a datagram is at most buf_size.
         mtu = buf_size + IPV4_UDP_OVERHEAD if buf_size else 1500
         return UDPTransportOnPort(int(port), mtu), host

@@ -118,12 +118,13 @@ fn fuzz(seconds: u64, only: Option<String>) -> Result<()> {
     Ok(())
 }
 
-/// The interop tests drive the virtual device with intercreate's smpclient and Bleak, and the
-/// fixture scripts need imgtool: all from PyPI, pinned in tests/requirements.txt.
+/// The interop tests drive the virtual device with intercreate's smpclient, Finomnis'
+/// mcumgr-toolkit and Bleak, and the fixture scripts need imgtool: all from PyPI, pinned in
+/// tests/requirements.txt.
 fn test() -> Result<()> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let have = Command::new(&python)
-        .args(["-c", "import smpclient, smpclient.transport.serial, imgtool, bleak"])
+        .args(["-c", "import smpclient, smpclient.transport.serial, mcumgr_toolkit, imgtool, bleak"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);

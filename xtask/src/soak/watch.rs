@@ -182,7 +182,7 @@ mod tests {
                 ..Default::default()
             };
             let frame = encode_request(&req, Version::V2, i as u8).unwrap().encode();
-            assert!(device.handle(&frame).await.response.is_some());
+            assert!(!device.handle(&frame).await.responses.is_empty());
         }
     }
 

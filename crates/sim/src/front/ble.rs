@@ -1,7 +1,9 @@
 //! The BLE front end: the device as an SMP peripheral behind the simulated radio link, doing
 //! what Zephyr's `smp_bt` does — reassemble written fragments into frames by the header's
-//! length, queue them in SMP buffers, answer with notifications of at most MTU-3 bytes, and
-//! drop the connection when the device resets.
+//! length (`smp_reassembly.c`: a write that overruns the header's length, a packet larger than
+//! an SMP buffer or a first write shorter than a header is dropped whole), queue them in SMP
+//! buffers, answer with notifications of at most MTU-3 bytes, and drop the connection when
+//! the device resets.
 
 use std::sync::Arc;
 use std::time::Duration;
