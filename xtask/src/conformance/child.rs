@@ -14,6 +14,8 @@ use nix::unistd::Pid;
 
 /// Live children by pid (with what they are, for the interrupt message).
 static LIVE: Mutex<BTreeMap<u32, String>> = Mutex::new(BTreeMap::new());
+/// Set on Ctrl-C: no new process starts.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Scratch directories to remove after an interrupt.
 static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -28,8 +30,14 @@ impl ChildGuard {
     /// Starts `cmd`. The child gets the parent-death signal SIGKILL when `setpriv` is there, so
     /// it does not outlive a run that was itself killed.
     pub fn spawn(cmd: &mut Command, what: &str) -> io::Result<ChildGuard> {
+        // Under the registry's lock, so that an interrupt kills every child that started.
+        let mut live = LIVE.lock().expect("child registry");
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
         let child = cmd.spawn()?;
-        LIVE.lock().expect("child registry").insert(child.id(), what.to_string());
+        live.insert(child.id(), what.to_string());
+        drop(live);
         Ok(ChildGuard { child, status: None })
     }
 
@@ -145,6 +153,7 @@ pub fn kill_all_on_interrupt() {
                 _ = term.recv() => {}
             }
         });
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         let live = LIVE.lock().expect("child registry").clone();
         eprintln!("conformance: interrupted; killing {} processes", live.len());
         kill_all();

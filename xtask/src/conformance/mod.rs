@@ -43,6 +43,7 @@ pub struct Args {
 /// does not start.
 pub fn main(args: Args, root: &Path) -> Result<()> {
     let began = Instant::now();
+    child::kill_all_on_interrupt();
     let dir = Fixtures::locate(root);
     let fixtures = Fixtures::load(&dir)?;
     let entries = select(&fixtures.entries, args.only.as_deref())?;
@@ -53,11 +54,12 @@ pub fn main(args: Args, root: &Path) -> Result<()> {
     }
     eprintln!("conformance: {} servers from {}", entries.len(), fixtures.dir.display());
     let bin = run::build_smpflash(root)?;
-    child::kill_all_on_interrupt();
     let scratch = std::env::temp_dir().join(format!("smpflash-conformance-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
+    child::register_scratch(scratch.clone());
     let rows = run_all(&fixtures, &entries, &bin, &scratch, args.jobs.max(1));
     let _ = std::fs::remove_dir_all(&scratch);
+    child::unregister_scratch(&scratch);
     let seconds = began.elapsed().as_secs_f64();
 
     let footer = format!(

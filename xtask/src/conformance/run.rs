@@ -255,23 +255,27 @@ fn shorten(s: &str, max: usize) -> String {
 /// Builds `smpflash` once (with cargo, honouring `CARGO_TARGET_DIR`) and returns its path.
 pub fn build_smpflash(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "smpflash-cli",
-            "--bin",
-            "smpflash",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cannot run cargo build")?;
-    if !out.status.success() {
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "-p",
+        "smpflash-cli",
+        "--bin",
+        "smpflash",
+        "--message-format=json-render-diagnostics",
+    ])
+    .current_dir(root)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    // A guarded child: Ctrl-C during the build stops cargo too.
+    let mut build = ChildGuard::spawn(&mut cmd, "cargo build").context("cannot run cargo build")?;
+    let mut stdout = String::new();
+    build.child_mut().stdout.take().expect("piped").read_to_string(&mut stdout)?;
+    let status = build.wait_within(Duration::from_secs(3600))?;
+    if !status.is_some_and(|s| s.success()) {
         bail!("cargo build -p smpflash-cli failed");
     }
-    String::from_utf8_lossy(&out.stdout)
+    stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "smpflash")
