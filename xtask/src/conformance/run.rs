@@ -387,7 +387,7 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
             let text = "conformance";
             let o = smpflash(server, bin, &["--json", "--timeout", "2", "echo", text], SHORT);
             match ok_json(&o) {
-                Ok(v) if v["echo"] == text => Cell::pass(format!("{:.2} s", o.elapsed.as_secs_f64())),
+                Ok(v) if v["echo"] == text => Cell::pass(""),
                 Ok(v) => Cell::fail(format!("echoed {}", v["echo"])),
                 Err(_) if r.framing_gap => Cell::gap(
                     "framing",
@@ -479,7 +479,7 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
                 Err(c) => c,
                 Ok(v) => match slot(&v, 0) {
                     Some(s) if s["active"] == true => {
-                        Cell::pass(format!("slot 0 active {}", hash_prefix(&s["hash"])))
+                        Cell::pass(format!("slot 0 active: {}", hash_prefix(&s["hash"])))
                     }
                     _ => Cell::fail(format!(
                         "expected an active image in slot 0, got {}",
@@ -516,7 +516,7 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
                 Err(c) => Cell::fail(format!("list after upload: {}", c.note)),
                 Ok(v) => match slot(&v, 1) {
                     Some(s) if s["hash"] == hash.as_str() => {
-                        Cell::pass(format!("{seconds:.1} s; slot 1 {}", &hash[..8]))
+                        Cell::pass(format!("{seconds:.1} s, in slot 1: {}", &hash[..8]))
                     }
                     _ => Cell::fail(format!(
                         "slot 1 does not list {}: {}",
@@ -566,7 +566,7 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
             }
             if r.reset_exits {
                 return match server.wait_exit(Duration::from_secs(5)) {
-                    Ok(Some(_)) => Cell::pass("answered, then the process exited (native_sim)"),
+                    Ok(Some(_)) => Cell::pass("answered, then the process exited"),
                     _ => Cell::fail("answered, but the native_sim process did not exit (README: it does)"),
                 };
             }
@@ -598,7 +598,7 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
             let o = smpflash(server, bin, &["--json", "echo", "back"], SHORT);
             match ok_json(&o) {
                 Ok(v) if v["echo"] == "back" => Cell::pass(format!(
-                    "answered; back after {:.1} s (stat ticks {} → {}), echo ok",
+                    "answered, back in {:.1} s (stat ticks {} → {}), echo ok",
                     restarted.as_secs_f64(),
                     ticks_before.map_or("?".into(), |t| t.to_string()),
                     stat_ticks(server).map_or("?".into(), |t| t.to_string()),
@@ -643,4 +643,52 @@ pub fn stat_ticks(server: &Server) -> Result<u64> {
     let shown: Shown = smpflash_core::cbor::from_slice(&answer.body, "stat show")
         .with_context(|| smpflash_core::cbor::diagnostic(&answer.body))?;
     Ok(shown.fields.ticks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(config: &str, transport: Transport, buf_size: usize, groups: &[&str]) -> Entry {
+        Entry {
+            artifact: format!("{config}.exe"),
+            config: config.into(),
+            target: "native_sim".into(),
+            transport,
+            buf_size,
+            buf_count: 4,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            mcuboot: false,
+            serial_recovery: false,
+            recovery_buf_size: None,
+            recovery_buf_count: None,
+            line_length_max: Some(128),
+            ip_family: (transport == Transport::Udp).then(|| "ipv6".into()),
+            udp_port: None,
+            run: None,
+            qemu_cmd: None,
+        }
+    }
+
+    #[test]
+    fn the_full_buffer_echo_fills_the_buffer_less_the_framing() {
+        let r = Rules::of(&entry("serial_buf512", Transport::Serial, 512, &["os"]));
+        assert_eq!(r.full_frame, 508);
+        assert_eq!(echo_frame_len(r.full_text), 508);
+        assert!(!r.full_frame_dropped && !r.info_does_not_fit && !r.params_absent && !r.img);
+        let udp6 = Rules::of(&entry("udp6", Transport::Udp, 2048, &["os"]));
+        assert_eq!(udp6.full_frame, 1452);
+        assert_eq!(echo_frame_len(udp6.full_text), 1452);
+    }
+
+    #[test]
+    fn readme_facts_become_expectations() {
+        assert!(Rules::of(&entry("serial_buf96", Transport::Serial, 96, &["os"])).info_does_not_fit);
+        assert!(Rules::of(&entry("serial_noparams", Transport::Serial, 384, &["os"])).params_absent);
+        assert!(Rules::of(&entry("serial", Transport::Serial, 384, &["os"])).full_frame_dropped);
+        assert!(Rules::of(&entry("shell", Transport::Shell, 384, &["os"])).full_frame_dropped);
+        assert!(!Rules::of(&entry("serial_bigrx", Transport::Serial, 384, &["os"])).full_frame_dropped);
+        let raw = Rules::of(&entry("serial_raw", Transport::SerialRaw, 384, &["os", "img"]));
+        assert!(raw.framing_gap && raw.img && raw.reset_exits);
+    }
 }
