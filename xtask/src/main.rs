@@ -51,6 +51,10 @@ enum Task {
     /// Upload the same images over every link with smpflash and peer tools; compare with the
     /// links' capacity (docs/performance.md).
     Bench(bench::Args),
+    /// The real smpflash against the real Zephyr SMP servers of ../shared/zephyr-fixtures (or
+    /// $SMPFLASH_FIXTURES): a table of server x command (docs/conformance.md); fails on any
+    /// unexpected result or a server that is missing or does not start.
+    Conformance(xtask::conformance::Args),
 }
 
 fn root() -> PathBuf {
@@ -161,6 +165,7 @@ fn main() -> Result<()> {
         Task::Examples => run(Command::new("bash").arg(root().join("examples/make_examples.sh"))),
         Task::Test => test(),
         Task::Bench(args) => bench::run(args, &root()),
+        Task::Conformance(args) => xtask::conformance::main(args, &root()),
         Task::Soak { seconds_per_cell, seed, cells, jobs } => xtask::soak::main(xtask::soak::SoakOptions {
             seconds_per_cell,
             seed: seed.unwrap_or_else(xtask::soak::random_seed),

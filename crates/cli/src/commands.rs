@@ -9,7 +9,7 @@ use smpflash_core::command::os::{AppInfo, BootloaderInfo, BootloaderMode, Echo, 
 use smpflash_core::dfu::{self, DfuOptions, Mode};
 use smpflash_core::mcuboot;
 use smpflash_core::upload::{self, Limits, UploadOptions};
-use smpflash_core::Error;
+use smpflash_core::{rc, Error};
 
 use crate::connect::Connected;
 use crate::exit::{Code, Failure};
@@ -27,10 +27,19 @@ pub async fn params(c: &Connected) -> Result<Outcome, Failure> {
     Ok(Outcome::Params(Limits::query(c.session.client()).await?))
 }
 
+/// A query the device may not implement: "not supported" (`rc 8`), or the OS group's "query
+/// yields no answer" (a bootloader-info query it does not know), is an absent answer; any other
+/// device error (e.g. `rc 7`, the answer does not fit its buffer) is reported, not hidden
+/// as "unknown".
 fn optional<T>(r: Result<T, Error>) -> Result<Option<T>, Failure> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(Error::Device(_)) => Ok(None),
+        Err(Error::Device(e))
+            if e.is_not_supported()
+                || (e.group == Some(rc::group::OS) && e.rc == rc::os::QUERY_YIELDS_NO_ANSWER) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e.into()),
     }
 }
