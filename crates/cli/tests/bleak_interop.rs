@@ -170,3 +170,45 @@ fn bleak_pairs_when_the_device_requires_it() {
     let log = bleak(&["--bluez-require-pairing"], &["--pair"]);
     assert!(log.contains("Device1.Pair"), "{log}");
 }
+
+/// intercreate smpclient's BLE transport (`SMPBLETransport`, Bleak underneath) learns the MTU
+/// with `AcquireWrite` while connecting, then does a whole update: upload, test, reset,
+/// reconnect, confirm (`tests/interop/smpclient_dfu.py --ble`).
+#[test]
+fn smpclient_updates_over_bluez_after_acquire_write() {
+    match Command::new("python3").args(["-c", "import smpclient.transport.ble, bleak"]).output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!("{INSTALL}\n{}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => panic!("{INSTALL} (cannot run python3: {e})"),
+    }
+    // MTU 247: smpclient must write 244-byte values, which it only knows from AcquireWrite.
+    let sim = Sim::start(&["--bluez-link", "ble-phone-slow"]);
+    let root = root();
+    let out = run_with_timeout(
+        Command::new("python3")
+            .arg(root.join("tests/interop/smpclient_dfu.py"))
+            .args(["--ble", "C0:53:4D:50:00:01", "--expect-mtu", "247", "--image"])
+            .arg(root.join(IMAGE))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &sim.address)
+            .current_dir(&root),
+        Duration::from_secs(120),
+    );
+    let log = sim.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}{stderr}--- smpflash sim\n{log}");
+    assert!(
+        out.status.success() && stdout.contains("==> update complete"),
+        "smpclient_dfu.py --ble failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}--- sim\n{log}",
+        out.status
+    );
+    for call in ["GattCharacteristic1.AcquireWrite", "GattCharacteristic1.StartNotify", "Device1.Disconnect"]
+    {
+        assert!(log.contains(call), "smpclient never called {call}:\n{log}");
+    }
+    // It reconnected after the reset: two connections, each asking for the MTU.
+    assert!(
+        log.contains("2  Device1.Connect") && log.contains("2  GattCharacteristic1.AcquireWrite"),
+        "{log}"
+    );
+}
