@@ -212,3 +212,105 @@ fn smpclient_updates_over_bluez_after_acquire_write() {
         "{log}"
     );
 }
+
+const SIM_ADDRESS: &str = "C0:53:4D:50:00:01";
+
+/// `smpflash --ble <the sim> ARGS` against the sim's bus.
+fn smpflash_ble(sim: &Sim, args: &[&str]) -> Output {
+    run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_smpflash"))
+            .args(["--ble", SIM_ADDRESS])
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &sim.address)
+            .current_dir(root()),
+        Duration::from_secs(90),
+    )
+}
+
+/// What no user may see: a dependency's panic and its backtrace hint.
+fn assert_no_panic_text(args: &[&str], out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for text in ["panicked", "backtrace", "RUST_BACKTRACE", "messagestream"] {
+        assert!(
+            !stderr.contains(text) && !stdout.contains(text),
+            "smpflash {} printed {text:?}:\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            args.join(" ")
+        );
+    }
+}
+
+/// Bleak scans for the sim's device; true if it saw it advertise.
+fn bleak_finds_the_device(sim: &Sim) -> (bool, String) {
+    let out = run_with_timeout(
+        Command::new("python3")
+            .arg(root().join("tests/interop/bleak_scan.py"))
+            .args(["--address", SIM_ADDRESS, "--timeout", "5"])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &sim.address)
+            .current_dir(root()),
+        Duration::from_secs(30),
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success() && text.contains("==> found"), text)
+}
+
+/// smpflash disconnects before it exits, whatever the outcome, so a BlueZ scanner finds the
+/// device right after: a connected Zephyr device does not advertise, and BlueZ keeps a
+/// connection after its client exited.
+#[test]
+fn the_device_advertises_again_after_every_smpflash_command() {
+    require_bleak();
+    let sim = Sim::start(&[]);
+    let commands: [(&[&str], bool); 4] = [
+        (&["image", "list"], true),
+        (&["info"], true),
+        (&["echo", "still there?"], true),
+        // A device error: the command fails, and must still disconnect.
+        (&["image", "confirm", "deadbeef"], false),
+    ];
+    for round in 1..=4 {
+        for (args, succeeds) in commands {
+            let out = smpflash_ble(&sim, args);
+            assert_eq!(
+                out.status.success(),
+                succeeds,
+                "round {round}: smpflash {}: {}\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_no_panic_text(args, &out);
+            let (found, scan) = bleak_finds_the_device(&sim);
+            assert!(
+                found,
+                "round {round}: after smpflash {} Bleak did not find the device (left connected?):\n{scan}",
+                args.join(" ")
+            );
+        }
+    }
+    let log = sim.stop();
+    assert!(log.contains("16  Device1.Disconnect"), "smpflash did not disconnect every time:\n{log}");
+}
+
+/// No panic text from a dependency (bluez-async's messagestream.rs) reaches the user, over
+/// many BLE commands, a DFU with its reset and reconnection included.
+#[test]
+fn ble_commands_print_no_panic_text() {
+    let sim = Sim::start(&[]);
+    let images = [IMAGE, "tests/fixtures/images/hash-only.bin"];
+    for round in 0..3 {
+        let image = images[round % 2];
+        let runs: [&[&str]; 4] = [&["dfu", image], &["info"], &["image", "list"], &["echo", "hello"]];
+        for args in runs {
+            let out = smpflash_ble(&sim, args);
+            assert!(
+                out.status.success(),
+                "round {round}: smpflash {}: {}\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_no_panic_text(args, &out);
+        }
+    }
+}
