@@ -165,6 +165,17 @@ fn bleak_echoes_and_uploads_over_a_fragmenting_link() {
     }
 }
 
+/// The SMP traffic through BlueZ's sockets: notifications as packets of the AcquireNotify
+/// socket, writes as packets on the AcquireWrite socket, over the fragmenting link.
+#[test]
+fn bleak_echoes_and_uploads_through_acquired_sockets() {
+    let log = bleak(&["--bluez-link", "ble-phone-slow"], &["--acquire"]);
+    for call in ["GattCharacteristic1.AcquireNotify", "GattCharacteristic1.AcquireWrite"] {
+        assert!(log.contains(call), "Bleak never called {call}:\n{log}");
+    }
+    assert!(!log.contains("StartNotify"), "{log}");
+}
+
 #[test]
 fn bleak_pairs_when_the_device_requires_it() {
     let log = bleak(&["--bluez-require-pairing"], &["--pair"]);
@@ -313,4 +324,55 @@ fn ble_commands_print_no_panic_text() {
             assert_no_panic_text(args, &out);
         }
     }
+}
+
+/// Ctrl-C in the middle of an upload: smpflash stops, says so (exit code 130), and still
+/// disconnects first, so the device advertises for the next tool.
+#[test]
+fn ctrl_c_during_an_upload_disconnects_before_exiting() {
+    require_bleak();
+    // MTU 23: the upload takes long enough to be interrupted.
+    let sim = Sim::start(&["--bluez-link", "ble-legacy"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_smpflash"))
+        .args(["--ble", SIM_ADDRESS, "image", "upload", IMAGE])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &sim.address)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run smpflash");
+    // Until the link is up and the upload under way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sim_is_busy(&sim) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("error: interrupted"), "{stderr}");
+    assert_no_panic_text(&["image", "upload"], &out);
+    let (found, scan) = bleak_finds_the_device(&sim);
+    assert!(found, "after Ctrl-C Bleak did not find the device (left connected?):\n{scan}");
+    let log = sim.stop();
+    assert!(log.contains("Device1.Disconnect"), "{log}");
+}
+
+/// Whether the sim saw a connection (its log of D-Bus calls is printed only at the end, so
+/// ask the bus: the device object reports Connected).
+fn sim_is_busy(sim: &Sim) -> bool {
+    Command::new("dbus-send")
+        .args([
+            &format!("--bus={}", sim.address),
+            "--print-reply",
+            "--dest=org.bluez",
+            "/org/bluez/hci0/dev_C0_53_4D_50_00_01",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.bluez.Device1",
+            "string:ServicesResolved",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+        .unwrap_or(false)
 }
