@@ -68,8 +68,8 @@ fn ours(file: &str) -> bool {
 /// (bluez-async's, when it removes a D-Bus match rule that libdbus already dropped) is contained
 /// by the async runtime and does not decide the outcome: it is only logged at debug level
 /// (`-vv`), and the command's own result stands.
-pub fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
+pub fn install_panic_hook(json: bool) {
+    std::panic::set_hook(Box::new(move |info| {
         let (file, line) = info.location().map(|l| (l.file().to_string(), l.line())).unwrap_or_default();
         let text = info
             .payload()
@@ -80,7 +80,11 @@ pub fn install_panic_hook() {
         let main_thread = std::thread::current().name() == Some("main");
         tracing::debug!("panic at {file}:{line}: {text}");
         if ours(&file) || main_thread {
-            eprintln!("error: internal error in smpflash at {file}:{line}; run with -vv for details");
+            let failure = Failure {
+                code: Code::Failure,
+                message: format!("internal error in smpflash at {file}:{line}; run with -vv for details"),
+            };
+            failure.report(json);
             std::process::exit(Code::Failure as i32);
         }
     }));
@@ -130,5 +134,18 @@ impl From<Error> for Failure {
 impl From<ImageError> for Failure {
     fn from(e: ImageError) -> Self {
         Error::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ours;
+
+    #[test]
+    fn panics_are_told_apart_by_where_they_happened() {
+        assert!(ours("crates/cli/src/main.rs"));
+        assert!(!ours(
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/bluez-async-0.9.0/src/messagestream.rs"
+        ));
     }
 }

@@ -231,8 +231,8 @@ async fn on_device(
 }
 
 fn main() -> ExitCode {
-    exit::install_panic_hook();
     let cli = Cli::parse();
+    exit::install_panic_hook(cli.json);
     init_tracing(cli.verbose);
     let printer = Printer { json: cli.json };
     let reporter = Reporter::new(cli.json);
