@@ -13,6 +13,11 @@ request written without response in pieces of at most MTU-3 bytes, each answer r
 from notifications), and check the device now holds it in its secondary slot. SMP frames are
 built by hand: an 8-byte header and a CBOR body. Any mismatch ends the run with exit status 1.
 
+With --acquire the SMP traffic goes through BlueZ's sockets instead: notifications through
+AcquireNotify (Bleak's `use_start_notify=False`), writes as packets on the socket of
+AcquireWrite, whose MTU must be the characteristic's; while the write socket is out, WriteValue
+must be refused ("Write acquired"), and once it is closed, accepted again.
+
 Needs `pip install -r tests/requirements.txt` (bleak, and cbor2 through smpclient).
 """
 
@@ -20,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import struct
 import sys
 
 import cbor2
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakDBusError
+from dbus_fast import Message, MessageType
 from interop_common import Failure, check, mcuboot_hash, step
 
 SMP_SERVICE = "8d53dc1d-1db7-4cd3-868b-8a527460aa84"
@@ -48,6 +55,9 @@ class Smp:
         self.pending = b""
         self.frames: asyncio.Queue[bytes] = asyncio.Queue()
         self.seq = 0
+        # With --acquire: the AcquireWrite socket, and the largest packet it takes.
+        self.write_fd: int | None = None
+        self.piece = characteristic.max_write_without_response_size
 
     def on_notify(self, _sender, data: bytearray) -> None:
         # The device notifies a frame in pieces and starts each frame in a new notification.
@@ -66,9 +76,13 @@ class Smp:
 
     async def request(self, op: int, group: int, command: int, body: dict, what: str) -> dict:
         frame = self.frame(op, group, command, body)
-        piece = self.characteristic.max_write_without_response_size
+        piece = self.piece
         for at in range(0, len(frame), piece):
-            await self.client.write_gatt_char(self.characteristic, frame[at : at + piece], response=False)
+            if self.write_fd is not None:
+                # One packet is one write without response.
+                os.write(self.write_fd, frame[at : at + piece])
+            else:
+                await self.client.write_gatt_char(self.characteristic, frame[at : at + piece], response=False)
         while True:
             answer = await asyncio.wait_for(self.frames.get(), timeout=10)
             answer_op, _, length, answer_group, seq, answer_command = HEADER.unpack_from(answer)
@@ -94,6 +108,44 @@ async def subscribe(client: BleakClient, smp: Smp, pair: bool) -> None:
         step("pairing")
         await client.pair()
     await client.start_notify(smp.characteristic, smp.on_notify)
+
+
+async def call_characteristic(client: BleakClient, characteristic, member: str) -> Message:
+    """Calls a GattCharacteristic1 method that Bleak has no API for, on Bleak's own bus."""
+    return await client._backend._bus.call(  # noqa: SLF001 - Bleak's BlueZ backend
+        Message(
+            destination="org.bluez",
+            path=characteristic.obj[0],
+            interface="org.bluez.GattCharacteristic1",
+            member=member,
+            signature="a{sv}",
+            body=[{}],
+        )
+    )
+
+
+async def acquire_write(client: BleakClient, smp: Smp) -> None:
+    reply = await call_characteristic(client, smp.characteristic, "AcquireWrite")
+    check(reply.message_type == MessageType.METHOD_RETURN, f"AcquireWrite failed: {reply.error_name} {reply.body}")
+    check(len(reply.unix_fds) == 1, f"AcquireWrite passed {len(reply.unix_fds)} fds")
+    fd, mtu = reply.unix_fds[0], reply.body[1]
+    check(
+        mtu - 3 == smp.characteristic.max_write_without_response_size,
+        f"AcquireWrite says MTU {mtu}, the characteristic allows writes of "
+        f"{smp.characteristic.max_write_without_response_size}",
+    )
+    print(f"    write socket fd {fd}, ATT MTU {mtu}")
+    smp.write_fd, smp.piece = fd, mtu - 3
+
+
+async def check_write_value_locked(client: BleakClient, smp: Smp) -> None:
+    try:
+        await client.write_gatt_char(smp.characteristic, b"\0", response=False)
+    except BleakDBusError as e:
+        check(e.dbus_error == "org.bluez.Error.NotPermitted", f"refused with {e.dbus_error}")
+        print(f"    WriteValue refused while acquired: {e.dbus_error_details}")
+    else:
+        raise Failure("WriteValue was accepted while the write socket was acquired")
 
 
 async def upload(smp: Smp, image: bytes, buf_size: int) -> None:
@@ -135,7 +187,13 @@ async def run(args: argparse.Namespace) -> None:
         )
         print(f"    writes of up to {characteristic.max_write_without_response_size} bytes (ATT MTU - 3)")
         smp = Smp(client, characteristic)
-        await subscribe(client, smp, args.pair)
+        if args.acquire:
+            step("AcquireNotify, AcquireWrite")
+            await client.start_notify(characteristic, smp.on_notify, bluez={"use_start_notify": False})
+            await acquire_write(client, smp)
+            await check_write_value_locked(client, smp)
+        else:
+            await subscribe(client, smp, args.pair)
 
         step("echo")
         text = "hello from bleak " * 20  # longer than a write, so it goes in pieces
@@ -154,6 +212,13 @@ async def run(args: argparse.Namespace) -> None:
         secondary = [s for s in state["images"] if s.get("image", 0) == 0 and s["slot"] == 1]
         check(secondary and secondary[0]["hash"] == mcuboot_hash(image), f"secondary slot after upload: {state}")
         print(f"    slot 1 holds version {secondary[0]['version']}, hash {secondary[0]['hash'].hex()[:16]}")
+
+        if args.acquire:
+            step("release the write socket, then WriteValue")
+            os.close(smp.write_fd)
+            smp.write_fd, smp.piece = None, characteristic.max_write_without_response_size
+            reply = await smp.request(OP_WRITE, GROUP_OS, OS_ECHO, {"d": "after release"}, "echo")
+            check(reply.get("r") == "after release", f"echo came back as {reply.get('r')!r}")
     step("bleak: scan, connect, echo and upload done")
 
 
@@ -161,6 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", required=True, help="an imgtool-signed image to upload")
     parser.add_argument("--pair", action="store_true", help="the device requires pairing: check it, then pair")
+    parser.add_argument("--acquire", action="store_true", help="use AcquireNotify and AcquireWrite sockets")
     parser.add_argument("--scan-timeout", type=float, default=10.0)
     args = parser.parse_args()
     try:

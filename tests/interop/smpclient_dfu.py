@@ -4,6 +4,11 @@ independently of smpflash: proof that the smpflash simulator speaks SMP as Zephy
 
     python3 tests/interop/smpclient_dfu.py --udp 127.0.0.1:1337 --image app.bin
     python3 tests/interop/smpclient_dfu.py --serial /dev/pts/5 --image app.bin
+    python3 tests/interop/smpclient_dfu.py --ble C0:53:4D:50:00:01 --image app.bin --expect-mtu 498
+
+Over BLE it uses smpclient's `SMPBLETransport` (Bleak on BlueZ, so on Linux it reaches
+`smpflash sim --bluez` when DBUS_SYSTEM_BUS_ADDRESS points at the sim's bus); that transport
+learns the ATT MTU with BlueZ's AcquireWrite.
 
 Steps: echo, MCUmgr parameters, image state, upload, mark the new image for test, reset,
 reconnect, check the new image runs unconfirmed, confirm it, check it is confirmed. Each
@@ -28,6 +33,7 @@ from smpclient.generics import error, success
 from smpclient.requests.image_management import ImageStatesRead, ImageStatesWrite
 from smpclient.requests.os_management import EchoWrite, MCUMgrParametersRead, ResetWrite
 from smpclient.transport import SMPTransport
+from smpclient.transport.ble import SMPBLETransport
 from smpclient.transport.serial import SMPSerialTransport
 from smpclient.transport.udp import IPV4_UDP_OVERHEAD, SMPUDPTransport
 
@@ -64,6 +70,9 @@ def make_transport(args: argparse.Namespace, buf_size: int | None) -> tuple[SMPT
         # known, the MTU is set so that a datagram is at most buf_size.
         mtu = buf_size + IPV4_UDP_OVERHEAD if buf_size else 1500
         return UDPTransportOnPort(int(port), mtu), host
+    if args.ble:
+        # Learns the ATT MTU from BlueZ (AcquireWrite) while connecting.
+        return SMPBLETransport(), args.ble
     # The serial transport learns the buffer size from the parameters command by itself.
     return SMPSerialTransport(), args.serial
 
@@ -72,6 +81,13 @@ async def connect(args: argparse.Namespace, buf_size: int | None = None) -> SMPC
     transport, address = make_transport(args, buf_size)
     client = SMPClient(transport, address, timeout_s=args.timeout)
     await client.connect()
+    if args.expect_mtu is not None:
+        # smpclient writes values of MTU-3 bytes: the MTU it learnt must be the link's.
+        check(
+            transport.mtu == args.expect_mtu - 3,
+            f"the transport writes {transport.mtu} byte values; ATT MTU {args.expect_mtu} "
+            f"allows {args.expect_mtu - 3}",
+        )
     return client
 
 
@@ -118,7 +134,7 @@ async def run(args: argparse.Namespace) -> None:
     image = open(args.image, "rb").read()
     new_hash = mcuboot_hash(image)
 
-    step(f"connect to {args.udp or args.serial}")
+    step(f"connect to {args.udp or args.serial or args.ble}")
     client = await connect(args)
 
     step("echo")
@@ -211,8 +227,12 @@ def main() -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--udp", metavar="HOST:PORT", help="SMP over UDP")
     target.add_argument("--serial", metavar="PATH", help="SMP over a serial port or pty")
+    target.add_argument("--ble", metavar="NAME|ADDRESS", help="SMP over BLE (Bleak)")
     parser.add_argument("--image", required=True, help="signed MCUboot image to install")
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout (s)")
+    parser.add_argument(
+        "--expect-mtu", type=int, help="check that the transport learnt this ATT MTU"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="smpclient debug log")
     args = parser.parse_args()
     logging.basicConfig(

@@ -305,6 +305,54 @@ async fn find(adapter: &Adapter, target: &Target, timeout: Duration) -> Result<P
     })
 }
 
+/// Reads and discards what the streams still deliver until they end (when the runtime shuts
+/// down, at the latest), so they are never dropped while their match rules can fire.
+async fn park(
+    events: impl futures::Stream<Item = CentralEvent> + Unpin,
+    notes: impl futures::Stream<Item = btleplug::api::ValueNotification> + Unpin,
+) {
+    let mut both = futures::stream::select(events.map(drop), notes.map(drop));
+    while both.next().await.is_some() {}
+}
+
+/// Disconnects made on the way out of a dropped link or a cancelled connect, which the
+/// runtime must still carry out: [`finish_disconnects`] waits for them.
+static LATE_DISCONNECTS: std::sync::Mutex<Vec<JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+
+fn disconnect_later(peripheral: Peripheral) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let task = handle.spawn(async move {
+            let _ = peripheral.disconnect().await;
+        });
+        LATE_DISCONNECTS.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+    }
+}
+
+/// Waits up to `limit` for the disconnects that dropped links and cancelled connects left
+/// behind (an interrupted `connect`, a link dropped without
+/// [`disconnect`](BtleplugLink::disconnect)). Call it before the runtime ends: a device left
+/// connected does not advertise, so the next tool would not find it.
+pub async fn finish_disconnects(limit: Duration) {
+    let tasks = std::mem::take(&mut *LATE_DISCONNECTS.lock().unwrap_or_else(|e| e.into_inner()));
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::debug!("waiting for {} disconnect(s) to finish", tasks.len());
+    let _ = tokio::time::timeout(limit, futures::future::join_all(tasks)).await;
+}
+
+/// Disconnects the peripheral when dropped while armed: a `connect` cancelled after the
+/// connection was made (Ctrl-C during service discovery) must not leave it open.
+struct ConnectGuard(Option<Peripheral>);
+
+impl Drop for ConnectGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            disconnect_later(p);
+        }
+    }
+}
+
 /// Records the first reason the link went down; later ones add nothing.
 fn mark_gone(gone: &watch::Sender<Option<String>>, why: String) {
     gone.send_if_modified(|g| {
@@ -330,7 +378,6 @@ pub struct BtleplugLink {
     // Why the link went down, once it did; set by the watcher task or by disconnect().
     gone: Arc<watch::Sender<Option<String>>>,
     notifications: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
-    watcher: JoinHandle<()>,
 }
 
 impl BtleplugLink {
@@ -350,6 +397,8 @@ impl BtleplugLink {
             display_name(&props).map(|n| format!(" ({n})")).unwrap_or_default()
         );
         tracing::debug!("connecting to {label}");
+        // Armed before connecting: a connect cancelled while BlueZ completes it still ends.
+        let mut guard = ConnectGuard(Some(peripheral.clone()));
         match tokio::time::timeout(options.connect_timeout, peripheral.connect()).await {
             Ok(r) => r.map_err(|e| link_error(&label, "connect", e))?,
             Err(_) => {
@@ -360,14 +409,16 @@ impl BtleplugLink {
                 .into())
             }
         }
-        match Self::setup(peripheral.clone(), events, label.clone(), options).await {
+        let result = match Self::setup(peripheral.clone(), events, label.clone(), options).await {
             Ok(link) => Ok(link),
             Err(e) => {
                 // Leaving a half-set-up connection open would keep the device from advertising.
                 let _ = peripheral.disconnect().await;
                 Err(e)
             }
-        }
+        };
+        guard.0 = None;
+        result
     }
 
     async fn setup(
@@ -436,7 +487,8 @@ impl BtleplugLink {
         let id = peripheral.id();
         let smp_char = characteristic.uuid;
         let mut events = events;
-        let watcher = tokio::spawn(async move {
+        tokio::spawn(async move {
+            let mut note_tx = Some(note_tx);
             let why = loop {
                 tokio::select! {
                     event = events.next() => match event {
@@ -448,7 +500,8 @@ impl BtleplugLink {
                     },
                     note = notes.next() => match note {
                         Some(n) if n.uuid == smp_char => {
-                            if note_tx.send(n.value).is_err() {
+                            let sent = note_tx.as_ref().is_some_and(|tx| tx.send(n.value).is_ok());
+                            if !sent {
                                 break "the link was closed".to_string();
                             }
                         }
@@ -460,16 +513,16 @@ impl BtleplugLink {
             tracing::debug!("BLE link down: {why}");
             mark_gone(&gone_tx, why);
             // Dropping note_tx here lets notification() drain what arrived, then fail.
+            note_tx.take();
+            // The streams are kept and drained, not dropped, for the rest of the runtime's
+            // life. bluez-async removes a stream's D-Bus match rule from a task spawned when
+            // the stream is dropped and unwraps the result; a signal that matches in between
+            // (the disconnection's own PropertiesChanged, an RSSI from someone's scan) makes
+            // libdbus drop the rule first, and that task then panics with "No match with that
+            // id found" (bluez-async 0.9 messagestream.rs:40). Undropped streams cannot race.
+            park(events, notes).await;
         });
-        Ok(BtleplugLink {
-            peripheral,
-            characteristic,
-            mtu,
-            label,
-            gone,
-            notifications: Mutex::new(note_rx),
-            watcher,
-        })
+        Ok(BtleplugLink { peripheral, characteristic, mtu, label, gone, notifications: Mutex::new(note_rx) })
     }
 
     fn disconnected_error(&self) -> Error {
@@ -478,24 +531,27 @@ impl BtleplugLink {
     }
 
     /// Disconnects from the device. Dropping the link also disconnects, but only if the runtime
-    /// is still running to carry it out, so call this before exiting.
+    /// is still running to carry it out, so call this before exiting
+    /// ([`Transport::close`](smpflash_core::transport::Transport::close) of its
+    /// [`GattTransport`](crate::GattTransport) does).
     pub async fn disconnect(&self) -> Result<()> {
-        self.watcher.abort();
+        let was_up = self.gone.borrow().is_none();
         mark_gone(&self.gone, "disconnected by smpflash".into());
-        self.peripheral.disconnect().await.map_err(|e| link_error(&self.label, "disconnect", e))
+        // The watcher stays: it sees the disconnection and keeps the event streams (see park).
+        match self.peripheral.disconnect().await {
+            Ok(()) => Ok(()),
+            // Already gone (the device reset or dropped the link): nothing left to end.
+            Err(_) if !was_up => Ok(()),
+            Err(e) => Err(link_error(&self.label, "disconnect", e)),
+        }
     }
 }
 
 impl Drop for BtleplugLink {
     fn drop(&mut self) {
-        self.watcher.abort();
+        // The watcher is left to park its streams (see park); it ends with the runtime.
         if self.gone.borrow().is_none() {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let p = self.peripheral.clone();
-                handle.spawn(async move {
-                    let _ = p.disconnect().await;
-                });
-            }
+            disconnect_later(self.peripheral.clone());
         }
     }
 }
@@ -545,6 +601,10 @@ impl GattLink for BtleplugLink {
 
     fn describe(&self) -> String {
         self.label.clone()
+    }
+
+    async fn disconnect(&self) -> Result<()> {
+        BtleplugLink::disconnect(self).await
     }
 }
 

@@ -33,7 +33,8 @@
 pub mod btleplug_link;
 
 pub use btleplug_link::{
-    first_adapter, scan, BtleplugLink, ConnectOptions, ScanResult, ADAPTER_TIMEOUT, NO_ADAPTER,
+    finish_disconnects, first_adapter, scan, BtleplugLink, ConnectOptions, ScanResult, ADAPTER_TIMEOUT,
+    NO_ADAPTER,
 };
 // I/O-free, so it lives in core where the virtual device's connector can use it without
 // btleplug; re-exported here because it is half of what this crate offers.

@@ -132,6 +132,19 @@ pub struct Connected {
     pub session: Session,
 }
 
+impl Connected {
+    /// Ends the link (over BLE: disconnects), waiting at most `limit`. Called on every way out
+    /// of a command, success, failure or Ctrl-C; a failure to close changes no outcome, so it
+    /// is only logged.
+    pub async fn close(self, limit: Duration) {
+        match tokio::time::timeout(limit, self.session.close()).await {
+            Ok(Ok(())) => tracing::debug!("link closed"),
+            Ok(Err(e)) => tracing::debug!("closing the link failed: {e}"),
+            Err(_) => tracing::debug!("closing the link took longer than {} s", limit.as_secs()),
+        }
+    }
+}
+
 fn usage(message: impl Into<String>) -> Failure {
     Failure { code: Code::Usage, message: message.into() }
 }

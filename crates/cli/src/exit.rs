@@ -21,6 +21,8 @@ pub enum Code {
     Verification = 5,
     /// The device did not answer in time.
     Timeout = 6,
+    /// Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted = 130,
 }
 
 /// A failed command: what to tell the user and how to exit.
@@ -47,6 +49,45 @@ impl Failure {
         }
         ExitCode::from(self.code as u8)
     }
+}
+
+/// Ctrl-C during a command: it stopped, the link was closed.
+pub fn interrupted() -> Failure {
+    Failure { code: Code::Interrupted, message: "interrupted (the link to the device was closed)".into() }
+}
+
+/// Where a panic happened: our own code (workspace-relative paths, `crates/...`) or a
+/// dependency's (a registry path).
+fn ours(file: &str) -> bool {
+    file.starts_with("crates/") || file.starts_with("src/")
+}
+
+/// Makes panics speak like every other failure: one `error:` sentence, no backtrace, and never
+/// a dependency's panic text. A panic in smpflash's code is a bug: it is reported as an
+/// internal error and the program exits with code 1. A panic in a dependency's background task
+/// (bluez-async's, when it removes a D-Bus match rule that libdbus already dropped) is contained
+/// by the async runtime and does not decide the outcome: it is only logged at debug level
+/// (`-vv`), and the command's own result stands.
+pub fn install_panic_hook(json: bool) {
+    std::panic::set_hook(Box::new(move |info| {
+        let (file, line) = info.location().map(|l| (l.file().to_string(), l.line())).unwrap_or_default();
+        let text = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let main_thread = std::thread::current().name() == Some("main");
+        tracing::debug!("panic at {file}:{line}: {text}");
+        if ours(&file) || main_thread {
+            let failure = Failure {
+                code: Code::Failure,
+                message: format!("internal error in smpflash at {file}:{line}; run with -vv for details"),
+            };
+            failure.report(json);
+            std::process::exit(Code::Failure as i32);
+        }
+    }));
 }
 
 /// What `--sim` and `smpflash sim` say in a build without the virtual device.
@@ -93,5 +134,18 @@ impl From<Error> for Failure {
 impl From<ImageError> for Failure {
     fn from(e: ImageError) -> Self {
         Error::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ours;
+
+    #[test]
+    fn panics_are_told_apart_by_where_they_happened() {
+        assert!(ours("crates/cli/src/main.rs"));
+        assert!(!ours(
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/bluez-async-0.9.0/src/messagestream.rs"
+        ));
     }
 }

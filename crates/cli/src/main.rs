@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 use smpflash_core::dfu::Mode;
 use smpflash_core::upload::UploadOptions;
 
-use crate::connect::Connection;
+use crate::connect::{Connected, Connection};
 use crate::exit::Failure;
 use crate::output::{Outcome, Printer};
 use crate::render::Reporter;
@@ -159,6 +159,9 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts")
 }
 
+/// How long ending the link may take on the way out (BLE: the disconnect).
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
 async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
     let upload = UploadOptions {
         window: cli.window,
@@ -167,7 +170,6 @@ async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
         ..Default::default()
     };
     let connection = cli.connection;
-    let open = || connection.open();
     match cli.command {
         Command::Image(ImageCommand::Show { file }) => show::run(&file),
         #[cfg(feature = "sim")]
@@ -177,33 +179,70 @@ async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
         Command::Scan { seconds } => {
             Ok(Outcome::Scan { devices: smpflash_ble::scan(Duration::from_secs_f64(seconds)).await? })
         }
-        Command::Echo { text } => commands::echo(&open().await?, &text).await,
-        Command::Params => commands::params(&open().await?).await,
-        Command::Info => commands::info(&open().await?).await,
-        Command::Reset { force } => commands::reset(&open().await?, force).await,
-        Command::Image(ImageCommand::List) => commands::list(&open().await?).await,
+        command => {
+            // Ctrl-C ends the command, not the program: the link is closed first (a BLE device
+            // left connected does not advertise, so the next tool would not find it).
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(ctrl_c);
+            let mut c = tokio::select! {
+                c = connection.open() => c?,
+                _ = &mut ctrl_c => return Err(exit::interrupted()),
+            };
+            let result = tokio::select! {
+                r = on_device(&mut c, command, upload, reporter) => r,
+                _ = &mut ctrl_c => Err(exit::interrupted()),
+            };
+            c.close(CLOSE_LIMIT).await;
+            result
+        }
+    }
+}
+
+/// A command that talks to the device over `c`.
+async fn on_device(
+    c: &mut Connected,
+    command: Command,
+    upload: UploadOptions,
+    reporter: &Reporter,
+) -> Result<Outcome, Failure> {
+    match command {
+        Command::Echo { text } => commands::echo(c, &text).await,
+        Command::Params => commands::params(c).await,
+        Command::Info => commands::info(c).await,
+        Command::Reset { force } => commands::reset(c, force).await,
+        Command::Image(ImageCommand::List) => commands::list(c).await,
         Command::Image(ImageCommand::Upload { file, image }) => {
-            commands::upload(&mut open().await?, &file, image, upload, reporter).await
+            commands::upload(c, &file, image, upload, reporter).await
         }
-        Command::Image(ImageCommand::Test { hash }) => {
-            commands::mark(&open().await?, Some(&hash), false).await
-        }
-        Command::Image(ImageCommand::Confirm { hash }) => {
-            commands::mark(&open().await?, hash.as_deref(), true).await
-        }
-        Command::Image(ImageCommand::Erase { slot }) => commands::erase(&open().await?, slot).await,
+        Command::Image(ImageCommand::Test { hash }) => commands::mark(c, Some(&hash), false).await,
+        Command::Image(ImageCommand::Confirm { hash }) => commands::mark(c, hash.as_deref(), true).await,
+        Command::Image(ImageCommand::Erase { slot }) => commands::erase(c, slot).await,
         Command::Dfu { file, image, mode, force } => {
-            commands::dfu(&mut open().await?, &file, image, mode, force, upload, reporter).await
+            commands::dfu(c, &file, image, mode, force, upload, reporter).await
         }
+        Command::Image(ImageCommand::Show { .. }) | Command::Scan { .. } => {
+            unreachable!("run() handles the commands that need no device")
+        }
+        #[cfg(feature = "sim")]
+        Command::Sim(_) => unreachable!("run() handles the commands that need no device"),
+        #[cfg(not(feature = "sim"))]
+        Command::Sim { .. } => unreachable!("run() handles the commands that need no device"),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    exit::install_panic_hook(cli.json);
     init_tracing(cli.verbose);
     let printer = Printer { json: cli.json };
     let reporter = Reporter::new(cli.json);
-    match runtime().block_on(run(cli, &reporter)) {
+    let result = runtime().block_on(async {
+        let result = run(cli, &reporter).await;
+        // Disconnects that dropped links or an interrupted connect left behind.
+        smpflash_ble::finish_disconnects(CLOSE_LIMIT).await;
+        result
+    });
+    match result {
         Ok(outcome) => {
             printer.print(&outcome);
             ExitCode::SUCCESS

@@ -251,6 +251,12 @@ impl Client {
         self.shared.transport.piece_len()
     }
 
+    /// Closes the transport ([`Transport::close`]): over BLE, disconnects. Requests after
+    /// this fail.
+    pub async fn close(&self) -> Result<()> {
+        self.shared.transport.close().await
+    }
+
     /// The transport's description.
     pub fn describe(&self) -> String {
         self.shared.transport.describe()

@@ -36,4 +36,10 @@ pub trait GattLink: Send + Sync {
 
     /// A short description for logs, e.g. `ble AA:BB:CC:DD:EE:FF`.
     fn describe(&self) -> String;
+
+    /// Disconnects from the device ([`Transport::close`](crate::transport::Transport::close)
+    /// of a GATT transport). The default does nothing.
+    async fn disconnect(&self) -> Result<()> {
+        Ok(())
+    }
 }

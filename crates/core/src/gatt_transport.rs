@@ -192,6 +192,11 @@ impl<L: GattLink> Transport for GattTransport<L> {
     fn describe(&self) -> String {
         self.link.describe()
     }
+
+    /// Disconnects the link.
+    async fn close(&self) -> Result<()> {
+        self.link.disconnect().await
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,12 @@ impl Session {
         &self.client
     }
 
+    /// Closes the current link ([`Client::close`]); call it before the program ends, whatever
+    /// the outcome, so a BLE device is disconnected and advertises again.
+    pub async fn close(&self) -> Result<()> {
+        self.client.close().await
+    }
+
     /// Reconnections so far.
     pub fn reconnects(&self) -> u32 {
         self.reconnects

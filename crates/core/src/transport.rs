@@ -111,4 +111,13 @@ pub trait Transport: Send + Sync {
 
     /// A short description for logs and messages, e.g. `udp 127.0.0.1:1337`.
     fn describe(&self) -> String;
+
+    /// Ends the link to the device, for media where the device notices: over BLE it
+    /// disconnects, so the device advertises again and the next tool finds it. Call it before
+    /// the program (and its async runtime) ends, on success and on failure alike; dropping a
+    /// transport cannot reliably do that work. Closing a link that is already gone is not an
+    /// error worth reporting. The default does nothing (UDP, serial: nothing to end).
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -562,6 +562,11 @@ impl GattLink for SimCentral {
         self.shared.state().down.is_none()
     }
 
+    async fn disconnect(&self) -> Result<()> {
+        SimCentral::disconnect(self);
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         let p = &self.shared.params;
         format!(

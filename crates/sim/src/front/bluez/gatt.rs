@@ -8,7 +8,7 @@ use std::sync::Arc;
 use smpflash_core::gatt::{SMP_CHARACTERISTIC_UUID, SMP_SERVICE_UUID};
 use zbus::interface;
 use zbus::message::Header;
-use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+use zbus::zvariant::{OwnedFd, OwnedObjectPath, OwnedValue};
 
 use super::error::{BluezError, Result};
 use super::names::sender;
@@ -78,8 +78,8 @@ impl SmpCharacteristic {
         Err(BluezError::NotPermitted("Read not permitted".into()))
     }
 
-    fn write_value(&self, value: Vec<u8>, options: HashMap<String, OwnedValue>) -> Result<()> {
-        self.radio.write(value, &options)
+    async fn write_value(&self, value: Vec<u8>, options: HashMap<String, OwnedValue>) -> Result<()> {
+        self.radio.write_value(value, &options).await
     }
 
     async fn start_notify(&self, #[zbus(header)] header: Header<'_>) -> Result<()> {
@@ -90,15 +90,16 @@ impl SmpCharacteristic {
         self.radio.stop_notify(&sender(&header)).await
     }
 
-    /// Not emulated; the characteristic does not offer `WriteAcquired`, so clients use
-    /// WriteValue.
-    fn acquire_write(&self, _options: HashMap<String, OwnedValue>) -> Result<()> {
-        Err(BluezError::NotSupported("Operation is not supported".into()))
+    /// A `SOCK_SEQPACKET` socket whose packets are write commands, and the ATT MTU; the
+    /// characteristic's `WriteAcquired` is true until the client closes it.
+    async fn acquire_write(&self, _options: HashMap<String, OwnedValue>) -> Result<(OwnedFd, u16)> {
+        self.radio.acquire_write().await
     }
 
-    /// Not emulated; without `NotifyAcquired` clients use StartNotify.
-    fn acquire_notify(&self, _options: HashMap<String, OwnedValue>) -> Result<()> {
-        Err(BluezError::NotSupported("Operation is not supported".into()))
+    /// A `SOCK_SEQPACKET` socket that receives each notification as one packet, and the ATT
+    /// MTU; `NotifyAcquired` is true until the client closes it or calls StopNotify.
+    async fn acquire_notify(&self, _options: HashMap<String, OwnedValue>) -> Result<(OwnedFd, u16)> {
+        self.radio.acquire_notify().await
     }
 
     #[zbus(property, name = "UUID")]
@@ -119,6 +120,16 @@ impl SmpCharacteristic {
     #[zbus(property)]
     fn notifying(&self) -> bool {
         self.radio.st().notifying()
+    }
+
+    #[zbus(property)]
+    fn write_acquired(&self) -> bool {
+        self.radio.st().write_io.is_some()
+    }
+
+    #[zbus(property)]
+    fn notify_acquired(&self) -> bool {
+        self.radio.st().notify_io.is_some()
     }
 
     #[zbus(property)]
@@ -151,7 +162,7 @@ impl CccDescriptor {
         if !st.connected() {
             return Err(BluezError::not_connected());
         }
-        Ok(vec![u8::from(st.notifying()), 0])
+        Ok(vec![u8::from(st.subscribed()), 0])
     }
 
     /// BlueZ owns the CCC: clients subscribe with StartNotify.
@@ -171,6 +182,6 @@ impl CccDescriptor {
 
     #[zbus(property)]
     fn value(&self) -> Vec<u8> {
-        vec![u8::from(self.radio.st().notifying()), 0]
+        vec![u8::from(self.radio.st().subscribed()), 0]
     }
 }

@@ -14,7 +14,7 @@ use zbus::zvariant::OwnedValue;
 use super::error::{BluezError, Result};
 use super::filter::{as_int, as_str};
 use super::names::{CHARACTERISTIC1, DEVICE1};
-use super::radio::{Link, Radio};
+use super::radio::{Link, Radio, DROP_NOTICE};
 use crate::front::ble_link::SimCentral;
 
 impl Radio {
@@ -49,15 +49,16 @@ impl Radio {
         })?;
         let central = Arc::new(central);
         let (writes, queue) = mpsc::unbounded_channel();
+        let (drained_tx, drained) = tokio::sync::watch::channel(false);
         let epoch = {
             let mut st = self.st();
             st.epoch += 1;
-            st.link = Some(Link { epoch: st.epoch, central: central.clone(), writes });
+            st.link = Some(Link { epoch: st.epoch, central: central.clone(), writes, drained });
             st.services_resolved = false;
             st.epoch
         };
         tokio::spawn(feed_writes(central.clone(), queue));
-        tokio::spawn(relay_notifications(self.clone(), central, epoch));
+        tokio::spawn(relay_notifications(self.clone(), central, epoch, drained_tx));
         self.changed(&self.device_path, DEVICE1, vec![("Connected", true.into())]).await;
         self.tree.export_gatt(self).await;
         // Discovery takes a few connection events after Connect returns; clients wait for
@@ -91,6 +92,8 @@ impl Radio {
 
     /// The link went down on its own (the device reset, or the link model dropped it).
     async fn link_lost(&self, epoch: u64) {
+        // Clients hear of it a little after the last notification, as from a controller.
+        tokio::time::sleep(DROP_NOTICE).await;
         let _ops = self.ops.lock().await;
         let link = {
             let mut st = self.st();
@@ -161,11 +164,23 @@ impl Radio {
         link.writes.send(value).map_err(|_| BluezError::not_connected())
     }
 
+    /// `WriteValue`, refused while a client holds the write socket (`AcquireWrite`), as
+    /// bluetoothd does.
+    pub async fn write_value(&self, value: Vec<u8>, options: &HashMap<String, OwnedValue>) -> Result<()> {
+        if !self.write_socket_closed_or_absent().await {
+            return Err(BluezError::NotPermitted("Write acquired".into()));
+        }
+        self.write(value, options)
+    }
+
     pub async fn start_notify(&self, client: &str) -> Result<()> {
         let started = {
             let mut st = self.st();
             if st.link.is_none() {
                 return Err(BluezError::not_connected());
+            }
+            if st.notify_io.is_some() {
+                return Err(BluezError::NotPermitted("Notify acquired".into()));
             }
             if self.opts.require_pairing && !st.paired {
                 return Err(BluezError::insufficient_authentication());
@@ -181,6 +196,10 @@ impl Radio {
     }
 
     pub async fn stop_notify(&self, client: &str) -> Result<()> {
+        // With a notify socket out, StopNotify closes it, whoever calls.
+        if self.release_notify_socket().await {
+            return Ok(());
+        }
         let stopped = {
             let mut st = self.st();
             if !st.notify_clients.remove(client) {
@@ -194,13 +213,17 @@ impl Radio {
         Ok(())
     }
 
-    /// A notification arrived over the link: clients see it as a new `Value`, but only while
-    /// someone subscribed (the device's CCC is set), as on a real link.
+    /// A notification arrived over the link: clients see it as a new `Value`, or as a packet
+    /// on the notify socket when one is out (`AcquireNotify`), but only while someone
+    /// subscribed (the device's CCC is set), as on a real link.
     async fn notified(&self, epoch: u64, value: Vec<u8>) {
         {
+            let current = self.st().link.as_ref().is_some_and(|l| l.epoch == epoch);
+            if !current || self.notify_socket(&value) {
+                return;
+            }
             let mut st = self.st();
-            let current = st.link.as_ref().is_some_and(|l| l.epoch == epoch);
-            if !current || !st.notifying() {
+            if !st.notifying() {
                 return;
             }
             st.value = value.clone();
@@ -219,9 +242,15 @@ async fn feed_writes(central: Arc<SimCentral>, mut queue: mpsc::UnboundedReceive
     }
 }
 
-async fn relay_notifications(radio: Arc<Radio>, central: Arc<SimCentral>, epoch: u64) {
+async fn relay_notifications(
+    radio: Arc<Radio>,
+    central: Arc<SimCentral>,
+    epoch: u64,
+    drained: tokio::sync::watch::Sender<bool>,
+) {
     while let Ok(value) = central.notification().await {
         radio.notified(epoch, value).await;
     }
+    drained.send_replace(true);
     radio.link_lost(epoch).await;
 }

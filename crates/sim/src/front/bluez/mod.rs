@@ -15,9 +15,11 @@
 // radio: the adapter's state and every change of it, exporting objects only through its
 // `ObjectTree` seam;
 // link: the connection over the simulated radio link (more of `Radio`);
+// acquire: AcquireWrite/AcquireNotify sockets on that connection (more of `Radio`);
 // adapter, remote, gatt: the D-Bus objects, which call into the radio;
 // tree: the `ObjectTree` that puts those objects on the bus;
 // this module: serving it all.
+mod acquire;
 mod adapter;
 pub mod bus;
 mod error;

@@ -25,12 +25,38 @@ use crate::device::{Device, DeviceEvent};
 use crate::front::ble::BleFrontEnd;
 use crate::front::ble_link::SimCentral;
 
+/// How long after the device's side dropped a link (a reset) clients are told, at the least:
+/// Zephyr answers a reset and reboots CONFIG_MCUMGR_GRP_OS_RESET_MS (250 ms) later, and a
+/// central learns of a vanished peripheral later still (supervision timeout). A client that
+/// takes a disconnection for the end of a pending request (smpclient) must get to read the
+/// answer first, as it does against a board.
+pub(super) const DROP_NOTICE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// One connection over the simulated radio link.
 pub(super) struct Link {
     pub(super) epoch: u64,
     pub(super) central: Arc<SimCentral>,
     // Write commands in the order they were accepted; a task feeds them to the radio link.
     pub(super) writes: mpsc::UnboundedSender<Vec<u8>>,
+    // True once every notification that crossed the link was handed to clients.
+    pub(super) drained: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A socket handed out by `AcquireWrite` or `AcquireNotify`: our end of the pair, and the task
+/// that reads it until the client closes its end. Dropping it closes our end, which the client
+/// sees as a hang-up.
+pub(super) struct Acquired {
+    pub(super) id: u64,
+    pub(super) sock: Arc<tokio::io::unix::AsyncFd<socket2::Socket>>,
+    pub(super) task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Acquired {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 /// The D-Bus objects the radio puts on the bus and takes off it. The objects hold the radio and
@@ -67,6 +93,12 @@ pub(crate) struct St {
     pub(super) alias: Option<String>,
     /// Clients that called StartNotify on the SMP characteristic.
     pub(super) notify_clients: HashSet<String>,
+    /// The socket of `AcquireWrite`, while a client holds it (`WriteAcquired`).
+    pub(super) write_io: Option<Acquired>,
+    /// The socket of `AcquireNotify`, while a client holds it (`NotifyAcquired`).
+    pub(super) notify_io: Option<Acquired>,
+    /// Numbers the acquired sockets, so a late hang-up cannot release a newer one.
+    pub(super) acquired: u64,
     /// The last notified value (the characteristic's `Value` property).
     pub(super) value: Vec<u8>,
     pub(super) rssi: i16,
@@ -82,8 +114,14 @@ impl St {
         self.link.is_some()
     }
 
+    /// The `Notifying` property: some client called StartNotify.
     pub fn notifying(&self) -> bool {
         !self.notify_clients.is_empty()
+    }
+
+    /// Whether the device's CCC is set: a StartNotify session or an acquired notify socket.
+    pub fn subscribed(&self) -> bool {
+        self.notifying() || self.notify_io.is_some()
     }
 }
 
@@ -118,6 +156,9 @@ impl Radio {
             blocked: false,
             alias: None,
             notify_clients: HashSet::new(),
+            write_io: None,
+            notify_io: None,
+            acquired: 0,
             value: Vec::new(),
             rssi: -50,
             adverts: 0,
@@ -349,13 +390,16 @@ impl Radio {
     /// GATT objects go away. Called with `ops` held.
     pub(super) async fn teardown_locked(&self, link: Link) {
         link.central.disconnect();
-        let (resolved, unsubscribed) = {
+        let (resolved, unsubscribed, acquired) = {
             let mut st = self.st();
             let resolved = std::mem::take(&mut st.services_resolved);
             let unsubscribed = st.notifying();
             st.notify_clients.clear();
-            (resolved, unsubscribed)
+            // As bluetoothd does when the link goes: the acquired sockets close, so their
+            // holders see a hang-up.
+            (resolved, unsubscribed, (st.write_io.take(), st.notify_io.take()))
         };
+        drop(acquired);
         if unsubscribed {
             self.changed(&self.char_path(), CHARACTERISTIC1, vec![("Notifying", false.into())]).await;
         }
@@ -370,6 +414,14 @@ impl Radio {
     /// it); it stops advertising, so BlueZ forgets it unless it is bonded.
     async fn device_down(&self) {
         let _ops = self.ops.lock().await;
+        // What the device notified before it went (the answer to a reset) reaches clients
+        // before the disconnection, as the controller reports them in that order.
+        let drained =
+            self.st().link.as_ref().filter(|l| !l.central.is_connected()).map(|l| l.drained.clone());
+        if let Some(mut drained) = drained {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drained.wait_for(|d| *d)).await;
+            tokio::time::sleep(DROP_NOTICE).await;
+        }
         let link = {
             let mut st = self.st();
             // A link that is still up was made after the reboot: the device is back already.
