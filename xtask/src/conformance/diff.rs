@@ -354,6 +354,21 @@ pub fn summary(results: &[ServerDiff]) -> String {
             }
         ));
     }
+    let mut kinds = String::new();
+    for d in results {
+        let mut by_kind: BTreeMap<Kind, usize> = BTreeMap::new();
+        for o in d.outcomes.iter().filter(|o| o.unexpected()) {
+            *by_kind.entry(o.case.kind).or_default() += 1;
+        }
+        if !by_kind.is_empty() {
+            let list: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k:?}")).collect();
+            kinds.push_str(&format!("- `{}`: {}\n", d.config, list.join(", ")));
+        }
+    }
+    if !kinds.is_empty() {
+        s.push_str("\nUnexpected differences by request kind:\n\n");
+        s.push_str(&kinds);
+    }
     let mut details = String::new();
     for d in results {
         for o in d.outcomes.iter().filter(|o| o.unexpected()) {
