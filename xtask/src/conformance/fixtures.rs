@@ -523,6 +523,23 @@ pub struct RawLink {
 }
 
 impl RawLink {
+    /// A link to a UDP peer in this network namespace (the virtual device), one frame per
+    /// datagram.
+    pub fn udp(peer: SocketAddr) -> io::Result<RawLink> {
+        let s = UdpSocket::bind(if peer.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" })?;
+        s.connect(peer)?;
+        Ok(RawLink::over(Medium::Udp(s), Framing::Datagram))
+    }
+
+    /// A link over a pty (the virtual device's serial console), in the console framing.
+    pub fn pty(path: &Path) -> io::Result<RawLink> {
+        Ok(RawLink::over(Medium::Pty(open_raw_pty(path)?), Framing::Console))
+    }
+
+    fn over(medium: Medium, framing: Framing) -> RawLink {
+        RawLink { medium, framing, codec: ConsoleCodec::new(), buf: BytesMut::new() }
+    }
+
     /// Sends one SMP frame (header and body) in the server's framing.
     pub fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         let wire = match self.framing {

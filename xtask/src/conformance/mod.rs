@@ -7,11 +7,18 @@
 //!   frame exchange ([`fixtures::RawLink`]), reusable by a differential test;
 //! - [`run`]: the rules and the smpflash runs of one server's row;
 //! - [`table`]: the Markdown table and docs/conformance.md;
-//! - [`child`]: every child process killed on every path, Ctrl-C included.
+//! - [`child`]: every child process killed on every path, Ctrl-C included;
+//! - [`diff`]: the differential test — the same raw requests ([`cases`]) to a real server and
+//!   to the virtual device set up like it, compared by one rule ([`shape`]), the accepted
+//!   differences listed with their reasons ([`intended`]).
 
+pub mod cases;
 pub mod child;
+pub mod diff;
 pub mod fixtures;
+pub mod intended;
 pub mod run;
+pub mod shape;
 pub mod table;
 
 use std::path::Path;
@@ -37,6 +44,22 @@ pub struct Args {
     /// its own port).
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
+    /// Only the differential test (no table).
+    #[arg(long, conflicts_with = "no_diff")]
+    pub diff_only: bool,
+    /// No differential test.
+    #[arg(long)]
+    pub no_diff: bool,
+    /// The servers of the differential test (comma-separated configs).
+    #[arg(long, default_value_t = diff::DEFAULT_SERVERS.join(","))]
+    pub diff_servers: String,
+    /// The `smpflash` binary whose `smpflash sim` the differential test runs (default: the one
+    /// built for the table).
+    #[arg(long, value_name = "PATH")]
+    pub sim_bin: Option<std::path::PathBuf>,
+    /// Print every intended difference with both answers too.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// Runs the suite from the workspace `root`; fails when a cell fails or a server is missing or
@@ -57,10 +80,58 @@ pub fn main(args: Args, root: &Path) -> Result<()> {
     let scratch = std::env::temp_dir().join(format!("smpflash-conformance-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     child::register_scratch(scratch.clone());
-    let rows = run_all(&fixtures, &entries, &bin, &scratch, args.jobs.max(1));
+    let rows = if args.diff_only {
+        Vec::new()
+    } else {
+        run_all(&fixtures, &entries, &bin, &scratch, args.jobs.max(1))
+    };
+    let seconds = began.elapsed().as_secs_f64();
+    let diffs = if args.no_diff {
+        None
+    } else {
+        let diff_began = Instant::now();
+        let configs: Vec<String> =
+            args.diff_servers.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        let sim_bin = args.sim_bin.clone().unwrap_or_else(|| bin.clone());
+        eprintln!("conformance: differential test on {} with {}", configs.join(", "), sim_bin.display());
+        let results = diff::run_all(&fixtures, &configs, &sim_bin, &scratch)?;
+        Some((results, diff_began.elapsed().as_secs_f64()))
+    };
     let _ = std::fs::remove_dir_all(&scratch);
     child::unregister_scratch(&scratch);
-    let seconds = began.elapsed().as_secs_f64();
+    if let Some((results, secs)) = &diffs {
+        if args.verbose {
+            println!("Intended differences, each:\n{}", diff::intended_details(results));
+        }
+        let footer = diff_footer(results, *secs, &args);
+        println!("Differential test:\n\n{}\n{footer}\n", diff::summary(results));
+        if args.write_doc {
+            let doc = root.join("docs/conformance.md");
+            let text = std::fs::read_to_string(&doc)?;
+            let body = format!(
+                "{}\n{footer}\n\nThe intended differences (`xtask/src/conformance/intended.rs`):\n\n{}",
+                diff::summary(results),
+                diff::intended_list()
+            );
+            let text = table::replace_between(
+                &text,
+                ("<!-- differential:start -->", "<!-- differential:end -->"),
+                &body,
+            )?;
+            std::fs::write(&doc, text)?;
+        }
+        let failed: Vec<&str> = results.iter().filter(|d| d.failed()).map(|d| d.config.as_str()).collect();
+        if !failed.is_empty() && args.diff_only {
+            bail!("differential test failed: {}", failed.join(", "));
+        }
+        if !failed.is_empty() {
+            eprintln!("conformance: differential test failed on {}", failed.join(", "));
+        }
+    }
+    if args.diff_only {
+        eprintln!("conformance: differential test passed");
+        return Ok(());
+    }
 
     let footer = format!(
         "{} servers, {} at a time, {:.0} s (`cargo xtask conformance{}`).",
@@ -88,11 +159,29 @@ pub fn main(args: Args, root: &Path) -> Result<()> {
             format!("{} ({})", r.config, cols.join(", "))
         })
         .collect();
-    if !failed.is_empty() {
-        bail!("conformance failed: {}", failed.join("; "));
+    let diff_failed = diffs.as_ref().is_some_and(|(r, _)| r.iter().any(diff::ServerDiff::failed));
+    if !failed.is_empty() || diff_failed {
+        bail!(
+            "conformance failed: {}{}",
+            failed.join("; "),
+            if diff_failed { " (differential test: unexpected differences)" } else { "" }
+        );
     }
     eprintln!("conformance: passed in {seconds:.0} s");
     Ok(())
+}
+
+fn diff_footer(results: &[diff::ServerDiff], seconds: f64, args: &Args) -> String {
+    let cases: usize = results.iter().map(|d| d.outcomes.len()).sum();
+    format!(
+        "{} servers, {cases} cases, {seconds:.0} s (`cargo xtask conformance{}`).",
+        results.len(),
+        if args.diff_servers == diff::DEFAULT_SERVERS.join(",") {
+            String::new()
+        } else {
+            format!(" --diff-servers {}", args.diff_servers)
+        }
+    )
 }
 
 fn select(all: &[Entry], only: Option<&str>) -> Result<Vec<Entry>> {
