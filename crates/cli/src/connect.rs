@@ -10,7 +10,7 @@ use smpflash_ble::{BtleplugLink, ConnectOptions, GattTransport};
 use smpflash_core::session::{Connector, Session};
 use smpflash_core::transport::Transport;
 use smpflash_core::Result;
-use smpflash_serial::SerialTransport;
+use smpflash_serial::{Framing, SerialTransport, DEFAULT_PROBE_WAIT};
 #[cfg(feature = "sim")]
 use smpflash_sim::connect::{SimConnector, SimLink, SimOptions, SimStartError};
 #[cfg(feature = "sim")]
@@ -74,6 +74,11 @@ pub struct Connection {
     /// Serial baud rate.
     #[arg(long, env = "SMPFLASH_BAUD", default_value_t = 115_200)]
     pub baud: u32,
+    /// Serial framing: console (base64 lines, Zephyr's UART transport, MCUboot), raw (bare
+    /// frames, Zephyr's raw UART transport), shell (the console framing through Zephyr's shell).
+    /// Default: detected, console first (-v says which).
+    #[arg(long, env = "SMPFLASH_FRAMING", value_enum)]
+    pub framing: Option<Framing>,
     /// How to reach the virtual device.
     #[arg(long, env = "SMPFLASH_SIM_LINK", default_value = "ble-phone-fast")]
     pub sim_link: SimLink,
@@ -101,6 +106,9 @@ struct Serial {
     path: String,
     baud: u32,
     max_frame: Option<usize>,
+    /// Given with `--framing`, or found by the first connection's probe and kept for
+    /// reconnections (after a reset the device speaks what it spoke before).
+    framing: std::sync::Mutex<Option<Framing>>,
 }
 
 #[async_trait]
@@ -110,6 +118,23 @@ impl Connector for Serial {
         if let Some(n) = self.max_frame {
             t = t.with_max_frame(n);
         }
+        let known = *self.framing.lock().expect("framing lock");
+        t = match known {
+            Some(framing) => t.with_framing(framing),
+            None => {
+                let (t, found) = t.detect_framing(DEFAULT_PROBE_WAIT).await?;
+                match found {
+                    Some(framing) => {
+                        tracing::debug!("serial framing detected: {framing}");
+                        *self.framing.lock().expect("framing lock") = Some(framing);
+                    }
+                    None => tracing::debug!(
+                        "serial framing: no answer to a console or a raw echo; using console (see --framing)"
+                    ),
+                }
+                t
+            }
+        };
         Ok(Arc::new(t))
     }
 }
@@ -167,9 +192,12 @@ impl Connection {
                 Some(mtu) => UdpConnector::new(target.to_string()).with_path_mtu(mtu),
                 None => UdpConnector::new(target.to_string()),
             }),
-            Some(Link::Serial(path)) => {
-                Box::new(Serial { path: path.to_string(), baud: self.baud, max_frame: self.mtu })
-            }
+            Some(Link::Serial(path)) => Box::new(Serial {
+                path: path.to_string(),
+                baud: self.baud,
+                max_frame: self.mtu,
+                framing: std::sync::Mutex::new(self.framing),
+            }),
             Some(Link::Ble(target)) => Box::new(Ble {
                 target: target.to_string(),
                 options: ConnectOptions { mtu: self.mtu, ..Default::default() },

@@ -1,5 +1,8 @@
-//! SMP over a serial console, the framing of Zephyr's UART and shell MCUmgr transports and of
-//! MCUboot's serial recovery.
+//! SMP over a serial link: the console framing of Zephyr's UART and shell MCUmgr transports and
+//! of MCUboot's serial recovery, and the raw framing of Zephyr 4.4's raw UART transport and
+//! MCUboot's raw serial recovery ([`raw`]). [`Framing`] names them; [`SerialTransport`] speaks
+//! one of them, set with [`SerialTransport::with_framing`] or found with
+//! [`SerialTransport::detect_framing`].
 //!
 //! Each SMP frame travels as a packet (2-byte big-endian length, the frame, CRC16-XMODEM),
 //! base64-encoded in lines of at most 127 bytes: the first marked `06 09`, the others `04 14`,
@@ -28,7 +31,11 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod framing;
+pub mod raw;
 pub mod transport;
 
 pub use codec::{encode_frame, ConsoleCodec, ConsoleItem, Discard, FrameCodec};
-pub use transport::{SerialTransport, DEFAULT_MAX_FRAME};
+pub use framing::Framing;
+pub use raw::{Accept, RawCodec};
+pub use transport::{SerialTransport, DEFAULT_MAX_FRAME, DEFAULT_PROBE_WAIT, RAW_IDLE_RESYNC};

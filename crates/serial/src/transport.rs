@@ -1,19 +1,105 @@
-//! [`SerialTransport`]: the console framing over a serial port, a TCP socket (ser2net,
+//! [`SerialTransport`]: the console or raw framing over a serial port, a TCP socket (ser2net,
 //! emulators) or any byte stream.
 
 use std::io;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use bytes::BytesMut;
 use smpflash_core::transport::{Transport, TransportError, TransportKind};
 use smpflash_core::{Error, Result};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
-use tokio_util::codec::FramedRead;
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
 
 use crate::codec::{self, FrameCodec, MAX_ENCODABLE_FRAME};
+use crate::framing::{self, Framing};
+use crate::raw::{Accept, RawCodec, MAX_RAW_FRAME};
+
+/// With the raw framing, how long a partial frame may sit without a new byte before its first
+/// byte is dropped and the buffer searched again (the host side of Zephyr's
+/// `CONFIG_MCUMGR_TRANSPORT_RAW_UART_INPUT_TIMEOUT` and MCUboot's
+/// `CONFIG_BOOT_SERIAL_RAW_PROTOCOL_INPUT_TIMEOUT`): the raw framing has no delimiter, so a
+/// garbage byte that looks like a header would otherwise hold the next answer hostage.
+pub const RAW_IDLE_RESYNC: Duration = Duration::from_millis(250);
+
+/// How long [`SerialTransport::detect_framing`] waits for each probe's answer by default.
+pub const DEFAULT_PROBE_WAIT: Duration = Duration::from_millis(500);
+
+/// A decoder of either framing.
+#[derive(Debug)]
+enum WireCodec {
+    Console(FrameCodec),
+    Raw(RawCodec),
+}
+
+impl WireCodec {
+    fn new(framing: Framing) -> Self {
+        if framing.is_raw() {
+            WireCodec::Raw(RawCodec::new(Accept::Responses))
+        } else {
+            WireCodec::Console(FrameCodec::new())
+        }
+    }
+}
+
+/// The read half with its buffer and decoder.
+struct Reader {
+    io: ReadHalf<Box<dyn Link>>,
+    buf: BytesMut,
+    codec: WireCodec,
+}
+
+impl Reader {
+    /// Reads more bytes; `Ok(0)` is the end of the stream.
+    async fn fill(&mut self) -> io::Result<usize> {
+        self.buf.reserve(4096);
+        self.io.read_buf(&mut self.buf).await
+    }
+
+    async fn next_frame(&mut self) -> Option<io::Result<Vec<u8>>> {
+        loop {
+            let decoded = match &mut self.codec {
+                WireCodec::Console(c) => c.decode(&mut self.buf),
+                WireCodec::Raw(c) => c.decode(&mut self.buf),
+            };
+            match decoded {
+                Ok(Some(frame)) => return Some(Ok(frame)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            let read = match &mut self.codec {
+                WireCodec::Raw(c) if !self.buf.is_empty() => {
+                    match tokio::time::timeout(RAW_IDLE_RESYNC, self.io.read_buf(&mut self.buf)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            c.skip_stalled(&mut self.buf);
+                            continue;
+                        }
+                    }
+                }
+                _ => self.fill().await,
+            };
+            match read {
+                Ok(0) => {
+                    let last = match &mut self.codec {
+                        WireCodec::Console(c) => c.decode_eof(&mut self.buf),
+                        WireCodec::Raw(c) => c.decode_eof(&mut self.buf),
+                    };
+                    return match last {
+                        Ok(Some(frame)) => Some(Ok(frame)),
+                        Ok(None) => None,
+                        Err(e) => Some(Err(e)),
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
 
 /// Frame limit used unless told otherwise: Zephyr's default `CONFIG_MCUMGR_TRANSPORT_UART_MTU`.
 ///
@@ -36,15 +122,17 @@ trait Link: AsyncRead + AsyncWrite + Send + Unpin {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Link for T {}
 
-/// SMP over a serial console: frames as base64 lines among the device's log output.
+/// SMP over a serial link: frames as base64 lines among the device's log output (the console
+/// framing, the default), or bare frames (the raw framing, [`with_framing`](Self::with_framing)).
 ///
 /// One task may wait in [`recv`](Transport::recv) while others [`send`](Transport::send): the
 /// read and write halves have separate locks. Each frame's lines are written under the write
 /// lock, so concurrent frames never interleave on the wire.
 pub struct SerialTransport {
-    reader: Mutex<FramedRead<ReadHalf<Box<dyn Link>>, FrameCodec>>,
+    reader: Mutex<Reader>,
     writer: Mutex<WriteHalf<Box<dyn Link>>>,
     description: String,
+    framing: Framing,
     line_delay: Option<Duration>,
     max_frame: usize,
 }
@@ -53,6 +141,7 @@ impl std::fmt::Debug for SerialTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SerialTransport")
             .field("description", &self.description)
+            .field("framing", &self.framing)
             .field("line_delay", &self.line_delay)
             .field("max_frame", &self.max_frame)
             .finish_non_exhaustive()
@@ -104,11 +193,112 @@ impl SerialTransport {
     {
         let (read, write) = tokio::io::split(Box::new(stream) as Box<dyn Link>);
         SerialTransport {
-            reader: Mutex::new(FramedRead::new(read, FrameCodec::new())),
+            reader: Mutex::new(Reader {
+                io: read,
+                buf: BytesMut::new(),
+                codec: WireCodec::new(Framing::Console),
+            }),
             writer: Mutex::new(write),
             description: description.into(),
+            framing: Framing::Console,
             line_delay: None,
             max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+
+    /// Speaks `framing` from now on (the console framing unless told otherwise). Bytes already
+    /// received and not yet decoded are dropped.
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        let reader = self.reader.get_mut();
+        reader.codec = WireCodec::new(framing);
+        reader.buf.clear();
+        if framing.is_raw() {
+            self.max_frame = self.max_frame.min(MAX_RAW_FRAME);
+        }
+        self
+    }
+
+    /// The framing this link speaks.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Finds out which framing the device speaks, and switches to it.
+    ///
+    /// Sends an echo in the console framing first and waits up to `wait` for its answer; if none
+    /// comes, sends an echo as a bare frame and waits up to `wait` again, still taking a late
+    /// console answer. The console probe first because it cannot confuse a raw device (see
+    /// `framing::console_probe`: a raw device refuses every 8-byte block of it and keeps
+    /// nothing), while raw bytes would sit in a console device's line buffer; after an
+    /// unanswered raw probe a newline is sent to end that line. A console device costs one
+    /// echo round trip, a raw one `wait` more.
+    ///
+    /// Returns the link and `Some(framing)` found, or `None` when neither probe was answered
+    /// (the link then stays in the console framing).
+    pub async fn detect_framing(mut self, wait: Duration) -> Result<(Self, Option<Framing>)> {
+        let found = self.probe(wait).await?;
+        let framing = found.unwrap_or(Framing::Console);
+        Ok((self.with_framing(framing), found))
+    }
+
+    async fn probe(&mut self, wait: Duration) -> Result<Option<Framing>> {
+        let mut console = FrameCodec::new();
+        let mut raw = RawCodec::new(Accept::Responses);
+        let mut console_buf = BytesMut::new();
+        let mut raw_buf = BytesMut::new();
+        for (wire, kind) in
+            [(framing::console_probe(), Framing::Console), (framing::raw_probe(), Framing::Raw)]
+        {
+            tracing::debug!(target: "smpflash::serial", "probing the {kind} framing ({} bytes)", wire.len());
+            self.write_raw(&wire).await?;
+            let deadline = Instant::now() + wait;
+            loop {
+                while let Ok(Some(frame)) = console.decode(&mut console_buf) {
+                    if framing::answers_probe(&frame, framing::CONSOLE_PROBE_SEQ) {
+                        return Ok(Some(Framing::Console));
+                    }
+                }
+                while let Ok(Some(frame)) = raw.decode(&mut raw_buf) {
+                    if framing::answers_probe(&frame, framing::RAW_PROBE_SEQ) {
+                        return Ok(Some(Framing::Raw));
+                    }
+                }
+                let reader = self.reader.get_mut();
+                reader.buf.clear();
+                let read = match tokio::time::timeout_at(deadline, reader.fill()).await {
+                    Err(_) => break,
+                    Ok(r) => r,
+                };
+                match read {
+                    Ok(0) => return Err(Error::link_lost(format!("{} closed", self.description))),
+                    Ok(_) => {
+                        console_buf.extend_from_slice(&reader.buf);
+                        raw_buf.extend_from_slice(&reader.buf);
+                        reader.buf.clear();
+                    }
+                    Err(e) => return Err(self.read_error(e)),
+                }
+            }
+        }
+        // A console device holds the raw probe as the start of a line: end it.
+        self.write_raw(b"\n").await?;
+        Ok(None)
+    }
+
+    async fn write_raw(&self, bytes: &[u8]) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        writer.write_all(bytes).await.map_err(|e| self.write_error(e))?;
+        writer.flush().await.map_err(|e| self.write_error(e))
+    }
+
+    fn read_error(&self, e: io::Error) -> Error {
+        if is_disconnect(&e) {
+            TransportError::new(TransportKind::LinkLost, self.description.clone()).with_source(e).into()
+        } else {
+            TransportError::new(TransportKind::Io, format!("reading from {}", self.description))
+                .with_source(e)
+                .into()
         }
     }
 
@@ -163,6 +353,13 @@ fn is_disconnect(e: &io::Error) -> bool {
 #[async_trait]
 impl Transport for SerialTransport {
     async fn send(&self, frame: &[u8]) -> Result<()> {
+        if self.framing.is_raw() {
+            if frame.len() > MAX_RAW_FRAME {
+                return Err(Error::FrameTooLarge { size: frame.len(), limit: MAX_RAW_FRAME });
+            }
+            tracing::trace!(target: "smpflash::serial", "-> {} frame bytes, raw", frame.len());
+            return self.write_raw(frame).await;
+        }
         let wire = codec::encode_frame(frame)?;
         tracing::trace!(
             target: "smpflash::serial",
@@ -198,18 +395,9 @@ impl Transport for SerialTransport {
 
     async fn recv(&self) -> Result<Vec<u8>> {
         let mut reader = self.reader.lock().await;
-        match reader.next().await {
+        match reader.next_frame().await {
             Some(Ok(frame)) => Ok(frame),
-            Some(Err(e)) if is_disconnect(&e) => {
-                Err(TransportError::new(TransportKind::LinkLost, self.description.clone())
-                    .with_source(e)
-                    .into())
-            }
-            Some(Err(e)) => {
-                Err(TransportError::new(TransportKind::Io, format!("reading from {}", self.description))
-                    .with_source(e)
-                    .into())
-            }
+            Some(Err(e)) => Err(self.read_error(e)),
             None => Err(Error::link_lost(format!("{} closed", self.description))),
         }
     }
@@ -218,9 +406,15 @@ impl Transport for SerialTransport {
         self.max_frame
     }
 
-    /// Zephyr decodes the length, the frame and the CRC into one SMP buffer.
+    /// Console framing: Zephyr decodes the length, the frame and the CRC into one SMP buffer.
+    /// Raw framing: the buffer holds the frame alone (`mcumgr_serial_process_frag` refuses
+    /// `nh_len + 8 > CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE`).
     fn frame_overhead(&self) -> usize {
-        4
+        if self.framing.is_raw() {
+            0
+        } else {
+            4
+        }
     }
 
     fn describe(&self) -> String {
