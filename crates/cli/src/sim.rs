@@ -33,6 +33,10 @@ pub struct SimArgs {
     /// Pace the pty like a UART at this baud rate.
     #[arg(long, value_name = "BAUD")]
     pty_baud: Option<u32>,
+    /// The pty's SMP framing: console (Zephyr's UART transport), raw (Zephyr's raw UART
+    /// transport: bare frames, no console output), shell (the console framing).
+    #[arg(long, value_enum, default_value_t = smpflash_serial::Framing::Console)]
+    pty_framing: smpflash_serial::Framing,
     /// Serial: probability each byte the device sends is corrupted.
     #[arg(long, default_value_t = 0.0)]
     corrupt: f64,
@@ -128,15 +132,17 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
                 seed: args.seed,
                 ..Default::default()
             },
+            framing: args.pty_framing,
             ..Default::default()
         };
         let pty = smpflash_sim::front::pty::serve(device.clone(), options)
             .await
             .map_err(|e| Failure { code: Code::Connection, message: format!("cannot open a pty: {e}") })?;
         println!(
-            "SMP over serial: {}{}   (connect with: smpflash --serial {} ...)",
+            "SMP over serial: {}{}{}   (connect with: smpflash --serial {} ...)",
             pty.path(),
             args.pty_baud.map_or(String::new(), |b| format!(" paced at {b} baud")),
+            if args.pty_framing.is_raw() { " in the raw framing" } else { "" },
             pty.path()
         );
         ptys.push(pty);

@@ -17,6 +17,14 @@
 //!   faulty run shows the hard case: the device acted on a request whose answer was lost.
 //!
 //! The port stays open across device resets and power loss, as a real UART does.
+//!
+//! With [`PtyOptions::framing`] [`Framing::Raw`] the device speaks Zephyr 4.4's raw UART SMP
+//! instead (`CONFIG_MCUMGR_TRANSPORT_RAW_UART`): answers are bare frames, nothing else is
+//! printed (a raw UART carries no console), and requests are reassembled as
+//! `mcumgr_serial_process_frag` does in its raw branch (`subsys/mgmt/mcumgr/transport/src/
+//! serial_util.c`): bytes are collected until the 8-byte header is there; a header whose op is
+//! 4 or more, or whose `nh_len + 8` exceeds the SMP buffer, drops the 8 bytes collected; the
+//! frame is complete at `nh_len + 8` bytes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +33,7 @@ use ciborium::Value;
 use smpflash_core::frame::{Frame, Op};
 use smpflash_core::rc::group;
 use smpflash_serial::codec::{encode_frame, ConsoleCodec, ConsoleItem};
+use smpflash_serial::Framing;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
@@ -81,11 +90,14 @@ pub struct PtyOptions {
     pub log_lines: bool,
     /// Noise on the device's output.
     pub faults: SerialFaults,
+    /// The SMP framing: the console framing (Zephyr's UART transport; the shell framing is the
+    /// same on the wire) or the raw one (Zephyr's raw UART transport, no console output).
+    pub framing: Framing,
 }
 
 impl Default for PtyOptions {
     fn default() -> Self {
-        PtyOptions { baud: None, log_lines: true, faults: SerialFaults::default() }
+        PtyOptions { baud: None, log_lines: true, faults: SerialFaults::default(), framing: Framing::Console }
     }
 }
 
@@ -141,8 +153,14 @@ where
 {
     let (input, output) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let console =
-        Console { out: out_tx, booted: Arc::new(Mutex::new(Instant::now())), log_lines: options.log_lines };
+    let raw = options.framing.is_raw();
+    let console = Console {
+        out: out_tx,
+        booted: Arc::new(Mutex::new(Instant::now())),
+        // A raw UART carries SMP frames only: a log line would corrupt the stream.
+        log_lines: options.log_lines && !raw,
+        raw,
+    };
     // Subscribed before anything runs, so no boot goes unannounced.
     let events = device.subscribe();
     let (work_tx, work_rx) = mpsc::unbounded_channel();
@@ -150,7 +168,7 @@ where
     StreamServer {
         tasks: vec![
             tokio::spawn(write_output(output, out_rx, options)),
-            tokio::spawn(read_input(input, device.clone(), work_tx, options.baud)),
+            tokio::spawn(read_input(input, device.clone(), work_tx, options.baud, raw)),
             tokio::spawn(work(device, work_rx, console.clone())),
             tokio::spawn(announce_boots(events, console, mode)),
         ],
@@ -173,6 +191,8 @@ struct Console {
     out: mpsc::UnboundedSender<Output>,
     booted: Arc<Mutex<Instant>>,
     log_lines: bool,
+    /// Answers go out as bare frames.
+    raw: bool,
 }
 
 impl Console {
@@ -191,7 +211,7 @@ impl Console {
     /// Writes an answer and waits until it has left the wire, as Zephyr's UART transport
     /// sends byte by byte from the SMP work queue.
     async fn answer(&self, frame: &[u8]) {
-        let bytes = match encode_frame(frame) {
+        let bytes = match if self.raw { Ok(frame.to_vec()) } else { encode_frame(frame) } {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::warn!("sim serial: cannot frame a {}-byte answer: {e}", frame.len());
@@ -255,6 +275,7 @@ async fn read_input<R: AsyncRead>(
     device: Arc<Device>,
     work: mpsc::UnboundedSender<Work>,
     baud: Option<u32>,
+    raw: bool,
 ) {
     let mut input = std::pin::pin!(input);
     let mut wire = Wire::new(baud);
@@ -274,11 +295,19 @@ async fn read_input<R: AsyncRead>(
             }
         };
         wire.cross(n).await;
+        if raw {
+            for &byte in &chunk[..n] {
+                if let Some(frame) = raw_rx_byte(&mut pending, byte, device.profile().buf_size) {
+                    accept(&device, &work, frame, 0);
+                }
+            }
+            continue;
+        }
         pending.extend_from_slice(&chunk[..n]);
         // Decoding cannot fail on content; an error would only come from the codec itself.
         while let Ok(Some(item)) = codec.decode(&mut pending) {
             match item {
-                ConsoleItem::Frame(frame) => accept(&device, &work, frame),
+                ConsoleItem::Frame(frame) => accept(&device, &work, frame, PACKET_OVERHEAD),
                 ConsoleItem::Log(line) => tracing::trace!("sim serial: ignored input {line:?}"),
                 ConsoleItem::Discarded(why) => tracing::debug!("sim serial: dropped input: {why}"),
             }
@@ -286,14 +315,40 @@ async fn read_input<R: AsyncRead>(
     }
 }
 
-fn accept(device: &Device, work: &mpsc::UnboundedSender<Work>, frame: Vec<u8>) {
+/// One received byte in the raw framing, as Zephyr's `mcumgr_serial_process_frag` (raw branch)
+/// takes it: a request frame once complete.
+fn raw_rx_byte(pending: &mut BytesMut, byte: u8, buf_size: usize) -> Option<Vec<u8>> {
+    pending.extend_from_slice(&[byte]);
+    if pending.len() < smpflash_core::frame::HEADER_LEN {
+        return None;
+    }
+    let total = smpflash_core::frame::HEADER_LEN + u16::from_be_bytes([pending[2], pending[3]]) as usize;
+    let op = pending[0] & 0x07;
+    if total > buf_size || op >= 4 {
+        tracing::debug!(
+            "sim serial: raw header {:02x?} refused; {} bytes dropped",
+            &pending[..8],
+            pending.len()
+        );
+        pending.clear();
+        return None;
+    }
+    if pending.len() < total {
+        return None;
+    }
+    Some(pending.split().to_vec())
+}
+
+/// Queues `frame`, which took `overhead` bytes more of the SMP buffer (the console framing's
+/// length and CRC), or drops it where Zephyr would.
+fn accept(device: &Device, work: &mpsc::UnboundedSender<Work>, frame: Vec<u8>, overhead: usize) {
     let buf_size = device.profile().buf_size;
     if !device.is_up() {
         tracing::debug!("sim serial: device is rebooting; request dropped");
-    } else if frame.len() + PACKET_OVERHEAD > buf_size {
+    } else if frame.len() + overhead > buf_size {
         tracing::debug!(
-            "sim serial: a {}-byte frame and its length and CRC exceed the {buf_size}-byte \
-             SMP buffer; dropped",
+            "sim serial: a {}-byte frame and its {overhead} bytes of framing exceed the \
+             {buf_size}-byte SMP buffer; dropped",
             frame.len()
         );
     } else {
