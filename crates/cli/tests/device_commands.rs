@@ -212,6 +212,31 @@ fn every_device_command_over_serial_to_smpflash_sim() {
     serial().arg("reset").assert().success();
 }
 
+/// `smpflash sim --pty --pty-framing raw` speaks Zephyr's raw UART SMP: smpflash detects it
+/// (`-v` says so), takes it with `--framing raw`, and a whole DFU (with its reset and
+/// reconnection) goes through it.
+#[test]
+fn raw_serial_framing_detected_or_given() {
+    let (_s, pty) = sim_with("zephyr-default", &["--pty", "--pty-framing", "raw"]);
+    let pty = pty.unwrap();
+    let serial = || {
+        let mut c = Command::cargo_bin("smpflash").unwrap();
+        c.args(["--serial", &pty]).current_dir(root());
+        c
+    };
+    serial()
+        .args(["-v", "echo", "hi"])
+        .assert()
+        .success()
+        .stdout("hi\n")
+        .stderr(predicate::str::contains("serial framing detected: raw"));
+    serial().args(["--framing", "raw", "echo", "given"]).assert().success().stdout("given\n");
+    assert_eq!(json(serial().args(["--framing", "raw", "params"]))["buf_size"], 384);
+    let report = json(serial().args(["dfu", "examples/app-update-v1.1.0.bin"]));
+    assert_eq!(report["after"][0]["version"], "1.1.0");
+    serial().args(["--framing", "bogus", "echo", "x"]).assert().code(2);
+}
+
 #[test]
 fn a_terminal_shows_the_progress_bar() {
     // `script` gives the command a real pty as its terminal, as a user's shell would.
