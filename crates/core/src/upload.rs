@@ -63,8 +63,10 @@ impl std::str::FromStr for BufSize {
             };
             n.map_err(|_| format!("{what} {t:?} is not a number"))
         };
-        let (size, count) = match s.split_once(['x', 'X']).filter(|_| !s.starts_with("0x")) {
-            Some((a, b)) => (num(a, "buffer size")?, Some(num(b, "buffer count")?)),
+        // A leading 0x is a hex prefix, not the count's separator.
+        let from = if s.len() > 2 && s[..2].eq_ignore_ascii_case("0x") { 2 } else { 0 };
+        let (size, count) = match s[from..].find(['x', 'X']) {
+            Some(i) => (num(&s[..from + i], "buffer size")?, Some(num(&s[from + i + 1..], "buffer count")?)),
             None => (num(s, "buffer size")?, None),
         };
         if size < 64 {
