@@ -4,7 +4,7 @@ QEMU, with smpflash and with smpclient, a fresh QEMU per upload (docs/performanc
 "MCUboot serial recovery without params"):
 
     python3 xtask/drivers/recovery_upload_bench.py --smpflash target/release/smpflash \
-        [--config serial_recovery_buf1024] [--size 65536] [--repeat 3] [--tools smpflash,smpclient]
+        [--config serial_recovery_buf1024] [--size 65536] [--repeat 3] [--tools smpflash,smpclient,smpflash-nobuf]
 
 Each run: start the fixture's `qemu_cmd` on a free port, wait for the application to answer an
 echo, send `os reset` with `{"boot_mode": 1}` by hand (raw console framing), wait for MCUboot's
@@ -109,9 +109,10 @@ def start_in_recovery(entry: dict) -> tuple[subprocess.Popen, int]:
     return qemu, port
 
 
-def upload_smpflash(binary: str, port: int, image: str, buf: int, extra: list[str]) -> dict:
+def upload_smpflash(binary: str, port: int, image: str, buf: int | None, extra: list[str]) -> dict:
+    given = ["--buf-size", str(buf)] if buf else []
     out = subprocess.run(
-        [binary, "--serial", f"tcp://127.0.0.1:{port}", "--buf-size", str(buf), *extra, "--json", "image", "upload", image],
+        [binary, "--serial", f"tcp://127.0.0.1:{port}", *given, *extra, "--json", "image", "upload", image],
         capture_output=True,
         text=True,
     )
@@ -178,6 +179,9 @@ def main() -> None:
                 try:
                     if tool == "smpflash":
                         r = upload_smpflash(args.smpflash, port, image, args.buf_size, args.smpflash_arg)
+                    elif tool == "smpflash-nobuf":
+                        # Without --buf-size: the 384-byte buffer assumed for a device without params.
+                        r = upload_smpflash(args.smpflash, port, image, None, args.smpflash_arg)
                     else:
                         r = asyncio.run(upload_smpclient_async(port, open(image, "rb").read(), args.buf_size))
                 finally:
