@@ -97,7 +97,9 @@ pub struct Connection {
     /// (default 1500; more lets datagrams up to the device's buffer size be IP-fragmented).
     #[arg(long, env = "SMPFLASH_MTU")]
     pub mtu: Option<usize>,
-    /// Seconds to wait for each answer.
+    /// Seconds to wait for an ordinary request's answer (and for all copies of a retried read
+    /// together). Slow commands wait longer by their own defaults, never less than this: image
+    /// erase 60 s, image state write 10 s, the first upload chunk 60 s (docs/cli.md, Timeouts).
     #[arg(long, env = "SMPFLASH_TIMEOUT", default_value_t = 5.0)]
     pub timeout: f64,
 }

@@ -118,7 +118,10 @@ fn code_of(e: &Error) -> Code {
         | Error::Decode { .. }
         | Error::Protocol(_) => Code::Failure,
         // Local limits of this program, not the device's fault.
-        Error::Encode { .. } | Error::FrameTooLarge { .. } | Error::SequenceExhausted => Code::Failure,
+        Error::Encode { .. }
+        | Error::FrameTooLarge { .. }
+        | Error::TooLargeForDevice { .. }
+        | Error::SequenceExhausted => Code::Failure,
         // A file that cannot be read is the machine's problem; one that can is judged.
         Error::Image(ImageError::Io { .. }) => Code::Failure,
         Error::Image(_) => Code::Verification,

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use smpflash_core::dfu::Mode;
-use smpflash_core::upload::UploadOptions;
+use smpflash_core::upload::{BufSize, UploadOptions};
 
 use crate::connect::{Connected, Connection};
 use crate::exit::Failure;
@@ -44,9 +44,16 @@ struct Cli {
     #[arg(long, global = true, env = "SMPFLASH_WINDOW")]
     window: Option<usize>,
 
-    /// Most data bytes per upload chunk (default: as many as fit the frame).
+    /// Most data bytes per upload chunk (default: as many as fit the frame). On a device that
+    /// does not report its buffers (and without --buf-size) it also sets the frame size.
     #[arg(long, global = true, env = "SMPFLASH_CHUNK")]
     chunk: Option<usize>,
+
+    /// The device's SMP buffers, BYTES or BYTESxCOUNT (e.g. 1024, 1024x4): for a device that
+    /// does not report them (MCUboot serial recovery); given, they win over what the device
+    /// reports (with a warning when they exceed it). Requests that do not fit fail unsent.
+    #[arg(long, global = true, env = "SMPFLASH_BUF_SIZE", value_name = "BYTES[xCOUNT]")]
+    buf_size: Option<BufSize>,
 
     #[command(flatten)]
     connection: Connection,
@@ -152,7 +159,20 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMPFLASH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colours(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
+        .init();
+}
+
+/// Whether log lines on stderr get ANSI colours: only on a terminal, and not when `NO_COLOR`
+/// is set to anything but the empty string (<https://no-color.org>).
+fn colours(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -166,6 +186,7 @@ async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
     let upload = UploadOptions {
         window: cli.window,
         chunk: cli.chunk,
+        buf_size: cli.buf_size,
         timeout: Duration::from_secs_f64(cli.connection.timeout.max(0.05)),
         ..Default::default()
     };
@@ -188,6 +209,8 @@ async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
                 c = connection.open() => c?,
                 _ = &mut ctrl_c => return Err(exit::interrupted()),
             };
+            // Every request is checked against the given buffer before it is sent.
+            c.session.client().set_given_buf_size(upload.buf_size.map(|b| b.size));
             let result = tokio::select! {
                 r = on_device(&mut c, command, upload, reporter) => r,
                 _ = &mut ctrl_c => Err(exit::interrupted()),
@@ -248,5 +271,19 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(failure) => failure.report(printer.json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colours;
+
+    #[test]
+    fn colours_only_on_a_terminal_and_without_no_color() {
+        assert!(colours(true, None));
+        assert!(!colours(false, None));
+        assert!(!colours(true, Some("1".into())));
+        // NO_COLOR set but empty does not count (no-color.org).
+        assert!(colours(true, Some("".into())));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use smpflash_core::progress::{Event, Progress};
+use smpflash_core::progress::{Event, Progress, UploadStart};
 
 /// Renders engine events.
 pub struct Reporter {
@@ -63,10 +63,13 @@ impl Progress for Reporter {
         match e {
             Event::Step { step } => eprintln!("• {step}"),
             Event::Note { note } => eprintln!("  note: {note}"),
-            Event::UploadStarted { image, total, chunk, window, resumed_at } => {
+            Event::UploadStarted { image, total, chunk, window, start, .. } => {
                 eprintln!(
                     "  image {image}: {total} bytes, {chunk}-byte chunks, {window} in flight{}",
-                    if *resumed_at > 0 { format!(", resuming at {resumed_at}") } else { String::new() }
+                    match start {
+                        UploadStart::Fresh => String::new(),
+                        other => format!("; {other}"),
+                    }
                 );
                 if !self.plain {
                     let b = ProgressBar::with_draw_target(Some(*total), ProgressDrawTarget::stderr());

@@ -32,8 +32,13 @@ fn sim(profile: &str) -> Sim {
 
 /// Starts `smpflash sim` and returns it with the pty path when `--pty` is among `extra`.
 fn sim_with(profile: &str, extra: &[&str]) -> (Sim, Option<String>) {
+    sim_timed(profile, "0", extra)
+}
+
+/// [`sim_with`] with the flash time scaled by `time_scale` ("1": the profile's real timing).
+fn sim_timed(profile: &str, time_scale: &str, extra: &[&str]) -> (Sim, Option<String>) {
     let mut child = Std::new(assert_cmd::cargo::cargo_bin("smpflash"))
-        .args(["sim", "--profile", profile, "--udp", "127.0.0.1:0", "--time-scale", "0"])
+        .args(["sim", "--profile", profile, "--udp", "127.0.0.1:0", "--time-scale", time_scale])
         .args(extra)
         .stdout(Stdio::piped())
         .spawn()
@@ -318,4 +323,58 @@ fn one_link_at_most_and_names_from_one_list() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("test-and-confirm").and(predicate::str::contains("upload-only")));
+}
+
+#[test]
+fn image_erase_after_an_upload_waits_for_the_erase_with_default_options() {
+    // Real flash timing: the nRF5340 profile erases a sector in 85 ms and Zephyr erases the
+    // whole slot before it answers. With 0x48000-byte slots (72 sectors) that is 6.1 s, past
+    // the ordinary 5 s timeout ("no response ... to image erase" before); image erase has
+    // its own 60 s. (The profile's own 0xF0000-byte slots would take 20.4 s.)
+    let (s, _) = sim_timed("nrf5340", "1", &["--set", "slot_size=0x48000"]);
+    cli(&s).args(["image", "upload", "tests/fixtures/images/ecdsa-p256.bin"]).assert().success();
+    let images = |s: &Sim| json(cli(s).args(["image", "list"]))["images"].as_array().unwrap().len();
+    let before = images(&s);
+    let started = std::time::Instant::now();
+    cli(&s).args(["image", "erase"]).assert().success().stdout("slot 1 erased\n");
+    let took = started.elapsed();
+    assert!(
+        took > std::time::Duration::from_secs(5),
+        "the erase took {took:?}: the test no longer shows the point"
+    );
+    assert_eq!(images(&s), before - 1, "the uploaded image is gone");
+}
+
+#[test]
+fn verbose_logs_into_a_pipe_have_no_colour_codes() {
+    let s = sim("zephyr-default");
+    let out = cli(&s).args(["-v", "echo", "hi"]).output().unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("echo") && log.contains("DEBUG"), "-v logs every frame: {log}");
+    assert!(!out.stderr.contains(&0x1B), "ANSI escapes in a pipe: {log:?}");
+}
+
+#[test]
+fn buf_size_sizes_recovery_uploads_and_refuses_requests_that_do_not_fit() {
+    // MCUboot's serial recovery reports no buffers: 512-byte ones given, chunks fill them
+    // (before: 384 assumed, 304-byte chunks whatever --chunk said).
+    let upload = |extra: &[&str]| {
+        let mut c = Command::cargo_bin("smpflash").unwrap();
+        c.current_dir(root()).args(["--sim=mcuboot-recovery", "--sim-time-scale", "0", "--sim-link", "udp"]);
+        c.args(extra).args(["image", "upload", "tests/fixtures/images/ecdsa-p256.bin"]);
+        json(&mut c)["uploads"][0]["chunk"].as_u64().unwrap()
+    };
+    assert!(upload(&[]) < 384);
+    let chunk = upload(&["--buf-size", "512"]);
+    assert!((480..512).contains(&chunk), "{chunk}");
+    assert_eq!(upload(&["--chunk", "450"]), 450);
+    // A request larger than the given buffer fails at once, naming both sizes.
+    let s = sim("zephyr-default");
+    cli(&s)
+        .args(["--buf-size", "128", "echo", &"x".repeat(200)])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("213 bytes").and(predicate::str::contains("128-byte buffer")));
+    cli(&s).args(["--buf-size", "12x"]).arg("params").assert().code(2);
 }

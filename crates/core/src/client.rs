@@ -14,7 +14,7 @@ use crate::frame::{Frame, Version};
 use crate::rc;
 use crate::transport::{Transport, TransportError, TransportKind};
 
-/// Attempts of [`Client::request_idempotent`].
+/// Attempts of [`Client::request_idempotent`]: all within the request's one timeout.
 pub const IDEMPOTENT_ATTEMPTS: u32 = 4;
 
 /// How long a request waits for its answer unless told otherwise.
@@ -31,7 +31,8 @@ pub struct Stats {
     pub sent: u64,
     /// Answers delivered to their request.
     pub answered: u64,
-    /// Requests that timed out.
+    /// Requests that timed out, or whose answer stopped being waited for because another
+    /// copy of the same idempotent request was answered.
     pub timed_out: u64,
     /// Answers that came after their request timed out.
     pub late: u64,
@@ -72,6 +73,24 @@ struct Shared {
     transport: Arc<dyn Transport>,
     table: Mutex<Table>,
     version: Mutex<Version>,
+    device_buf: Mutex<DeviceBuf>,
+}
+
+/// What the client knows of the device's SMP buffer, to refuse a request before sending it
+/// when its frame (plus the transport's framing) would not fit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceBuf {
+    /// `buf_size` from the device's params answer.
+    pub reported: Option<usize>,
+    /// The user's (`--buf-size`): wins over `reported`.
+    pub given: Option<usize>,
+}
+
+impl DeviceBuf {
+    /// The buffer size requests are checked against, and whether the device reported it.
+    pub fn limit(&self) -> Option<(usize, bool)> {
+        self.given.map(|g| (g, false)).or(self.reported.map(|r| (r, true)))
+    }
 }
 
 impl Shared {
@@ -191,6 +210,7 @@ impl Client {
             transport,
             table: Mutex::new(Table::default()),
             version: Mutex::new(Version::V2),
+            device_buf: Mutex::new(DeviceBuf::default()),
         });
         let reader_shared = shared.clone();
         let reader = tokio::spawn(async move {
@@ -236,6 +256,28 @@ impl Client {
         *self.shared.version.lock().unwrap_or_else(|e| e.into_inner()) = version;
     }
 
+    /// What the client knows of the device's buffer.
+    pub fn device_buf(&self) -> DeviceBuf {
+        *self.shared.device_buf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces what the client knows of the device's buffer (a session carries it over a
+    /// reconnect).
+    pub fn set_device_buf(&self, buf: DeviceBuf) {
+        *self.shared.device_buf.lock().unwrap_or_else(|e| e.into_inner()) = buf;
+    }
+
+    /// Records the `buf_size` the device reported ([`Limits::query`](crate::upload::Limits::query)
+    /// does): requests whose frame would not fit fail before they are sent.
+    pub fn set_reported_buf_size(&self, size: Option<usize>) {
+        self.shared.device_buf.lock().unwrap_or_else(|e| e.into_inner()).reported = size;
+    }
+
+    /// Records the buffer size the user gave (`--buf-size`), which wins over a reported one.
+    pub fn set_given_buf_size(&self, size: Option<usize>) {
+        self.shared.device_buf.lock().unwrap_or_else(|e| e.into_inner()).given = size;
+    }
+
     /// Largest frame the transport carries.
     pub fn max_frame(&self) -> usize {
         self.shared.transport.max_frame()
@@ -267,22 +309,54 @@ impl Client {
         self.shared.table().stats
     }
 
-    /// Sends `cmd` and waits for its answer with the default timeout.
+    /// How long [`request`](Self::request) waits for an answer to a `C`: the command's own
+    /// timeout ([`Command::TIMEOUT`], e.g. an erase) or the ordinary one, whichever is longer.
+    pub fn timeout_for<C: Command>(&self) -> Duration {
+        command::timeout_for::<C>(self.timeout)
+    }
+
+    /// Sends `cmd` and waits for its answer for [`timeout_for`](Self::timeout_for).
     pub async fn request<C: Command>(&self, cmd: &C) -> Result<C::Response> {
-        self.request_with_timeout(cmd, self.timeout).await
+        self.request_with_timeout(cmd, self.timeout_for::<C>()).await
     }
 
     /// Sends a request that may safely reach the device twice (reads, and marks Zephyr treats
-    /// as no-ops when repeated), asking again when its answer is lost, up to
-    /// [`IDEMPOTENT_ATTEMPTS`] times in all. A reset must never go through here: a second one
-    /// would revert an image under test.
+    /// as no-ops when repeated), asking again when its answer is slow to come, up to
+    /// [`IDEMPOTENT_ATTEMPTS`] times in all, all within the one timeout
+    /// [`request`](Self::request) would wait: the k-th copy goes out after k quarters of it
+    /// without an answer, earlier copies keep waiting, and the first answer to any of them
+    /// is taken. A lost request or answer is recovered, a slow device is not cut short, and
+    /// the whole never takes longer than the timeout. A reset must never go through here: a
+    /// second one would revert an image under test.
     pub async fn request_idempotent<C: Command>(&self, cmd: &C) -> Result<C::Response> {
-        let mut tries = 1;
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let total = self.timeout_for::<C>();
+        let started = tokio::time::Instant::now();
+        let deadline = started + total;
+        let spacing = total / IDEMPOTENT_ATTEMPTS;
+        let mut attempts = FuturesUnordered::new();
+        let mut sent = 0;
         loop {
-            match self.request(cmd).await {
-                Err(Error::Timeout { .. }) if tries < IDEMPOTENT_ATTEMPTS => tries += 1,
-                other => return other,
+            if sent < IDEMPOTENT_ATTEMPTS {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                attempts.push(self.request_with_timeout(cmd, left));
+                sent += 1;
             }
+            let next = if sent < IDEMPOTENT_ATTEMPTS { started + spacing * sent } else { deadline + total };
+            let result = match tokio::time::timeout_at(next, attempts.next()).await {
+                // Time for another copy.
+                Err(_) => continue,
+                Ok(None) => unreachable!("at least one attempt is waiting"),
+                Ok(Some(Err(Error::Timeout { what, seq, .. }))) => {
+                    Err(Error::Timeout { what, seq, timeout_ms: total.as_millis() as u64 })
+                }
+                Ok(Some(other)) => other,
+            };
+            // The copies still waiting are given up unanswered: they count as timed out.
+            let unanswered = attempts.len() as u64;
+            drop(attempts);
+            self.shared.table().stats.timed_out += unanswered;
+            return result;
         }
     }
 
@@ -348,6 +422,18 @@ impl Client {
         let limit = self.shared.transport.max_frame();
         if bytes.len() > limit {
             return Err(Error::FrameTooLarge { size: bytes.len(), limit });
+        }
+        if let Some((buf_size, reported)) = self.device_buf().limit() {
+            let overhead = self.shared.transport.frame_overhead();
+            if bytes.len() + overhead > buf_size {
+                return Err(Error::TooLargeForDevice {
+                    what: C::NAME,
+                    frame: bytes.len(),
+                    overhead,
+                    buf_size,
+                    reported,
+                });
+            }
         }
         tracing::debug!(
             "-> {} {:?} group {} id {} seq {} {}",

@@ -79,6 +79,27 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The request's frame, with the transport's framing, would not fit the device's SMP
+    /// buffer (as it reported it, or as `--buf-size` gave it): refused before sending, since
+    /// the device would drop it unanswered or fail it.
+    #[error(
+        "{what} request of {frame} bytes{} does not fit the device's {buf_size}-byte buffer ({}); not sent",
+        if *overhead > 0 { format!(" (+{overhead} bytes of transport framing)") } else { String::new() },
+        if *reported { "as the device reports it" } else { "as given by --buf-size" }
+    )]
+    TooLargeForDevice {
+        /// The request.
+        what: &'static str,
+        /// Encoded size of the frame.
+        frame: usize,
+        /// Bytes of the device's buffer the transport's framing takes besides the frame.
+        overhead: usize,
+        /// The device's buffer size.
+        buf_size: usize,
+        /// Whether the device reported `buf_size` (false: the user gave it).
+        reported: bool,
+    },
+
     /// The link failed: it could not be opened, it broke, or it went away. The kind says
     /// which, so callers act on it without reading the message.
     #[error(transparent)]

@@ -29,6 +29,8 @@ pub enum Event {
         window: usize,
         /// Offset the device resumes at (0 for a fresh upload).
         resumed_at: u64,
+        /// How the upload started, and why (a resume, or a first chunk partly accepted).
+        start: UploadStart,
     },
     /// The device acknowledged more data.
     Progress {
@@ -74,6 +76,46 @@ pub enum Event {
         /// The note.
         note: Note,
     },
+}
+
+/// How an upload started, from the device's answer to its first request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UploadStart {
+    /// From offset 0; the device took the whole first chunk.
+    Fresh,
+    /// The device already held the image up to `at` (an earlier upload of the same image
+    /// was cut off) and goes on from there.
+    Resumed {
+        /// The offset the device asked for.
+        at: u64,
+    },
+    /// From offset 0, but the device took only the first `accepted` of the `sent` bytes of
+    /// the first chunk and asked for the rest: MCUboot's serial recovery writes whole
+    /// flash-write units and keeps the unaligned tail for the next chunk. Later chunks are
+    /// sized to whole units.
+    PartialFirstChunk {
+        /// Bytes the device wrote.
+        accepted: u64,
+        /// Bytes the first chunk carried.
+        sent: u64,
+    },
+}
+
+impl fmt::Display for UploadStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UploadStart::Fresh => f.write_str("from the start"),
+            UploadStart::Resumed { at } => {
+                write!(f, "resuming at {at} (the device held the image up to there)")
+            }
+            UploadStart::PartialFirstChunk { accepted, sent } => write!(
+                f,
+                "the device took {accepted} of the first chunk's {sent} bytes (whole flash-write units) \
+                 and asked for the rest"
+            ),
+        }
+    }
 }
 
 /// A step of the DFU flow. `Display` gives the sentence the CLI prints.
@@ -213,6 +255,13 @@ pub enum Note {
     SerialRecovery,
     /// Every marked image is still pending after the reset: the reset was lost; asking again.
     ResetAgain,
+    /// `--buf-size` gives more than the device reported; the given buffers are used.
+    BuffersAboveReported {
+        /// As given (`SIZE` or `SIZExCOUNT`).
+        given: String,
+        /// As reported (`SIZExCOUNT`).
+        reported: String,
+    },
 }
 
 impl fmt::Display for Note {
@@ -224,6 +273,11 @@ impl fmt::Display for Note {
                  primary slot; nothing to mark",
             ),
             Note::ResetAgain => f.write_str("the device did not reset; asking again"),
+            Note::BuffersAboveReported { given, reported } => write!(
+                f,
+                "--buf-size {given} is more than the device reports ({reported}); using {given} as \
+                 given: requests that do not fit the device's buffers may go unanswered"
+            ),
         }
     }
 }

@@ -76,6 +76,7 @@ impl Session {
     /// is booting gets its boot time) and leaves [`reconnect_for`](Self::reconnect_for) as it is.
     pub async fn reconnect_within(&mut self, budget: Duration) -> Result<()> {
         self.version = self.client.version();
+        let device_buf = self.client.device_buf();
         let deadline = tokio::time::Instant::now() + budget;
         let mut pause = Duration::from_millis(100);
         loop {
@@ -83,6 +84,8 @@ impl Session {
                 Ok(t) => {
                     let client = Client::new(t).with_timeout(self.timeout);
                     client.set_version(self.version);
+                    // The same device: its buffers are what they were.
+                    client.set_device_buf(device_buf);
                     self.client = client;
                     self.reconnects += 1;
                     return Ok(());

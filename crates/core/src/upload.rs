@@ -7,6 +7,7 @@
 //! flight, W from the device's `buf_count - 1` (one buffer serves the answer), shrinking on
 //! timeouts and growing back on success.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -19,7 +20,7 @@ use crate::command::image::{ImageUpload, ImageUploadResponse};
 use crate::command::os::McumgrParams;
 use crate::error::{Error, Result};
 use crate::frame::HEADER_LEN;
-use crate::progress::{Event, Progress};
+use crate::progress::{Event, Note, Progress, UploadStart};
 use crate::session::Session;
 use crate::transport::TransportKind;
 
@@ -34,7 +35,57 @@ pub struct Limits {
     /// Number of buffers.
     pub buf_count: usize,
     /// Whether the device reported these (false: defaults for a device without params).
+    /// After [`with_given`](Self::with_given), whether the buffer count is known (the device
+    /// reported it, or `--buf-size` gave one), which is what lets the upload pipeline.
     pub reported: bool,
+}
+
+/// Buffers given by the user (`--buf-size BYTES[xCOUNT]`): `1024`, or `1024x4` for four
+/// 1024-byte buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BufSize {
+    /// Largest whole frame the device takes, transport framing included (as `buf_size` in
+    /// the device's params answer).
+    pub size: usize,
+    /// Number of buffers, when known.
+    pub count: Option<usize>,
+}
+
+impl std::str::FromStr for BufSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let num = |t: &str, what: &str| -> std::result::Result<usize, String> {
+            let t = t.trim();
+            let n = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                Some(hex) => usize::from_str_radix(hex, 16),
+                None => t.parse(),
+            };
+            n.map_err(|_| format!("{what} {t:?} is not a number"))
+        };
+        // A leading 0x is a hex prefix, not the count's separator.
+        let from = if s.len() > 2 && s[..2].eq_ignore_ascii_case("0x") { 2 } else { 0 };
+        let (size, count) = match s[from..].find(['x', 'X']) {
+            Some(i) => (num(&s[..from + i], "buffer size")?, Some(num(&s[from + i + 1..], "buffer count")?)),
+            None => (num(s, "buffer size")?, None),
+        };
+        if size < 64 {
+            return Err(format!("a {size}-byte buffer holds no upload request (at least 64 bytes)"));
+        }
+        if count == Some(0) {
+            return Err("the buffer count must be at least 1".into());
+        }
+        Ok(BufSize { size, count })
+    }
+}
+
+impl std::fmt::Display for BufSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.count {
+            Some(n) => write!(f, "{}x{n}", self.size),
+            None => write!(f, "{}", self.size),
+        }
+    }
 }
 
 impl Limits {
@@ -42,16 +93,40 @@ impl Limits {
     /// one request in flight.
     pub async fn query(client: &Client) -> Result<Limits> {
         match client.request_idempotent(&McumgrParams {}).await {
-            Ok(p) => Ok(Limits {
-                buf_size: p.buf_size as usize,
-                buf_count: (p.buf_count as usize).max(1),
-                reported: true,
-            }),
+            Ok(p) => {
+                client.set_reported_buf_size(Some(p.buf_size as usize));
+                Ok(Limits {
+                    buf_size: p.buf_size as usize,
+                    buf_count: (p.buf_count as usize).max(1),
+                    reported: true,
+                })
+            }
             Err(Error::Device(e)) if e.is_not_supported() => {
                 Ok(Limits { buf_size: DEFAULT_BUF_SIZE, buf_count: 1, reported: false })
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// These limits with the user's `given` buffers applied. The explicit option wins: its size
+    /// replaces the device's (reported or assumed), its count, when given, the device's count;
+    /// without a count a device that reported one keeps it and one that did not gets one
+    /// request in flight. See [`given_exceeds`](Self::given_exceeds) for the warning.
+    pub fn with_given(self, given: Option<BufSize>) -> Limits {
+        let Some(g) = given else { return self };
+        let buf_count = g.count.unwrap_or(if self.reported { self.buf_count } else { 1 }).max(1);
+        Limits { buf_size: g.size, buf_count, reported: self.reported || g.count.is_some() }
+    }
+
+    /// When the device reported its buffers and `given` asks for more (a larger size or more
+    /// buffers), the note to show: the device will likely drop or refuse such requests.
+    pub fn given_exceeds(&self, given: Option<BufSize>) -> Option<Note> {
+        let g = given?;
+        let more = g.size > self.buf_size || g.count.is_some_and(|n| n > self.buf_count);
+        (self.reported && more).then_some(Note::BuffersAboveReported {
+            given: g.to_string(),
+            reported: format!("{}x{}", self.buf_size, self.buf_count),
+        })
     }
 
     /// Requests to keep in flight: `buf_count - 1`, at least one.
@@ -71,8 +146,15 @@ pub struct UploadOptions {
     pub image: u32,
     /// Most requests in flight; `None`: from the device's buffers.
     pub window: Option<usize>,
-    /// Most data bytes per chunk; `None`: as many as fit.
+    /// Most data bytes per chunk; `None`: as many as fit. Below what the buffers take, it
+    /// lowers the chunk; above it, it raises the frame only when the device did not report
+    /// its buffers and none were given (the 384-byte buffer assumed then is a guess, and an
+    /// explicit chunk says what the device takes); a reported or given buffer still caps it.
     pub chunk: Option<usize>,
+    /// The device's buffers as the user gives them (`--buf-size`): used when the device does
+    /// not report them, and in place of what it reports when it does (see
+    /// [`Limits::with_given`]).
+    pub buf_size: Option<BufSize>,
     /// Make every chunk's data length a multiple of this (flash write alignment).
     pub align: usize,
     /// Ask the device to refuse an image not newer than the running one.
@@ -91,6 +173,7 @@ impl Default for UploadOptions {
             image: 0,
             window: None,
             chunk: None,
+            buf_size: None,
             align: 1,
             upgrade: false,
             first_timeout: Duration::from_secs(60),
@@ -121,6 +204,12 @@ pub struct UploadReport {
     pub reconnects: u32,
     /// Offset the device resumed at, when it had part of the image already.
     pub resumed_at: u64,
+    /// How the upload started: fresh, resumed, or with the first chunk partly accepted.
+    pub start: UploadStart,
+    /// Answers in which the device took only the first part of a chunk and asked for the rest
+    /// (MCUboot's serial recovery writes whole flash-write units); the rest is sent with the
+    /// next chunk and not counted as retransmitted.
+    pub partial_accepts: u64,
     /// The device's `match` on the last chunk, when it reported one.
     pub matched: Option<bool>,
 }
@@ -169,11 +258,49 @@ struct Plan<'a> {
     sha: ByteBuf,
     frame_limit: usize,
     opts: &'a UploadOptions,
+    /// Write alignment learned from the device's partial acceptances (1: none seen).
+    learned_align: AtomicUsize,
+}
+
+/// The smallest power of two `a > tail` with `sent % a == tail`: the least flash-write
+/// alignment that explains a device taking `sent - tail` of `sent` bytes.
+fn alignment_for(sent: usize, tail: usize) -> usize {
+    let mut a = 2usize;
+    while a <= 4096 {
+        if a > tail && sent % a == tail {
+            return a;
+        }
+        a *= 2;
+    }
+    1
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    (a / gcd(a, b).max(1)) * b
 }
 
 impl Plan<'_> {
     fn total(&self) -> u64 {
         self.bytes.len() as u64
+    }
+
+    /// The device took `accepted` of `sent` bytes: size later chunks to whole write units.
+    fn learn_partial(&self, sent: u64, accepted: u64) {
+        let a = alignment_for(sent as usize, (sent - accepted) as usize);
+        if a > 1 {
+            self.learned_align.fetch_max(a, Ordering::Relaxed);
+        }
+    }
+
+    fn align(&self) -> usize {
+        lcm(self.opts.align.max(1), self.learned_align.load(Ordering::Relaxed).max(1))
     }
 
     fn request(&self, off: u64) -> Result<ImageUpload> {
@@ -190,8 +317,9 @@ impl Plan<'_> {
         if let Some(max) = self.opts.chunk {
             n = n.min(max);
         }
-        if self.opts.align > 1 {
-            n -= n % self.opts.align;
+        let align = self.align();
+        if align > 1 && n >= align {
+            n -= n % align;
         }
         let left = (self.total() - off) as usize;
         if n == 0 && left > 0 {
@@ -223,6 +351,7 @@ const RESUME_PROBE_LEN: usize = 32;
 
 struct Counters {
     retransmits: u64,
+    partial_accepts: u64,
     resent_bytes: u64,
     sent_high: u64,
     window_max: usize,
@@ -241,9 +370,21 @@ pub async fn upload(
 ) -> Result<UploadReport> {
     let sha = ByteBuf::from(Sha256::digest(bytes).to_vec());
     let total = bytes.len() as u64;
+    if let Some(note) = limits.given_exceeds(opts.buf_size) {
+        tracing::warn!("{note}");
+        progress.event(&Event::Note { note });
+    }
+    // Only an explicit chunk can stand in for buffers nobody reported or gave.
+    let guessed = !limits.reported && opts.buf_size.is_none();
+    let limits = &limits.with_given(opts.buf_size);
+    if let Some(g) = opts.buf_size {
+        // The client checks every request against the device's buffer: the given one wins.
+        session.client().set_given_buf_size(Some(g.size));
+    }
     let window_max = opts.window.unwrap_or_else(|| limits.window()).max(1);
     let mut c = Counters {
         retransmits: 0,
+        partial_accepts: 0,
         resent_bytes: 0,
         sent_high: 0,
         window_max: 1,
@@ -253,16 +394,38 @@ pub async fn upload(
     };
     let mut attempts = 0u32;
     let mut resumed_at = 0;
+    let mut start = UploadStart::Fresh;
+    let mut learned_align = 1;
     let reconnects_before = session.reconnects();
     let mut announced = false;
     loop {
         let transport_overhead = session.client().frame_overhead();
-        let frame_limit =
-            session.client().max_frame().min(limits.buf_size.saturating_sub(transport_overhead));
+        let max_frame = session.client().max_frame();
+        let mut frame_limit = max_frame.min(limits.buf_size.saturating_sub(transport_overhead));
         // Sized for a later request, which is what almost every frame is.
         let later = ImageUpload { off: total, ..ImageUpload::default() };
+        match opts.chunk {
+            Some(chunk) if guessed => {
+                // The assumed buffer is a guess: a later request carrying `chunk` bytes is what
+                // the user says the device takes (within what the transport carries).
+                let wanted = HEADER_LEN + cbor::encoded_len(&later)? - 1 + bstr_len(chunk);
+                frame_limit = frame_limit.max(wanted.min(max_frame));
+            }
+            Some(chunk) if chunk > max_data_len(frame_limit, &later)? && c.sent_high == 0 => tracing::warn!(
+                "--chunk {chunk} does not fit the device's {}-byte buffer; chunks are at most {} bytes",
+                limits.buf_size,
+                max_data_len(frame_limit, &later)?
+            ),
+            _ => {}
+        }
         let frame_limit = limit_for_pieces(frame_limit, session.client().piece_len(), &later)?;
-        let plan = Plan { bytes, sha: sha.clone(), frame_limit, opts };
+        let plan = Plan {
+            bytes,
+            sha: sha.clone(),
+            frame_limit,
+            opts,
+            learned_align: AtomicUsize::new(learned_align),
+        };
         let mut first = plan.request(0)?;
         if c.sent_high > 0 {
             // Asking a device to resume needs only the header (Zephyr checks the first chunk
@@ -281,20 +444,35 @@ pub async fn upload(
                 if acked > total {
                     return Err(beyond_the_image(acked, total));
                 }
-                if acked != n0 {
-                    resumed_at = acked;
+                let this_start = if acked > 0 && acked < n0 {
+                    // The device wrote only the first `acked` bytes (whole flash-write units)
+                    // and asks for the rest: neither a resume nor a retransmission.
+                    plan.learn_partial(n0, acked);
+                    c.accept_part(0, n0, acked);
+                    UploadStart::PartialFirstChunk { accepted: acked, sent: n0 }
+                } else if acked > n0 {
+                    UploadStart::Resumed { at: acked }
+                } else {
+                    UploadStart::Fresh
+                };
+                if let UploadStart::Resumed { at } = this_start {
+                    resumed_at = at;
                 }
                 if !announced {
+                    start = this_start;
                     progress.event(&Event::UploadStarted {
                         image: opts.image,
                         total,
                         chunk: c.chunk_max,
                         window: window_max,
                         resumed_at,
+                        start: start.clone(),
                     });
                     announced = true;
                 }
-                match pipeline(session.client(), &plan, acked, window_max, &mut c, progress).await {
+                let piped = pipeline(session.client(), &plan, acked, window_max, &mut c, progress).await;
+                learned_align = plan.learned_align.load(Ordering::Relaxed);
+                match piped {
                     Ok(()) => break,
                     Err(stop) => stop,
                 }
@@ -342,6 +520,8 @@ pub async fn upload(
         resent_bytes: c.resent_bytes,
         reconnects,
         resumed_at,
+        start,
+        partial_accepts: c.partial_accepts,
         matched: c.matched,
     })
 }
@@ -360,6 +540,16 @@ impl Counters {
             self.resent_bytes += n.min(self.sent_high - off);
         }
         self.sent_high = self.sent_high.max(off + n);
+    }
+
+    /// Records the device taking only `off..accepted` of the `n` bytes sent at `off`. When
+    /// nothing after that chunk was sent, the bytes it did not take never count as sent: the
+    /// device asks for them, and sending them is the next chunk, not a retransmission.
+    fn accept_part(&mut self, off: u64, n: u64, accepted: u64) {
+        self.partial_accepts += 1;
+        if self.sent_high == off + n {
+            self.sent_high = accepted;
+        }
     }
 }
 
@@ -439,6 +629,14 @@ async fn pipeline(
                     if dev >= total {
                         c().matched = r.matched;
                     }
+                } else if dev > off && dev < off + n && dev >= acked {
+                    // The device wrote only the first part (whole flash-write units, as
+                    // MCUboot's serial recovery does) and asks for the rest: go on from there.
+                    tracing::debug!("device took {} of {n} bytes at {off}; continuing at {dev}", dev - off);
+                    plan.learn_partial(n, dev - off);
+                    c().accept_part(off, n, dev);
+                    acked = dev;
+                    resync = Some(dev);
                 } else {
                     // The device wants another offset (a chunk before this one was lost, or
                     // it is ahead of what we sent): its answer is the truth.

@@ -221,3 +221,113 @@ async fn a_hand_driven_peer_sees_each_request_and_sequence_numbers_advance() {
     assert_eq!(seqs, [0, 1, 2]);
     assert!(matches!(last, Err(ref e) if e.is_link_lost()), "{last:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn slow_commands_wait_for_their_own_timeout_and_others_for_the_ordinary_one() {
+    use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite, ERASE_TIMEOUT};
+    use smpflash_core::command::Empty;
+    // A device that needs 20 s to erase a slot (an nRF5340's 0xF0000-byte slot) and answers
+    // echo as slowly.
+    let c = client(|req| {
+        let slow = Duration::from_secs(20);
+        if req.header.group == 1 {
+            vec![reply(req, Version::V2, req.header.seq, &Empty {}).after(slow)]
+        } else {
+            vec![echo_reply(req, req.header.seq).after(slow)]
+        }
+    });
+    assert_eq!(c.timeout_for::<ImageErase>(), ERASE_TIMEOUT);
+    assert_eq!(c.timeout_for::<ImageStateWrite>(), Duration::from_secs(10));
+    assert_eq!(c.timeout_for::<ImageStateRead>(), Duration::from_millis(400));
+    let started = tokio::time::Instant::now();
+    c.request(&ImageErase { slot: None }).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(20));
+    match c.request(&echo("slow")).await {
+        Err(Error::Timeout { timeout_ms: 400, .. }) => {}
+        other => panic!("expected the ordinary timeout, got {other:?}"),
+    }
+    // A longer ordinary timeout is never shortened by a command's own.
+    let c = Client::new(Arc::new(Loopback::serving(|_| vec![]))).with_timeout(Duration::from_secs(90));
+    assert_eq!(c.timeout_for::<ImageErase>(), Duration::from_secs(90));
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotent_retries_share_one_timeout() {
+    // Before: four attempts of 10 s each, 40 s for one unanswered params.
+    let seen = Arc::new(AtomicU32::new(0));
+    let count = seen.clone();
+    let c = Client::new(Arc::new(Loopback::serving(move |_| {
+        count.fetch_add(1, Ordering::SeqCst);
+        vec![]
+    })))
+    .with_timeout(Duration::from_secs(10));
+    let started = tokio::time::Instant::now();
+    match c.request_idempotent(&McumgrParams {}).await {
+        Err(Error::Timeout { timeout_ms: 10_000, .. }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(started.elapsed(), Duration::from_secs(10), "the whole is bounded by --timeout");
+    assert_eq!(seen.load(Ordering::SeqCst), IDEMPOTENT_ATTEMPTS, "every copy went out within it");
+
+    // A device slower than the spacing of the copies is not cut short: the first copy's
+    // answer, 7 s later, is taken.
+    let c = client(|req| vec![echo_reply(req, req.header.seq).after(Duration::from_secs(7))])
+        .with_timeout(Duration::from_secs(10));
+    let started = tokio::time::Instant::now();
+    assert_eq!(c.request_idempotent(&echo("slow")).await.unwrap().r, "slow");
+    assert_eq!(started.elapsed(), Duration::from_secs(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_does_not_fit_the_device_buffer_fails_before_it_is_sent() {
+    use smpflash_core::command::os::McumgrParamsResponse;
+    use smpflash_core::upload::Limits;
+    let seen = Arc::new(AtomicU32::new(0));
+    let count = seen.clone();
+    let link = Loopback::serving(move |req| {
+        if req.header.id == 6 {
+            return vec![reply(
+                req,
+                Version::V2,
+                req.header.seq,
+                &McumgrParamsResponse { buf_size: 128, buf_count: 2 },
+            )];
+        }
+        count.fetch_add(1, Ordering::SeqCst);
+        vec![echo_reply(req, req.header.seq)]
+    })
+    .with_max_frame(1472)
+    .with_frame_overhead(4);
+    let c = Client::new(Arc::new(link)).with_timeout(Duration::from_millis(400));
+    // Nothing known yet: only the transport's limit applies.
+    let long = "x".repeat(200);
+    assert_eq!(c.request(&echo(&long)).await.unwrap().r, long);
+    // Once the device reports a 128-byte buffer, a frame that with the 4 bytes of framing
+    // does not fit fails at once, naming both sizes, and never reaches the device.
+    Limits::query(&c).await.unwrap();
+    let before = seen.load(Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let e = c.request(&echo(&long)).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooLargeForDevice { what: "echo", buf_size: 128, overhead: 4, reported: true, .. }
+        ),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("request of 213 bytes (+4 bytes of transport framing)")
+            && text.contains("128-byte buffer"),
+        "{text}"
+    );
+    assert_eq!(started.elapsed(), Duration::ZERO, "no waiting for a timeout");
+    assert_eq!(seen.load(Ordering::SeqCst), before, "nothing was sent");
+    // 8-byte header + {"d": 111 bytes} (13 + 111) = 124 bytes + 4 of framing fits 128
+    // exactly; one more byte does not.
+    assert!(c.request(&echo(&"y".repeat(111))).await.is_ok());
+    assert!(matches!(c.request(&echo(&"y".repeat(112))).await, Err(Error::TooLargeForDevice { .. })));
+    // A given buffer (--buf-size) wins over the reported one.
+    c.set_given_buf_size(Some(1024));
+    assert_eq!(c.request(&echo(&long)).await.unwrap().r, long);
+}

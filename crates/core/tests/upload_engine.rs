@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smpflash_core::loopback::LoopbackConnector;
-use smpflash_core::progress::Event;
+use smpflash_core::progress::{Event, Note, UploadStart};
 use smpflash_core::session::Session;
-use smpflash_core::upload::{self, Limits, UploadOptions, UploadReport};
+use smpflash_core::upload::{self, BufSize, Limits, UploadOptions, UploadReport};
 use smpflash_core::Error;
 use support::{image, Fate, ImgDevice, LATENCY};
 
@@ -323,4 +323,129 @@ async fn a_corrupted_image_on_the_device_is_a_mismatch() {
     });
     let r = run(&dev, &bytes).await;
     assert!(matches!(r.result, Err(Error::UploadMismatch)), "{:?}", r.result);
+}
+
+/// What a device without the params command gets: Zephyr's default buffer, one at a time.
+const UNREPORTED: Limits = Limits { buf_size: 384, buf_count: 1, reported: false };
+
+fn largest_frame(dev: &ImgDevice) -> usize {
+    dev.state().seen.iter().map(|s| s.frame_len).max().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_explicit_chunk_sizes_the_frame_of_a_device_that_did_not_report_its_buffers() {
+    let bytes = image(20_000);
+    // Before: chunks stayed at the assumed 384-byte buffer's 304 bytes whatever --chunk said.
+    let dev = ImgDevice::new();
+    let r = run_with(&dev, &bytes, &UNREPORTED, &UploadOptions { chunk: Some(900), ..opts() }, |c| c).await;
+    let report = r.result.unwrap();
+    assert_holds(&dev, &bytes, &report);
+    assert_eq!(report.chunk, 900, "{report:?}");
+    assert!(dev.state().seen.iter().skip(1).rev().skip(1).all(|s| s.len == 900));
+    assert_eq!(report.window, 1, "an unknown buffer count keeps one request in flight");
+    // Reported (or given) buffers still cap the chunk: the device would drop larger frames.
+    for limits in [Limits { buf_size: 384, ..LIMITS }] {
+        let dev = ImgDevice::new();
+        let r = run_with(&dev, &bytes, &limits, &UploadOptions { chunk: Some(900), ..opts() }, |c| c).await;
+        let report = r.result.unwrap();
+        assert_holds(&dev, &bytes, &report);
+        assert!(largest_frame(&dev) <= 384 && report.chunk < 384, "{report:?}");
+    }
+    let dev = ImgDevice::new();
+    let given = Some(BufSize { size: 512, count: None });
+    let o = UploadOptions { chunk: Some(900), buf_size: given, ..opts() };
+    let report = run_with(&dev, &bytes, &UNREPORTED, &o, |c| c).await.result.unwrap();
+    assert!(largest_frame(&dev) <= 512 && largest_frame(&dev) + 4 >= 512, "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn given_buffers_stand_in_for_unreported_ones_and_win_over_reported_ones() {
+    let bytes = image(SIZE);
+    // (device's limits, --buf-size, largest frame, window, a note that it exceeds the report)
+    let cases = [
+        (UNREPORTED, "1024", 1024, 1, false),
+        (UNREPORTED, "1024x4", 1024, 3, false),
+        (Limits { buf_size: 512, buf_count: 2, reported: true }, "1024", 1024, 1, true),
+        (Limits { buf_size: 512, buf_count: 2, reported: true }, "1024x4", 1024, 3, true),
+        (Limits { buf_size: 2048, buf_count: 4, reported: true }, "600", 600, 3, false),
+    ];
+    for (limits, given, frame, window, note) in cases {
+        let dev = ImgDevice::new();
+        let o = UploadOptions { buf_size: Some(given.parse().unwrap()), ..opts() };
+        let r = run_with(&dev, &bytes, &limits, &o, |c| c).await;
+        let report = r.result.unwrap();
+        assert_holds(&dev, &bytes, &report);
+        let largest = largest_frame(&dev);
+        assert!(largest <= frame && largest + 4 >= frame, "{given} on {limits:?}: {largest}");
+        assert_eq!((report.window, dev.state().max_inflight), (window, window), "{given} on {limits:?}");
+        let noted =
+            r.events.iter().any(|e| matches!(e, Event::Note { note: Note::BuffersAboveReported { .. } }));
+        assert_eq!(noted, note, "{given} on {limits:?}: {:?}", r.events);
+    }
+}
+
+#[test]
+fn buffer_sizes_parse_as_bytes_and_an_optional_count() {
+    assert_eq!("1024".parse::<BufSize>().unwrap(), BufSize { size: 1024, count: None });
+    assert_eq!("1024x4".parse::<BufSize>().unwrap(), BufSize { size: 1024, count: Some(4) });
+    assert_eq!("0x400X2".parse::<BufSize>().unwrap(), BufSize { size: 1024, count: Some(2) });
+    assert_eq!("0x400".parse::<BufSize>().unwrap(), BufSize { size: 1024, count: None });
+    for bad in ["", "x4", "1024x", "1024x0", "big", "16"] {
+        assert!(bad.parse::<BufSize>().is_err(), "{bad:?}");
+    }
+    assert_eq!(BufSize { size: 1024, count: Some(4) }.to_string(), "1024x4");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_device_taking_part_of_the_first_chunk_is_neither_resumed_nor_retransmitted_to() {
+    // MCUboot's serial recovery writes whole 4-byte units: of a first chunk of 306 bytes it
+    // takes 304 and asks for offset 304 (seen as "resuming at 304 ... 1 retransmits").
+    let bytes = image(4096);
+    let dev = ImgDevice::new();
+    dev.state().write_align = 4;
+    let r = run_with(&dev, &bytes, &LIMITS, &UploadOptions { chunk: Some(306), ..opts() }, |c| c).await;
+    let report = r.result.unwrap();
+    assert_holds(&dev, &bytes, &report);
+    assert_eq!(report.start, UploadStart::PartialFirstChunk { accepted: 304, sent: 306 });
+    assert_eq!((report.resumed_at, report.retransmits, report.resent_bytes), (0, 0, 0), "{report:?}");
+    assert!(
+        matches!(
+            r.events.first(),
+            Some(Event::UploadStarted {
+                resumed_at: 0,
+                start: UploadStart::PartialFirstChunk { accepted: 304, sent: 306 },
+                ..
+            })
+        ),
+        "{:?}",
+        r.events
+    );
+    // Later chunks are sized to whole units: the device takes each one whole.
+    assert_eq!(report.partial_accepts, 1, "{report:?}");
+    let seen = dev.state().seen.clone();
+    assert!(seen[1..seen.len() - 1].iter().all(|s| s.len % 4 == 0), "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn partial_acceptance_later_in_the_upload_costs_no_retransmits() {
+    // A device that starts writing in 8-byte units after the first chunk: the unit is learned
+    // from the first later chunk it takes only part of.
+    let bytes = image(SIZE);
+    for window in [Some(1), None] {
+        let dev = ImgDevice::twisted(|st, s| {
+            if s.n == 2 {
+                st.write_align = 8;
+            }
+            Fate::Answer
+        });
+        let o = UploadOptions { chunk: Some(901), window, ..opts() };
+        let r = run_with(&dev, &bytes, &LIMITS, &o, |c| c).await;
+        let report = r.result.unwrap();
+        assert_holds(&dev, &bytes, &report);
+        assert_eq!(report.start, UploadStart::Fresh, "{report:?}");
+        assert!((1..=2).contains(&report.partial_accepts), "{report:?}");
+        if window == Some(1) {
+            assert_eq!(report.retransmits, 0, "{report:?}");
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! Image management group (1): state, upload, erase, slot info.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -36,7 +38,18 @@ impl Command for ImageStateWrite {
     const ID: u8 = 0;
     const OP: Op = Op::Write;
     const NAME: &'static str = "image state write";
+    /// Marking writes the image trailer (and on some devices erases its sector first): a
+    /// flash operation of a sector or two, 100 ms on an nRF5340, but slower on external flash.
+    const TIMEOUT: Option<Duration> = Some(STATE_WRITE_TIMEOUT);
 }
+
+/// Default wait for an [`ImageStateWrite`] answer (see docs/cli.md, "Timeouts").
+pub const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default wait for an [`ImageErase`] answer: Zephyr erases the whole slot before it answers.
+/// An nRF5340's 0xF0000-byte application slot is 240 pages of 85 ms: 20.4 s. 60 s is that
+/// bound with room for larger slots and slower (external) flash (see docs/cli.md, "Timeouts").
+pub const ERASE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Answer to image state read and write.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -136,6 +149,7 @@ impl Command for ImageErase {
     const ID: u8 = 5;
     const OP: Op = Op::Write;
     const NAME: &'static str = "image erase";
+    const TIMEOUT: Option<Duration> = Some(ERASE_TIMEOUT);
 }
 
 /// Read the sizes of every slot.

@@ -4,6 +4,8 @@
 pub mod image;
 pub mod os;
 
+use std::time::Duration;
+
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::cbor;
@@ -22,6 +24,17 @@ pub trait Command: Serialize {
     const OP: Op;
     /// Short name for logs and errors, e.g. `"image upload"`.
     const NAME: &'static str;
+    /// How long the device may take to answer, for a command that does slow work before it
+    /// answers (erasing a slot, writing an image trailer). `None`: the client's ordinary
+    /// timeout (`--timeout`). [`Client::request`](crate::client::Client::request) waits for
+    /// the longer of the two, so raising `--timeout` never shortens a slow command's wait.
+    const TIMEOUT: Option<Duration> = None;
+}
+
+/// The wait for an answer to `C` when the caller gives none: `C::TIMEOUT` if the command has
+/// its own, but never less than `ordinary`.
+pub fn timeout_for<C: Command>(ordinary: Duration) -> Duration {
+    C::TIMEOUT.map_or(ordinary, |t| t.max(ordinary))
 }
 
 /// An answer with no fields of interest (reset, erase).

@@ -58,6 +58,10 @@ pub struct State {
     pub off: u64,
     /// Length of the upload in progress, if any.
     pub len: Option<u64>,
+    /// Flash write alignment, as MCUboot's serial recovery applies it: a chunk that is not
+    /// the last is written only up to a multiple of this, and the device asks for the rest
+    /// (0 or 1: every byte is written).
+    pub write_align: usize,
     /// Its SHA-256.
     pub sha: Option<Vec<u8>>,
     /// The slot: what has been written.
@@ -191,8 +195,12 @@ impl ImgDevice {
         };
         if req.off == st.off {
             let at = st.off as usize;
-            st.flash[at..at + req.data.len()].copy_from_slice(&req.data);
-            st.off += req.data.len() as u64;
+            let mut n = req.data.len();
+            if st.write_align > 1 && st.off + n as u64 != len {
+                n -= n % st.write_align;
+            }
+            st.flash[at..at + n].copy_from_slice(&req.data[..n]);
+            st.off += n as u64;
         }
         let matched = (st.off == len).then(|| st.sha.as_deref() == Some(&Sha256::digest(&st.flash)[..]));
         Answer { rc: 0, off: st.off, matched }
