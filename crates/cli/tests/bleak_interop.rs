@@ -6,27 +6,21 @@
 //! without them these tests fail rather than skip, so a missing tool cannot pass for a working
 //! emulation.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::{require_python, root};
+
 const SCRIPT: &str = "tests/interop/bleak_smp.py";
 const IMAGE: &str = "tests/fixtures/images/ecdsa-p256.bin";
-const INSTALL: &str = "install the interop tools: pip install -r tests/requirements.txt";
 const EXPORT: &str = "export DBUS_SYSTEM_BUS_ADDRESS=";
 
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
 fn require_bleak() {
-    match Command::new("python3").args(["-c", "import bleak, cbor2"]).output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!("{INSTALL}\n{}", String::from_utf8_lossy(&out.stderr)),
-        Err(e) => panic!("{INSTALL} (cannot run python3: {e})"),
-    }
+    require_python("bleak, cbor2");
 }
 
 /// `smpflash sim --bluez` on a private bus.
@@ -187,11 +181,7 @@ fn bleak_pairs_when_the_device_requires_it() {
 /// reconnect, confirm (`tests/interop/smpclient_dfu.py --ble`).
 #[test]
 fn smpclient_updates_over_bluez_after_acquire_write() {
-    match Command::new("python3").args(["-c", "import smpclient.transport.ble, bleak"]).output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!("{INSTALL}\n{}", String::from_utf8_lossy(&out.stderr)),
-        Err(e) => panic!("{INSTALL} (cannot run python3: {e})"),
-    }
+    require_python("smpclient.transport.ble, bleak");
     // MTU 247: smpclient must write 244-byte values, which it only knows from AcquireWrite.
     let sim = Sim::start(&["--bluez-link", "ble-phone-slow"]);
     let root = root();

@@ -10,27 +10,20 @@
 //! Needs `pip install -r tests/requirements.txt`; without it these tests fail rather than
 //! skip, so a missing tool cannot pass for a working device.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{require_python, root};
 
 const SCRIPT: &str = "tests/interop/mcumgr_toolkit_dfu.py";
 const IMAGE: &str = "examples/app-update-v1.1.0.bin";
-const INSTALL: &str = "install the interop tools: pip install -r tests/requirements.txt";
-
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
 
 fn require_toolkit() {
-    match Command::new("python3").args(["-c", "import mcumgr_toolkit"]).output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!("{INSTALL}\n{}", String::from_utf8_lossy(&out.stderr)),
-        Err(e) => panic!("{INSTALL} (cannot run python3: {e})"),
-    }
+    require_python("mcumgr_toolkit");
 }
 
 /// `smpflash sim --profile zephyr-default --time-scale 0 --pty` in the background; killed on
