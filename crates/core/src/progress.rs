@@ -222,6 +222,9 @@ pub enum Note {
     SerialRecovery,
     /// Every marked image is still pending after the reset: the reset was lost; asking again.
     ResetAgain,
+    /// After the reset that should leave serial recovery the bootloader still answers; the
+    /// primary slot holds the upload, but what runs cannot be checked.
+    StillInRecovery,
     /// MCUboot boots the newest valid image by itself (RAM_LOAD, or direct-XIP without
     /// revert): nothing is marked or confirmed; the check after the reset decides.
     NewestValidBoots {
@@ -255,6 +258,11 @@ impl fmt::Display for Note {
                  primary slot; nothing to mark",
             ),
             Note::ResetAgain => f.write_str("the device did not reset; asking again"),
+            Note::StillInRecovery => f.write_str(
+                "the bootloader still answers after the reset (serial recovery; is its entry pin held or \
+                 the application missing?): the primary slot holds the new image, but nothing runs that \
+                 could be checked",
+            ),
             Note::NewestValidBoots { evidence } => {
                 let why = match evidence {
                     BootEvidence::ReportedRamLoad => "MCUboot reports RAM_LOAD",

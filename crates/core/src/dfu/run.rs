@@ -130,7 +130,9 @@ pub async fn run(
             Action::VerifyBooted(expect) => {
                 step(progress, Step::VerifyBooted);
                 let state = read_state(session).await?;
-                verdict::check_booted(&state, expect)?;
+                if verdict::check_booted(&state, expect)? == verdict::Booted::StillInRecovery {
+                    progress.event(&Event::Note { note: Note::StillInRecovery });
+                }
                 fresh = Some(state);
             }
             Action::Confirm(expect) => {

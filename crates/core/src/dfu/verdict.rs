@@ -166,8 +166,9 @@ pub enum NotApplied {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecoveryNotBooted {
-    /// The device still answers as the recovery bootloader after the reset.
-    #[error("the device is still in serial recovery after the reset (the bootloader found no image it could boot, or it was asked to stay)")]
+    /// The device still answers as the recovery bootloader after the reset, and its primary
+    /// slot no longer holds the upload.
+    #[error("the device is still in serial recovery after the reset and its primary slot does not hold the upload")]
     StillInRecovery,
     /// Another image runs than the one written into the primary slot.
     #[error(
@@ -258,11 +259,25 @@ pub fn check_running(state: &[SlotState], expect: &[Expect]) -> Result<(), NotAp
     Ok(())
 }
 
-/// After leaving serial recovery: the device answers as an application (some slot active) and
-/// each image runs what was written into its primary slot.
-pub fn check_booted(state: &[SlotState], expect: &[Expect]) -> Result<(), NotApplied> {
+/// What the check after leaving serial recovery found, when it passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booted {
+    /// The application answers and runs each new image.
+    Runs,
+    /// The bootloader still answers (no slot is listed active: boot_serial lists no flags),
+    /// and each primary slot holds its upload: nothing runs that could be checked.
+    StillInRecovery,
+}
+
+/// After leaving serial recovery: when the application answers (some slot active), each image
+/// must run what was written into its primary slot (by hash, whichever slot RAM_LOAD lists it
+/// in); when the bootloader still answers, each primary slot must still hold its upload.
+pub fn check_booted(state: &[SlotState], expect: &[Expect]) -> Result<Booted, NotApplied> {
     if !state.iter().any(|s| s.active) {
-        return Err(NotApplied::NotBootedAfterRecovery(RecoveryNotBooted::StillInRecovery));
+        return match check_uploaded(state, expect) {
+            Ok(()) => Ok(Booted::StillInRecovery),
+            Err(_) => Err(NotApplied::NotBootedAfterRecovery(RecoveryNotBooted::StillInRecovery)),
+        };
     }
     for e in expect {
         if !holds(active(state, e.image), &e.hash) {
@@ -273,7 +288,7 @@ pub fn check_booted(state: &[SlotState], expect: &[Expect]) -> Result<(), NotApp
             }));
         }
     }
-    Ok(())
+    Ok(Booted::Runs)
 }
 
 /// After confirming: the running image is confirmed.
@@ -341,10 +356,11 @@ mod tests {
     fn after_recovery_the_written_image_must_run() {
         let e = Expect { image: 0, slot: 0, hash: h(2) };
         // Booted into the new image (RAM_LOAD lists it in whichever slot; checked by hash).
-        assert_eq!(check_booted(&[slot(0, 0, 2, "ac")], std::slice::from_ref(&e)), Ok(()));
-        // Still the bootloader: boot_serial lists no flags.
+        assert_eq!(check_booted(&[slot(0, 0, 2, "ac")], std::slice::from_ref(&e)), Ok(Booted::Runs));
+        // Still the bootloader (boot_serial lists no flags): the primary slot must hold it.
+        assert_eq!(check_booted(&[slot(0, 0, 2, "")], std::slice::from_ref(&e)), Ok(Booted::StillInRecovery));
         assert_eq!(
-            check_booted(&[slot(0, 0, 2, "")], std::slice::from_ref(&e)),
+            check_booted(&[slot(0, 0, 1, "")], std::slice::from_ref(&e)),
             Err(NotApplied::NotBootedAfterRecovery(RecoveryNotBooted::StillInRecovery))
         );
         // Another image runs (QEMU's loader put the factory image back).
