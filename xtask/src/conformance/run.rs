@@ -669,7 +669,7 @@ impl Images {
             let (load, hdr, size) =
                 (u32_at(4), u16::from_le_bytes([bytes[8], bytes[9]]) as usize, u32_at(12) as usize);
             let body = bytes.get(hdr..hdr + size).context("the image is shorter than its header says")?;
-            let path = scratch.join("payload.bin");
+            let path = scratch.join(format!("{}-payload.bin", e.config));
             std::fs::write(&path, body)?;
             Ok((path, load))
         })();
@@ -678,7 +678,7 @@ impl Images {
             Err(err) => return Images { dfu: Err(format!("{err:#}")), recovery: Err(format!("{err:#}")) },
         };
         let sign = |version: &str, load: u32, name: &str| -> std::result::Result<(PathBuf, String), String> {
-            let out = scratch.join(name);
+            let out = scratch.join(format!("{}-{name}", e.config));
             let o = Command::new("imgtool")
                 .args(["sign", "--version", version, "--header-size", "0x200", "--pad-header"])
                 .args(["--slot-size", "0x80000", "--load-addr", &format!("{load:#x}")])
@@ -922,5 +922,24 @@ mod tests {
         assert!(!Rules::of(&entry("serial_bigrx", Transport::Serial, 384, &["os"])).full_frame_dropped);
         let raw = Rules::of(&entry("serial_raw", Transport::SerialRaw, 384, &["os", "img"]));
         assert!(raw.framing_gap && raw.img && raw.reset_exits);
+    }
+
+    #[test]
+    fn the_dfu_columns_run_on_the_console_framed_mps2_boards() {
+        let mps2 = |config: &str, transport| Entry {
+            target: "mps2_an385".into(),
+            serial_recovery: true,
+            mcuboot: true,
+            ..entry(config, transport, 1024, &["os", "img"])
+        };
+        let r = Rules::of(&mps2("serial_recovery_buf1024", Transport::Serial));
+        assert!(r.dfu && r.recovery_dfu);
+        let r = Rules::of(&mps2("serial_recovery", Transport::Serial));
+        assert!(r.dfu && r.recovery_dfu, "the 27c54835 build");
+        let r = Rules::of(&mps2("serial_recovery_buf400", Transport::Serial));
+        assert!(r.dfu && !r.recovery_dfu);
+        let r = Rules::of(&mps2("serial_recovery_raw", Transport::SerialRaw));
+        assert!(!r.dfu && !r.recovery_dfu, "no raw framing yet");
+        assert!(!Rules::of(&entry("serial_buf1024", Transport::Serial, 1024, &["os"])).dfu);
     }
 }
