@@ -3,7 +3,7 @@
 //! and says why, naming the open issue that will close it. A difference no entry covers fails
 //! the run.
 
-use super::cases::{Case, Kind, WRITE};
+use super::cases::{Case, Kind};
 use super::fixtures::Entry;
 
 /// One accepted class of differences.
@@ -54,14 +54,6 @@ pub const LIST: &[Intended] = &[
                  surface\".",
         rule: "img slot info (group 1, command 6)",
         matches: |c, _| c.group == 1 && c.id == 6,
-    },
-    Intended {
-        id: "RAM_LOAD",
-        reason: "The mps2 fixtures run MCUboot with RAM_LOAD, under which Zephyr's img_mgmt \
-                 refuses state writes (rc 8) and lists slots its own way; the virtual device does \
-                 not model RAM_LOAD yet; open issue \"RAM_LOAD\".",
-        rule: "img state write (command 0, write) on an mps2 server",
-        matches: |c, e| e.target == "mps2_an385" && c.group == 1 && c.id == 0 && c.op == WRITE,
     },
     Intended {
         id: "udp mtu",

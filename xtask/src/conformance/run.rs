@@ -756,10 +756,10 @@ fn check_dfu(column: Column, r: &Rules, server: &Server, images: &Images, bin: &
             match running {
                 Some(run) if run["hash"] == hash.as_str() && said && !s.iter().any(|x| x == "mark") => {
                     Cell::pass(format!(
-                        "{:.1} s; 1.0.0 runs from slot {}: {}; RAM_LOAD inferred and said, no marks",
-                        o.elapsed.as_secs_f64(),
+                        "1.0.0 runs from slot {}: {}, RAM_LOAD inferred, no marks; {:.1} s",
                         run["slot"],
-                        &hash[..8]
+                        &hash[..8],
+                        o.elapsed.as_secs_f64()
                     ))
                 }
                 Some(run) if run["hash"] == hash.as_str() => Cell::fail(format!(
@@ -813,17 +813,17 @@ fn check_dfu(column: Column, r: &Rules, server: &Server, images: &Images, bin: &
                 Cell {
                     verdict: Verdict::FixtureLimit,
                     note: format!(
-                        "{:.1} s; in slot 0 ({}) verified in recovery, then QEMU's loader restored slot 0 at the reset and smpflash said another image runs: {}",
-                        o.elapsed.as_secs_f64(),
+                        "{} verified in slot 0, QEMU reloaded slot 0, said so; {:.1} s: recovery recognised, the upload verified in slot 0, then QEMU's loader restored slot 0 at the reset and smpflash said another image runs: {}",
                         &hash[..8],
+                        o.elapsed.as_secs_f64(),
                         o.said()
                     ),
                 }
             } else if o.code == Some(0) {
                 Cell::pass(format!(
-                    "{:.1} s; {} runs after leaving recovery",
-                    o.elapsed.as_secs_f64(),
-                    &hash[..8]
+                    "{} runs after leaving recovery; {:.1} s",
+                    &hash[..8],
+                    o.elapsed.as_secs_f64()
                 ))
             } else {
                 return Cell::fail(o.said());
