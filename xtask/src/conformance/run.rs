@@ -731,6 +731,9 @@ fn notes_of(o: &Outcome) -> Vec<Value> {
 
 fn check_dfu(column: Column, r: &Rules, server: &Server, images: &Images, bin: &Path) -> Cell {
     match column {
+        _ if r.framing_gap && r.img => {
+            Cell::gap("framing", "smpflash has no raw-UART (serial_raw) framing yet")
+        }
         Column::Dfu if !r.dfu => Cell::na("not an mps2 board over the console framing"),
         Column::Recovery if !r.recovery_dfu => Cell::na(if r.dfu {
             "run on serial_recovery_buf1024 and serial_recovery"
