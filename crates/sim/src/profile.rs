@@ -376,5 +376,21 @@ mod tests {
         assert!(p.apply_override("colour=blue").is_err());
         assert!(p.apply_override("buf_size").is_err());
         assert!(p.apply_override("slot_size=5000").is_err());
+        p.apply_override("serial_recovery=true").unwrap();
+        p.apply_override("recovery_params=true").unwrap();
+        p.apply_override("bootloader_info=false").unwrap();
+        assert!(p.serial_recovery && p.recovery_params && p.no_bootloader_info);
+    }
+
+    #[test]
+    fn the_ram_load_profile_is_like_the_mps2_fixtures() {
+        let p = Profile::by_name("ram-load").unwrap();
+        assert_eq!((p.mode, p.mode.mode_number()), (BootMode::RamLoad, 6));
+        assert_eq!((p.images[0].slot_size, p.buf_size, p.buf_count), (0x8_0000, 1024, 4));
+        assert!(p.serial_recovery && p.no_bootloader_info && !p.recovery_params);
+        for name in SimProfile::ALL.iter().map(|k| k.name()).filter(|n| *n != "ram-load") {
+            let q = Profile::by_name(name).unwrap();
+            assert!(!q.serial_recovery && !q.no_bootloader_info, "{name} unchanged");
+        }
     }
 }

@@ -173,9 +173,10 @@ pub enum RecoveryNotBooted {
     /// Another image runs than the one written into the primary slot.
     #[error(
         "after leaving serial recovery image {image} runs {}, not the image written to its primary slot \
-         ({expected}): the bootloader did not boot it (not valid for it: key, load address, slot) and \
-         booted another, or the primary slot was rewritten at the reset (a debugger or an emulator \
-         reloading its images, as QEMU's loader does)",
+         ({expected}): the bootloader booted another — the other slot holds a higher version \
+         (RAM_LOAD and direct-XIP boot the highest valid one), or the new image is not valid for \
+         it (key, load address, slot) — or the primary slot was rewritten at the reset (a \
+         debugger or an emulator reloading its images, as QEMU's loader does)",
         running_text(running)
     )]
     OtherImageRuns {
