@@ -376,6 +376,7 @@ mod tests {
         assert!(p.apply_override("colour=blue").is_err());
         assert!(p.apply_override("buf_size").is_err());
         assert!(p.apply_override("slot_size=5000").is_err());
+        let mut p = Profile::by_name("zephyr-default").unwrap();
         p.apply_override("serial_recovery=true").unwrap();
         p.apply_override("recovery_params=true").unwrap();
         p.apply_override("bootloader_info=false").unwrap();
