@@ -21,6 +21,9 @@ PY
 
 sign() { imgtool sign --key "$key" --header-size 0x200 --pad-header --align 4 "$@"; }
 sign --version 1.1.0 --slot-size 0xF0000 "$work/app.bin" "$here/app-update-v1.1.0.bin"
+# Built for MCUboot RAM_LOAD (the header's RAM_LOAD flag, load address as on the mps2-an385
+# fixtures): `smpflash sim --profile ram-load` and the planner's RAM_LOAD inference.
+sign --version 1.2.0 --slot-size 0x80000 --load-addr 0x20050000 "$work/app.bin" "$here/app-update-v1.2.0-ram-load.bin"
 sign --version 1.1.0 --slot-size 0xF0000 "$work/app.bin" "$work/app_update.bin"
 sign --version 1.1.0 --slot-size 0x40000 "$work/net.bin" "$work/net_core_app_update.bin"
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_bytes::ByteBuf;
 use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite};
 use smpflash_core::command::os::{AppInfo, BootloaderInfo, BootloaderMode, Echo, Reset};
-use smpflash_core::dfu::{self, DfuOptions, Mode};
+use smpflash_core::dfu::{self, DfuOptions};
 use smpflash_core::mcuboot;
 use smpflash_core::upload::{self, Limits, UploadOptions};
 use smpflash_core::{rc, Error};
@@ -62,8 +62,8 @@ pub async fn info(c: &Connected) -> Result<Outcome, Failure> {
 }
 
 /// `reset`.
-pub async fn reset(c: &Connected, force: bool) -> Result<Outcome, Failure> {
-    c.session.client().request(&Reset { force: force.then_some(1) }).await?;
+pub async fn reset(c: &Connected, force: bool, boot_mode: Option<u8>) -> Result<Outcome, Failure> {
+    c.session.client().request(&Reset { force: force.then_some(1), boot_mode }).await?;
     Ok(Outcome::Reset { reset: true })
 }
 
@@ -146,12 +146,9 @@ pub async fn dfu(
     c: &mut Connected,
     file: &Path,
     image: Option<u32>,
-    mode: Option<Mode>,
-    force: bool,
-    upload: UploadOptions,
+    opts: DfuOptions,
     reporter: &Reporter,
 ) -> Result<Outcome, Failure> {
     let package = load(file, image)?;
-    let opts = DfuOptions { mode, upload, force, ..Default::default() };
     Ok(Outcome::Dfu(dfu::dfu(&mut c.session, &package, &opts, reporter).await?))
 }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use smpflash_core::dfu::Mode;
+use smpflash_core::dfu::{DfuOptions, Mode};
 use smpflash_core::upload::{BufSize, UploadOptions};
 
 use crate::connect::{Connected, Connection};
@@ -84,6 +84,11 @@ enum Command {
         /// Reset even if the device's application vetoes it.
         #[arg(long)]
         force: bool,
+        /// Boot mode for the next boot (Zephyr's `boot_mode`; needs
+        /// CONFIG_MCUMGR_GRP_OS_RESET_BOOT_MODE): 1 enters the bootloader (MCUboot's serial
+        /// recovery), 0 a normal boot.
+        #[arg(long, value_name = "N")]
+        boot_mode: Option<u8>,
     },
     /// Image management.
     #[command(subcommand)]
@@ -102,6 +107,10 @@ enum Command {
         /// Upload even if the device already runs or holds the image.
         #[arg(long)]
         force: bool,
+        /// Update through MCUboot's serial recovery: reset the application with boot mode 1,
+        /// wait for MCUboot to answer, upload into the primary slot, reset, and check what runs.
+        #[arg(long)]
+        recovery: bool,
     },
     /// Run the virtual device (an SMP server with MCUboot behaviour) until Ctrl-C.
     #[cfg(feature = "sim")]
@@ -232,7 +241,7 @@ async fn on_device(
         Command::Echo { text } => commands::echo(c, &text).await,
         Command::Params => commands::params(c).await,
         Command::Info => commands::info(c).await,
-        Command::Reset { force } => commands::reset(c, force).await,
+        Command::Reset { force, boot_mode } => commands::reset(c, force, boot_mode).await,
         Command::Image(ImageCommand::List) => commands::list(c).await,
         Command::Image(ImageCommand::Upload { file, image }) => {
             commands::upload(c, &file, image, upload, reporter).await
@@ -240,8 +249,9 @@ async fn on_device(
         Command::Image(ImageCommand::Test { hash }) => commands::mark(c, Some(&hash), false).await,
         Command::Image(ImageCommand::Confirm { hash }) => commands::mark(c, hash.as_deref(), true).await,
         Command::Image(ImageCommand::Erase { slot }) => commands::erase(c, slot).await,
-        Command::Dfu { file, image, mode, force } => {
-            commands::dfu(c, &file, image, mode, force, upload, reporter).await
+        Command::Dfu { file, image, mode, force, recovery } => {
+            let opts = DfuOptions { mode, upload, force, enter_recovery: recovery, ..Default::default() };
+            commands::dfu(c, &file, image, opts, reporter).await
         }
         Command::Image(ImageCommand::Show { .. }) | Command::Scan { .. } => {
             unreachable!("run() handles the commands that need no device")

@@ -378,3 +378,42 @@ fn buf_size_sizes_recovery_uploads_and_refuses_requests_that_do_not_fit() {
         .stderr(predicate::str::contains("213 bytes").and(predicate::str::contains("128-byte buffer")));
     cli(&s).args(["--buf-size", "12x"]).arg("params").assert().code(2);
 }
+
+#[test]
+fn reset_with_boot_mode_and_dfu_in_recovery_on_a_ram_load_device() {
+    let s = sim("ram-load");
+    // RAM_LOAD inferred from the image, no marks, the new image runs, and the note says why.
+    let out = cli(&s).args(["--json", "dfu", "examples/app-update-v1.2.0-ram-load.bin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(r#""note":"newest_valid_boots","evidence":"ram-load-image""#), "{stderr}");
+    assert!(!stderr.contains(r#""step":"mark""#), "{stderr}");
+
+    // `reset --boot-mode 1`: the bootloader answers (echo rc 8), and a dfu goes through it.
+    assert_eq!(json(cli(&s).args(["reset", "--boot-mode", "1"]))["reset"], true);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cli(&s).args(["echo", "x"]).assert().code(4).stderr(predicate::str::contains("rc 8"));
+    // 1.1.0 written into the primary slot is older than the 1.2.0 in the secondary: RAM_LOAD
+    // boots 1.2.0, which the check after leaving recovery must report, not "done".
+    cli(&s)
+        .args(["dfu", "examples/app-update-v1.1.0.bin"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("serial recovery"))
+        .stderr(predicate::str::contains("runs version 1.2.0, not the image written to its primary slot"));
+
+    // `dfu --recovery` in one command on a fresh device: enter, update, reset, verified.
+    let s = sim("ram-load");
+    let out =
+        cli(&s).args(["--json", "dfu", "--recovery", "examples/app-update-v1.1.0.bin"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["route"], "serial-recovery");
+    let running = report["after"].as_array().unwrap().iter().find(|s| s["active"] == true).unwrap().clone();
+    assert_eq!((running["slot"].as_u64(), running["version"].as_str()), (Some(0), Some("1.1.0")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#""step":"enter_recovery""#) && stderr.contains(r#""step":"verify_booted""#),
+        "{stderr}"
+    );
+}

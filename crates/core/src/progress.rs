@@ -154,6 +154,11 @@ pub enum Step {
     VerifyRunning,
     /// Confirming the new images.
     Confirm,
+    /// Resetting the application into the bootloader (`boot_mode` 1) and waiting for MCUboot's
+    /// serial recovery to answer.
+    EnterRecovery,
+    /// Reading which images run after leaving serial recovery.
+    VerifyBooted,
 }
 
 impl fmt::Display for Step {
@@ -174,6 +179,10 @@ impl fmt::Display for Step {
             Step::Reset => f.write_str("resetting the device"),
             Step::VerifyRunning => f.write_str("checking which images run now"),
             Step::Confirm => f.write_str("confirming the new image"),
+            Step::EnterRecovery => {
+                f.write_str("resetting into the bootloader's serial recovery (boot mode 1)")
+            }
+            Step::VerifyBooted => f.write_str("checking which images run after leaving serial recovery"),
         }
     }
 }
@@ -262,6 +271,31 @@ pub enum Note {
         /// As reported (`SIZExCOUNT`).
         reported: String,
     },
+    /// After the reset that should leave serial recovery the bootloader still answers; the
+    /// primary slot holds the upload, but what runs cannot be checked.
+    StillInRecovery,
+    /// MCUboot boots the newest valid image by itself (RAM_LOAD, or direct-XIP without
+    /// revert): nothing is marked or confirmed; the check after the reset decides.
+    NewestValidBoots {
+        /// How that is known.
+        evidence: BootEvidence,
+    },
+}
+
+/// How smpflash knows the bootloader boots the newest valid image without marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootEvidence {
+    /// The device reports bootloader mode 6 (RAM_LOAD).
+    ReportedRamLoad,
+    /// The device reports bootloader mode 4 (direct-XIP without revert).
+    ReportedDirectXip,
+    /// Inferred: the device does not report its bootloader mode and the image is built for
+    /// RAM_LOAD (its header's `RAM_LOAD` flag).
+    RamLoadImage,
+    /// Inferred: the application refused to mark the image with `rc 8` (`MGMT_ERR_ENOTSUP`),
+    /// which Zephyr's img_mgmt does only under RAM_LOAD or direct-XIP without revert.
+    MarkRefused,
 }
 
 impl fmt::Display for Note {
@@ -278,6 +312,30 @@ impl fmt::Display for Note {
                 "--buf-size {given} is more than the device reports ({reported}); using {given} as \
                  given: requests that do not fit the device's buffers may go unanswered"
             ),
+            Note::StillInRecovery => f.write_str(
+                "the bootloader still answers after the reset (serial recovery; is its entry pin held or \
+                 the application missing?): the primary slot holds the new image, but nothing runs that \
+                 could be checked",
+            ),
+            Note::NewestValidBoots { evidence } => {
+                let why = match evidence {
+                    BootEvidence::ReportedRamLoad => "MCUboot reports RAM_LOAD",
+                    BootEvidence::ReportedDirectXip => "MCUboot reports direct-XIP without revert",
+                    BootEvidence::RamLoadImage => {
+                        "inferred RAM_LOAD: the device does not report its bootloader mode and the image is built \
+                         for RAM_LOAD"
+                    }
+                    BootEvidence::MarkRefused => {
+                        "inferred RAM_LOAD or direct-XIP without revert: the device refused to mark the image \
+                         with rc 8 (not supported), as Zephyr does under those modes"
+                    }
+                };
+                write!(
+                    f,
+                    "{why}: MCUboot boots the newest valid image at the next reset; nothing to mark or \
+                     confirm, checking what runs after the reset"
+                )
+            }
         }
     }
 }

@@ -44,8 +44,13 @@ fn echo() {
 fn reset_plain_and_forced() {
     assert_eq!(encoded(&Reset::default(), Version::V1, 0), bytes("02 00 0001 0000 00 05 a0"));
     assert_eq!(
-        encoded(&Reset { force: Some(1) }, Version::V2, 7),
+        encoded(&Reset { force: Some(1), boot_mode: None }, Version::V2, 7),
         bytes(&format!("0a 00 0008 0000 07 05 a1 {} 01", tstr("force")))
+    );
+    // Zephyr's os_mgmt reset decodes `boot_mode` as an unsigned integer (0 normal, 1 bootloader).
+    assert_eq!(
+        encoded(&Reset { force: None, boot_mode: Some(1) }, Version::V2, 7),
+        bytes(&format!("0a 00 000c 0000 07 05 a1 {} 01", tstr("boot_mode")))
     );
     // The facts file's example uses an indefinite-length empty map: it is a reset request too.
     let f = Frame::decode(&bytes("02 00 00 02 00 00 00 05 bf ff")).unwrap();

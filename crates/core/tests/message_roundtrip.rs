@@ -44,11 +44,11 @@ fn slot_state() -> impl Strategy<Value = SlotState> {
 
 proptest! {
     #[test]
-    fn os_messages(d in ".{0,40}", force in option::of(any::<u8>()), format in option::of("[a-z]{0,8}"),
+    fn os_messages(d in ".{0,40}", force in option::of(any::<u8>()), boot_mode in option::of(any::<u8>()), format in option::of("[a-z]{0,8}"),
                    size in any::<u32>(), count in any::<u32>(), mode in any::<i32>(), nd in any::<bool>()) {
         round_trip(&Echo { d: d.clone() })?;
         round_trip(&EchoResponse { r: d.clone() })?;
-        round_trip(&Reset { force })?;
+        round_trip(&Reset { force, boot_mode })?;
         round_trip(&McumgrParams {})?;
         round_trip(&McumgrParamsResponse { buf_size: size, buf_count: count })?;
         round_trip(&AppInfo { format })?;

@@ -153,7 +153,12 @@ impl Device {
         let in_use = self.profile.buf_count - self.buffers.available_permits();
         self.peak_buffers.fetch_max(in_use, Ordering::SeqCst);
         let mut state = self.state.lock().await;
+        let in_recovery = state.boot.in_recovery;
         let reply = server::handle(&mut state, &self.profile, frame);
+        if reply.reset && reply.boot_mode_bootloader && !in_recovery {
+            // Retained RAM: MCUboot reads it at the next boot (boot_serial ignores the field).
+            state.boot.recovery_requested = true;
+        }
         if reply.flash_changed {
             self.save(&state);
         }

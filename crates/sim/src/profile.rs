@@ -21,6 +21,10 @@ pub enum BootMode {
     /// MCUboot's own serial recovery: the bootloader answers SMP and uploads go straight to the
     /// primary slot.
     SerialRecovery,
+    /// MCUboot RAM_LOAD: the valid image with the highest version, from either slot, is copied
+    /// to RAM and runs there; no trailers, no marks. Zephyr's img_mgmt refuses image state
+    /// writes (`rc 8`) under it.
+    RamLoad,
 }
 
 impl BootMode {
@@ -31,6 +35,7 @@ impl BootMode {
             BootMode::OverwriteOnly => 2,
             BootMode::DirectXip => 4,
             BootMode::SerialRecovery => 0,
+            BootMode::RamLoad => 6,
         }
     }
 }
@@ -109,6 +114,21 @@ pub struct Profile {
     /// serialized before the field existed still load.
     #[serde(default)]
     pub erase_progressively: bool,
+    /// MCUboot is built with serial recovery entered by the boot mode, and the application
+    /// with `CONFIG_MCUMGR_GRP_OS_RESET_BOOT_MODE`: a reset with `boot_mode` 1 comes back as
+    /// MCUboot's serial recovery (original protocol, no flags in the image list, echo and
+    /// erase `rc 8`, uploads into the primary slot); the next plain reset boots the
+    /// application. Defaulted so older profiles load.
+    #[serde(default)]
+    pub serial_recovery: bool,
+    /// MCUboot's serial recovery answers the params command (`buf_size`, `buf_count` 1), as
+    /// newer MCUboot does (the `27c54835` fixtures: 1024 × 1). Defaulted so older profiles load.
+    #[serde(default)]
+    pub recovery_params: bool,
+    /// Bootloader info is compiled out (`rc 8`), as on the Zephyr fixtures: the mode is not
+    /// reported. Defaulted so older profiles load.
+    #[serde(default)]
+    pub no_bootloader_info: bool,
 }
 
 named_enum! {
@@ -125,6 +145,10 @@ named_enum! {
         DirectXip = "direct-xip",
         /// MCUboot's own serial recovery (boot_serial): the original SMP, no params.
         McubootRecovery = "mcuboot-recovery",
+        /// MCUboot RAM_LOAD with serial recovery entered by `reset --boot-mode 1`, like the
+        /// mps2-an385 fixtures: 512 KiB slots, buffers 1024 × 4, no bootloader info, image state
+        /// writes refused with `rc 8`; the newest valid image runs after a reset.
+        RamLoad = "ram-load",
     }
 }
 
@@ -168,6 +192,9 @@ impl Profile {
             boot_time: Duration::from_millis(300),
             signing_key: None,
             erase_progressively: false,
+            serial_recovery: false,
+            recovery_params: false,
+            no_bootloader_info: false,
         };
         match kind {
             // nRF5340 DK with NCS partition manager defaults: 0xF0000 application slots (the
@@ -193,6 +220,19 @@ impl Profile {
                 buf_count: 1,
                 ..base
             },
+            SimProfile::RamLoad => Profile {
+                mode: BootMode::RamLoad,
+                images: vec![ImageLayout {
+                    name: "application".into(),
+                    slot_size: 0x8_0000,
+                    revertible: true,
+                }],
+                buf_size: 1024,
+                buf_count: 4,
+                serial_recovery: true,
+                no_bootloader_info: true,
+                ..base
+            },
         }
     }
 
@@ -200,7 +240,8 @@ impl Profile {
     /// (all images), `sector_size=4096`, `erase_ms=0`, `program_ns_per_byte=0`,
     /// `no_downgrade=true`, `verbose_errors=true`, `smp_v2=false`, `params=false`,
     /// `boot_ms=0`, `signing_key=root-ec-p256.pem` (a PEM public or private key file),
-    /// `erase_progressively=true`.
+    /// `erase_progressively=true`, `serial_recovery=true`, `recovery_params=true`,
+    /// `bootloader_info=false`.
     pub fn apply_override(&mut self, spec: &str) -> Result<(), String> {
         let (key, value) =
             spec.split_once('=').ok_or_else(|| format!("override {spec:?} is not key=value"))?;
@@ -223,6 +264,9 @@ impl Profile {
             "boot_ms" => self.boot_time = Duration::from_millis(num()?),
             "signing_key" => self.signing_key = Some(SigningKey::load(Path::new(value))?),
             "erase_progressively" => self.erase_progressively = flag()?,
+            "serial_recovery" => self.serial_recovery = flag()?,
+            "recovery_params" => self.recovery_params = flag()?,
+            "bootloader_info" => self.no_bootloader_info = !flag()?,
             other => return Err(format!("unknown profile field {other:?}")),
         }
         self.validate()
@@ -332,5 +376,22 @@ mod tests {
         assert!(p.apply_override("colour=blue").is_err());
         assert!(p.apply_override("buf_size").is_err());
         assert!(p.apply_override("slot_size=5000").is_err());
+        let mut p = Profile::by_name("zephyr-default").unwrap();
+        p.apply_override("serial_recovery=true").unwrap();
+        p.apply_override("recovery_params=true").unwrap();
+        p.apply_override("bootloader_info=false").unwrap();
+        assert!(p.serial_recovery && p.recovery_params && p.no_bootloader_info);
+    }
+
+    #[test]
+    fn the_ram_load_profile_is_like_the_mps2_fixtures() {
+        let p = Profile::by_name("ram-load").unwrap();
+        assert_eq!((p.mode, p.mode.mode_number()), (BootMode::RamLoad, 6));
+        assert_eq!((p.images[0].slot_size, p.buf_size, p.buf_count), (0x8_0000, 1024, 4));
+        assert!(p.serial_recovery && p.no_bootloader_info && !p.recovery_params);
+        for name in SimProfile::ALL.iter().map(|k| k.name()).filter(|n| *n != "ram-load") {
+            let q = Profile::by_name(name).unwrap();
+            assert!(!q.serial_recovery && !q.no_bootloader_info, "{name} unchanged");
+        }
     }
 }

@@ -61,7 +61,11 @@ impl State {
         }
         State {
             flash,
-            boot: BootState { progress: None, active: (0..profile.images.len()).map(|i| 2 * i).collect() },
+            boot: BootState {
+                progress: None,
+                active: (0..profile.images.len()).map(|i| 2 * i).collect(),
+                ..BootState::default()
+            },
             upload: None,
             boot_log: Vec::new(),
         }

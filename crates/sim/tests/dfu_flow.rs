@@ -7,15 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smpflash_core::command::image::SlotState;
+use smpflash_core::command::os::{Echo, Reset};
 use smpflash_core::dfu::{self, DfuError, DfuOptions, DfuReport, Mode, NotApplied, Refusal};
 use smpflash_core::mcuboot::{self, Package};
-use smpflash_core::progress::{Event, Note, Skip};
+use smpflash_core::progress::{BootEvidence, Event, Note, Skip};
 use smpflash_core::session::Session;
 use smpflash_core::Error;
 use smpflash_sim::faults::DeviceFaults;
 use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpConnector;
+use std::ops::Not;
 
 fn file(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(rel)
@@ -261,4 +263,121 @@ async fn image_signed_with_the_wrong_key_is_explained() {
     // the right key goes through
     let report = run(&r, &package("tests/fixtures/images/ecdsa-p256.bin"), None).await.0.unwrap();
     assert_eq!(running(&report.after, 0).version, "1.2.3.4");
+}
+
+async fn run_with(r: &Rig, pkg: &Package, opts: DfuOptions) -> (Result<DfuReport, Error>, Vec<Event>) {
+    let mut s = session(r).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let progress = move |e: &Event| sink.lock().unwrap().push(e.clone());
+    let opts = DfuOptions { boot_timeout: Duration::from_secs(10), ..opts };
+    let result = dfu::dfu(&mut s, pkg, &opts, &progress).await;
+    let events = events.lock().unwrap().clone();
+    (result, events)
+}
+
+fn boot_note(events: &[Event]) -> Option<BootEvidence> {
+    events.iter().find_map(|e| match e {
+        Event::Note { note: Note::NewestValidBoots { evidence } } => Some(*evidence),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ram_load_runs_the_new_image_without_marks_and_says_so() {
+    // An image built for RAM_LOAD: the planner infers the mode (the profile, like the fixtures,
+    // does not answer bootloader info) and neither marks nor confirms.
+    let r = rig(profile("ram-load"), Default::default()).await;
+    let pkg = package("examples/app-update-v1.2.0-ram-load.bin");
+    let (report, events) = run(&r, &pkg, None).await;
+    let report = report.unwrap();
+    let now = running(&report.after, 0);
+    assert_eq!((now.slot, now.hash.as_deref().map(|h| h.to_vec())), (1, Some(hash(&pkg, 0))));
+    assert_eq!(boot_note(&events), Some(BootEvidence::RamLoadImage));
+    let s = steps(&events);
+    assert!(!s.iter().any(|w| w.starts_with("marking") || w.starts_with("confirming")), "{s:?}");
+    assert!(s.iter().any(|w| w == "checking which images run now"), "{s:?}");
+
+    // An image without the RAM_LOAD flag: the mark is refused with rc 8, which the plan takes
+    // as "no marks here", and the check after the reset decides.
+    let r = rig(profile("ram-load"), Default::default()).await;
+    let pkg = package("examples/app-update-v1.1.0.bin");
+    let (report, events) = run(&r, &pkg, None).await;
+    let report = report.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(running(&report.after, 0).hash.as_deref().map(|h| h.to_vec()), Some(hash(&pkg, 0)));
+    assert_eq!(boot_note(&events), Some(BootEvidence::MarkRefused));
+    assert!(!steps(&events).iter().any(|w| w.starts_with("confirming")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_ram_load_needs_no_inference() {
+    // With bootloader info the device reports mode 6 itself.
+    let mut p = profile("ram-load");
+    p.no_bootloader_info = false;
+    let r = rig(p, Default::default()).await;
+    let pkg = package("examples/app-update-v1.1.0.bin");
+    let (report, events) = run(&r, &pkg, None).await;
+    report.unwrap();
+    assert_eq!(boot_note(&events), Some(BootEvidence::ReportedRamLoad));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_with_boot_mode_1_enters_recovery_and_a_dfu_there_ends_verified() {
+    let r = rig(profile("ram-load"), Default::default()).await;
+    let s = session(&r).await;
+    s.client().request(&Reset { force: None, boot_mode: Some(1) }).await.unwrap();
+    drop(s);
+    // The device comes back as MCUboot's serial recovery.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = session(&r).await;
+    let e = s.client().request(&Echo { d: "x".into() }).await.unwrap_err();
+    assert!(matches!(&e, Error::Device(d) if d.rc == 8), "{e}");
+    let facts = dfu::facts::inspect(&s).await.unwrap();
+    assert!(facts.recovery, "{facts:?}");
+    assert!(!facts.limits.reported, "no params in this recovery");
+    drop(s);
+    let pkg = package("examples/app-update-v1.2.0-ram-load.bin");
+    let (report, events) = run(&r, &pkg, None).await;
+    let report = report.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.route, dfu::Route::SerialRecovery);
+    assert!(report.reset);
+    // After the plain reset the application runs the image written in recovery.
+    let now = running(&report.after, 0);
+    assert_eq!((now.slot, now.hash.as_deref().map(|h| h.to_vec())), (0, Some(hash(&pkg, 0))));
+    let s = steps(&events);
+    assert_eq!(s.last().map(String::as_str), Some("checking which images run after leaving serial recovery"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dfu_recovery_enters_updates_and_checks_in_one_command() {
+    let mut p = profile("ram-load");
+    p.recovery_params = true;
+    let r = rig(p, Default::default()).await;
+    let pkg = package("examples/app-update-v1.2.0-ram-load.bin");
+    let (report, events) =
+        run_with(&r, &pkg, DfuOptions { enter_recovery: true, ..Default::default() }).await;
+    let report = report.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.route, dfu::Route::SerialRecovery, "recognised although it reports params");
+    assert_eq!(running(&report.after, 0).hash.as_deref().map(|h| h.to_vec()), Some(hash(&pkg, 0)));
+    let s = steps(&events);
+    assert!(s.iter().any(|w| w.contains("serial recovery (boot mode 1)")), "{s:?}");
+    assert!(r.device.snapshot().await.boot.in_recovery.not(), "a plain reset left recovery");
+
+    // A device that cannot enter recovery says so instead of updating the application.
+    let r = rig(profile("zephyr-default"), Default::default()).await;
+    let (report, _) = run_with(&r, &pkg, DfuOptions { enter_recovery: true, ..Default::default() }).await;
+    assert!(
+        matches!(report, Err(Error::Dfu(DfuError::NotApplied(NotApplied::DidNotEnterRecovery)))),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_with_params_is_recognised() {
+    let mut p = profile("mcuboot-recovery");
+    p.apply_override("params=true").unwrap();
+    let r = rig(p, Default::default()).await;
+    let s = session(&r).await;
+    let facts = dfu::facts::inspect(&s).await.unwrap();
+    assert!(facts.limits.reported && facts.recovery, "{facts:?}");
 }

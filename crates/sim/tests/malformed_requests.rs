@@ -51,7 +51,7 @@ fn valid_requests() -> Vec<Vec<u8>> {
     for v in [Version::V1, Version::V2] {
         out.extend([
             frame_of(&Echo { d: "hello".into() }, v, 1),
-            frame_of(&Reset { force: Some(1) }, v, 2),
+            frame_of(&Reset { force: Some(1), boot_mode: None }, v, 2),
             frame_of(&McumgrParams {}, v, 3),
             frame_of(&AppInfo { format: Some("a".into()) }, v, 4),
             frame_of(&BootloaderInfo {}, v, 5),

@@ -84,7 +84,9 @@ struct Sim {
 impl Sim {
     fn start(bin: &Path, entry: &Entry) -> Result<Sim> {
         let mut cmd = child::with_pdeathsig(&bin.to_string_lossy());
-        cmd.args(["sim", "--profile", "zephyr-default", "--time-scale", "0", "--udp", "127.0.0.1:0"]);
+        // The mps2 boards run MCUboot RAM_LOAD: the `ram-load` profile models it.
+        let profile = if entry.target == "mps2_an385" { "ram-load" } else { "zephyr-default" };
+        cmd.args(["sim", "--profile", profile, "--time-scale", "0", "--udp", "127.0.0.1:0"]);
         for o in sim_overrides(entry) {
             cmd.args(["--set", &o]);
         }

@@ -39,10 +39,16 @@ pub enum Column {
     Erase,
     /// `smpflash reset`, then what the device does.
     Reset,
+    /// `smpflash dfu` of an image that differs from the running one (the fixture's image
+    /// re-signed as version 1.0.0 with `imgtool`), ending with the new image running.
+    Dfu,
+    /// `smpflash reset --boot-mode 1`, then `smpflash dfu` of another image in MCUboot's serial
+    /// recovery, ending with the check of what runs after the reset.
+    Recovery,
 }
 
 /// Every column.
-pub const COLUMNS: [Column; 9] = [
+pub const COLUMNS: [Column; 11] = [
     Column::Start,
     Column::Echo,
     Column::EchoFull,
@@ -52,6 +58,8 @@ pub const COLUMNS: [Column; 9] = [
     Column::Upload,
     Column::Erase,
     Column::Reset,
+    Column::Dfu,
+    Column::Recovery,
 ];
 
 impl Column {
@@ -67,6 +75,8 @@ impl Column {
             Column::Upload => "image upload",
             Column::Erase => "image erase",
             Column::Reset => "reset",
+            Column::Dfu => "dfu",
+            Column::Recovery => "dfu in recovery",
         }
     }
 }
@@ -78,6 +88,9 @@ pub enum Verdict {
     Pass,
     /// The device answered with the error the rules expect, and smpflash reported it clearly.
     ExpectedDeviceError,
+    /// The fixture cannot show the outcome a real device would (QEMU re-applies its loader
+    /// images at every reset); smpflash reported exactly what the rules predict for it.
+    FixtureLimit,
     /// A known gap (listed in docs/conformance.md); does not fail the run.
     Gap(&'static str),
     /// The command does not apply to this server.
@@ -167,11 +180,20 @@ pub struct Rules {
     pub params_absent: bool,
     /// README: native_sim exits on `os reset`; mps2 comes back.
     pub reset_exits: bool,
+    /// The mps2 boards (console or raw framing): MCUboot RAM_LOAD, the img group; `dfu` runs.
+    pub dfu: bool,
+    /// The builds the recovery update runs on (one 4.4.0, the `27c54835` one): `reset
+    /// --boot-mode 1` enters MCUboot's serial recovery (README).
+    pub recovery_dfu: bool,
 }
 
 /// How many bytes Zephyr's echo answer is longer than smpflash's echo request of the same text:
 /// the indefinite-length map's closing `FF`.
 pub const RAW_ECHO_ANSWER_GROWTH: usize = 1;
+
+/// The servers the recovery update runs on: one 4.4.0 build and the `27c54835` build, whose
+/// recovery answers params (README).
+const RECOVERY_DFU: [&str; 2] = ["serial_recovery_buf1024", "serial_recovery"];
 
 /// Builds of the README's list that drop long bursts on their emulated UART.
 const BURST_DROPPING: [&str; 3] = ["serial", "shell", "serial_line512"];
@@ -207,6 +229,11 @@ impl Rules {
             info_does_not_fit: e.buf_size < 128,
             params_absent: e.config.contains("noparams"),
             reset_exits: e.target == "native_sim",
+            dfu: e.target == "mps2_an385" && e.has_group("img"),
+            recovery_dfu: e.target == "mps2_an385"
+                && e.serial_recovery
+                && e.framing() == Framing::Console
+                && RECOVERY_DFU.contains(&e.config.as_str()),
         }
     }
 }
@@ -365,8 +392,12 @@ pub fn row(fixtures: &Fixtures, entry: &Entry, bin: &Path, scratch: &Path, progr
     };
     cells.push(Cell::pass(format!("{:.1} s; echo by hand, {framing}", server.ready_after.as_secs_f64())));
     progress(&format!("start: {}", cells[0].note));
+    let images = Images::build(fixtures, entry, &rules, scratch);
     for column in &COLUMNS[1..] {
-        let cell = check(*column, &rules, &mut server, fixtures, bin);
+        let cell = match column {
+            Column::Dfu | Column::Recovery => check_dfu(*column, &rules, &server, &images, bin),
+            _ => check(*column, &rules, &mut server, fixtures, bin),
+        };
         progress(&format!("{}: {:?}: {}", column.title(), cell.verdict, cell.note));
         cells.push(cell);
     }
@@ -392,6 +423,7 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
     let no_img = || Cell::na("no img group");
     match column {
         Column::Start => unreachable!("the start cell comes from the launcher"),
+        Column::Dfu | Column::Recovery => unreachable!("check_dfu runs the DFU columns"),
         Column::Echo => {
             let text = "conformance";
             let o = smpflash(server, bin, &["--json", "--timeout", "2", "echo", text], SHORT);
@@ -615,6 +647,206 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
     }
 }
 
+/// The images the DFU columns send, built from the fixture's own `.signed.bin` with imgtool.
+struct Images {
+    /// For the application's update: version 1.0.0 (the fixtures run 0.0.0), the fixture's own
+    /// load address so it runs. `Err` says why it could not be built.
+    dfu: std::result::Result<(PathBuf, String), String>,
+    /// For the recovery update: version 2.0.0, load address 0x20050000 (the primary slot's
+    /// RAM address: README, RAM_LOAD MCUboot lists an image by hashing RAM at its load
+    /// address, so only such an image is listed after a recovery upload).
+    recovery: std::result::Result<(PathBuf, String), String>,
+}
+
+/// The primary slot's SRAM address on the mps2-an385 fixtures (README).
+const PRIMARY_SLOT_RAM: u32 = 0x2005_0000;
+
+impl Images {
+    fn build(fixtures: &Fixtures, e: &Entry, r: &Rules, scratch: &Path) -> Images {
+        let none = || Err("not built".to_string());
+        if !r.dfu {
+            return Images { dfu: none(), recovery: none() };
+        }
+        let payload = (|| -> Result<(PathBuf, u32)> {
+            let image = e.signed_image().context("the manifest names no signed image")?;
+            let bytes = std::fs::read(fixtures.dir.join(&image)).with_context(|| image.clone())?;
+            let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+            let (load, hdr, size) =
+                (u32_at(4), u16::from_le_bytes([bytes[8], bytes[9]]) as usize, u32_at(12) as usize);
+            let body = bytes.get(hdr..hdr + size).context("the image is shorter than its header says")?;
+            let path = scratch.join(format!("{}-payload.bin", e.config));
+            std::fs::write(&path, body)?;
+            Ok((path, load))
+        })();
+        let (payload, load) = match payload {
+            Ok(p) => p,
+            Err(err) => return Images { dfu: Err(format!("{err:#}")), recovery: Err(format!("{err:#}")) },
+        };
+        let sign = |version: &str, load: u32, name: &str| -> std::result::Result<(PathBuf, String), String> {
+            let out = scratch.join(format!("{}-{name}", e.config));
+            let o = Command::new("imgtool")
+                .args(["sign", "--version", version, "--header-size", "0x200", "--pad-header"])
+                .args(["--slot-size", "0x80000", "--load-addr", &format!("{load:#x}")])
+                .arg(&payload)
+                .arg(&out)
+                .output()
+                .map_err(|err| format!("cannot run imgtool (pip install imgtool): {err}"))?;
+            if !o.status.success() {
+                return Err(format!("imgtool sign: {}", String::from_utf8_lossy(&o.stderr).trim()));
+            }
+            let digest = image_hash(&out)?;
+            Ok((out, digest))
+        };
+        Images {
+            dfu: sign("1.0.0", load, "dfu-v1.0.0.bin"),
+            recovery: if r.recovery_dfu {
+                sign("2.0.0", PRIMARY_SLOT_RAM, "recovery-v2.0.0.bin")
+            } else {
+                none()
+            },
+        }
+    }
+}
+
+/// The MCUboot image hash of a file, as smpflash's `image show` computes it.
+fn image_hash(path: &Path) -> std::result::Result<String, String> {
+    let image = smpflash_core::mcuboot::load(path).map_err(|e| e.to_string())?;
+    Ok(image.images[0].image.hash().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The DFU step names of a run's JSON lines (`{"event":"step","step":{"step":"reset"}}`).
+fn steps_of(o: &Outcome) -> Vec<String> {
+    o.stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "step")
+        .filter_map(|v| v["step"]["step"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The notes of a run's JSON lines.
+fn notes_of(o: &Outcome) -> Vec<Value> {
+    o.stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "note")
+        .map(|v| v["note"].clone())
+        .collect()
+}
+
+fn check_dfu(column: Column, r: &Rules, server: &Server, images: &Images, bin: &Path) -> Cell {
+    match column {
+        Column::Dfu if !r.dfu => Cell::na("not an mps2 board"),
+        Column::Recovery if !r.recovery_dfu => Cell::na(if r.dfu {
+            "run on serial_recovery_buf1024 and serial_recovery"
+        } else {
+            "not an mps2 board"
+        }),
+        Column::Dfu => {
+            let (file, hash) = match &images.dfu {
+                Ok(x) => x,
+                Err(why) => return Cell::fail(format!("cannot build the update image: {why}")),
+            };
+            // Rule (README): RAM_LOAD, no bootloader info, state writes refused with rc 8; the
+            // update is built for RAM_LOAD, so smpflash must infer the mode, upload, reset
+            // without marks and see the new image run.
+            let o = smpflash(server, bin, &["--json", "dfu", &file.to_string_lossy()], UPLOAD);
+            let v = match ok_json(&o) {
+                Ok(v) => v,
+                Err(c) => return c,
+            };
+            let said = notes_of(&o).iter().any(|n| n["note"] == "newest_valid_boots");
+            let s = steps_of(&o);
+            let running = v["after"].as_array().and_then(|a| a.iter().find(|s| s["active"] == true));
+            match running {
+                Some(run) if run["hash"] == hash.as_str() && said && !s.iter().any(|x| x == "mark") => {
+                    Cell::pass(format!(
+                        "1.0.0 runs from slot {}: {}, RAM_LOAD inferred, no marks; {:.1} s",
+                        run["slot"],
+                        &hash[..8],
+                        o.elapsed.as_secs_f64()
+                    ))
+                }
+                Some(run) if run["hash"] == hash.as_str() => Cell::fail(format!(
+                    "the new image runs, but smpflash did not say why it did not mark (notes {:?}, steps {s:?})",
+                    notes_of(&o)
+                )),
+                _ => Cell::fail(format!(
+                    "exit 0 but the new image {} does not run: {}",
+                    &hash[..8],
+                    shorten(&v["after"].to_string(), 200)
+                )),
+            }
+        }
+        Column::Recovery => {
+            let (file, hash) = match &images.recovery {
+                Ok(x) => x,
+                Err(why) => return Cell::fail(format!("cannot build the recovery image: {why}")),
+            };
+            let o = smpflash(server, bin, &["--json", "reset", "--boot-mode", "1"], SHORT);
+            if let Err(c) = ok_json(&o) {
+                return Cell::fail(format!("reset --boot-mode 1: {}", c.note));
+            }
+            thread::sleep(Duration::from_secs(2));
+            // In recovery: echo answers rc 8 (README).
+            let o = smpflash(server, bin, &["--json", "--timeout", "3", "echo", "x"], SHORT);
+            if !(o.code == Some(4) && o.said().contains("rc 8")) {
+                return Cell::fail(format!(
+                    "after reset --boot-mode 1, expected echo rc 8 (recovery): {}",
+                    o.said()
+                ));
+            }
+            let o = smpflash(server, bin, &["--json", "dfu", &file.to_string_lossy()], UPLOAD);
+            let s = steps_of(&o);
+            let recovered = notes_of(&o).iter().any(|n| n["note"] == "serial_recovery");
+            let verified_upload = s.iter().any(|x| x == "verify_upload") && s.iter().any(|x| x == "reset");
+            let checked = s.last().map(String::as_str) == Some("verify_booted");
+            if !(recovered && verified_upload && checked) {
+                return Cell::fail(format!(
+                    "expected recovery recognised, the upload verified in slot 0, a reset and the check of what boots; steps {s:?}; {}",
+                    o.said()
+                ));
+            }
+            // Rule (README): QEMU re-applies its loader images at every reset, so the primary
+            // slot holds the factory image again after the reset that leaves recovery, and
+            // MCUboot boots the newest valid image of the two slots: the image written in
+            // recovery cannot run on this fixture. smpflash must verify the upload in slot 0
+            // before the reset, and after it say that another image runs (exit 5), not "done".
+            let fixture_limit =
+                o.code == Some(5) && o.said().contains("not the image written to its primary slot");
+            let cell = if fixture_limit {
+                Cell {
+                    verdict: Verdict::FixtureLimit,
+                    note: format!(
+                        "{} verified in slot 0, QEMU reloaded slot 0, said so; {:.1} s: recovery recognised, the upload verified in slot 0, then QEMU's loader restored slot 0 at the reset and smpflash said another image runs: {}",
+                        &hash[..8],
+                        o.elapsed.as_secs_f64(),
+                        o.said()
+                    ),
+                }
+            } else if o.code == Some(0) {
+                Cell::pass(format!(
+                    "{} runs after leaving recovery; {:.1} s",
+                    &hash[..8],
+                    o.elapsed.as_secs_f64()
+                ))
+            } else {
+                return Cell::fail(o.said());
+            };
+            // The application is back (a plain reset).
+            let back = smpflash(server, bin, &["--json", "echo", "back"], SHORT);
+            match ok_json(&back) {
+                Ok(v) if v["echo"] == "back" => cell,
+                _ => Cell::fail(format!(
+                    "after the recovery update the application does not answer: {}",
+                    back.said()
+                )),
+            }
+        }
+        _ => unreachable!("only the DFU columns"),
+    }
+}
+
 fn slot(list: &Value, n: u64) -> Option<&Value> {
     list["images"].as_array()?.iter().find(|s| s["image"] == 0 && s["slot"] == n)
 }
@@ -696,5 +928,24 @@ mod tests {
         let raw = Rules::of(&entry("serial_raw", Transport::SerialRaw, 384, &["os", "img"]));
         assert!(raw.raw_framing && raw.img && raw.reset_exits);
         assert_eq!(raw.full_frame, 383, "the frame alone fills the buffer, less the answer's growth");
+    }
+
+    #[test]
+    fn the_dfu_columns_run_on_the_console_framed_mps2_boards() {
+        let mps2 = |config: &str, transport| Entry {
+            target: "mps2_an385".into(),
+            serial_recovery: true,
+            mcuboot: true,
+            ..entry(config, transport, 1024, &["os", "img"])
+        };
+        let r = Rules::of(&mps2("serial_recovery_buf1024", Transport::Serial));
+        assert!(r.dfu && r.recovery_dfu);
+        let r = Rules::of(&mps2("serial_recovery", Transport::Serial));
+        assert!(r.dfu && r.recovery_dfu, "the 27c54835 build");
+        let r = Rules::of(&mps2("serial_recovery_buf400", Transport::Serial));
+        assert!(r.dfu && !r.recovery_dfu);
+        let r = Rules::of(&mps2("serial_recovery_raw", Transport::SerialRaw));
+        assert!(r.dfu && !r.recovery_dfu, "dfu over the raw framing too; recovery on the two console builds");
+        assert!(!Rules::of(&entry("serial_buf1024", Transport::Serial, 1024, &["os"])).dfu);
     }
 }

@@ -19,6 +19,7 @@ pub fn cell_text(c: &Cell) -> String {
         Verdict::Pass if c.note.is_empty() => "pass".into(),
         Verdict::Pass => format!("pass ({})", short_note(&c.note)),
         Verdict::ExpectedDeviceError => format!("pass: device error, expected ({})", short_note(&c.note)),
+        Verdict::FixtureLimit => format!("pass: fixture limit, expected ({})", short_note(&c.note)),
         Verdict::Gap(kind) => format!("gap: {kind}"),
         Verdict::NotApplicable => format!("n/a: {}", c.note),
         Verdict::NotRun => "—".into(),

@@ -34,6 +34,17 @@ pub struct Reset {
     /// Reset even when a handler vetoes it (after an `EBUSY` answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force: Option<u8>,
+    /// The boot mode for the next boot (Zephyr's `CONFIG_MCUMGR_GRP_OS_RESET_BOOT_MODE`:
+    /// `boot_mode`, an unsigned integer up to 255; 0 normal, 1 the bootloader — MCUboot's
+    /// serial recovery). Sent only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_mode: Option<u8>,
+}
+
+impl Reset {
+    /// The boot mode that asks MCUboot to stay in serial recovery (Zephyr's
+    /// `BOOT_MODE_TYPE_BOOTLOADER`).
+    pub const BOOT_MODE_BOOTLOADER: u8 = 1;
 }
 
 impl Command for Reset {

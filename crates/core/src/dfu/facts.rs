@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::command::image::{ImageStateRead, SlotInfo, SlotInfoResponse, SlotState};
-use crate::command::os::{AppInfo, BootloaderInfo, BootloaderMode, McubootMode};
+use crate::command::os::{AppInfo, BootloaderInfo, BootloaderMode, Echo, McubootMode};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::upload::Limits;
@@ -68,16 +68,29 @@ pub fn find(state: &[SlotState], image: u32, slot: u32) -> Option<&SlotState> {
     state.iter().find(|s| s.image == image && s.slot == slot)
 }
 
-/// MCUboot's boot_serial lists images without Zephyr's `splitStatus` and implements neither
-/// the parameters, bootloader-info nor OS-info commands; a Zephyr application with MCUmgr
-/// answers at least one of them, or sends `splitStatus`.
-pub fn looks_like_recovery(
-    split_status: bool,
-    params_reported: bool,
-    bootloader_info: bool,
-    app_info: bool,
-) -> bool {
-    !split_status && !params_reported && !bootloader_info && !app_info
+/// What tells MCUboot's serial recovery (boot_serial) from a Zephyr application, as read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoverySigns {
+    /// The image list carries Zephyr img_mgmt's `splitStatus`.
+    pub split_status: bool,
+    /// Some slot is listed `active` (boot_serial lists no flags at all).
+    pub any_active: bool,
+    /// The device answers bootloader info (an application's os_mgmt).
+    pub bootloader_info: bool,
+    /// The device answers OS/application info (an application's os_mgmt).
+    pub app_info: bool,
+    /// Echo answered `rc 8` (boot_serial without `CONFIG_BOOT_MGMT_ECHO`), when asked.
+    pub echo_refused: bool,
+}
+
+/// MCUboot's boot_serial lists images without Zephyr's `splitStatus` and without flags (no
+/// slot is `active`), and implements neither bootloader info nor OS info; its echo is usually
+/// compiled out (`rc 8`). A Zephyr application with the img group sends `splitStatus` and lists
+/// the slot it runs from as active. Whether the device reports its buffers (params) says
+/// nothing: newer MCUboot answers params in recovery (`buf_size 1024, buf_count 1` on the
+/// `27c54835` fixtures).
+pub fn looks_like_recovery(s: RecoverySigns) -> bool {
+    !s.split_status && !s.bootloader_info && !s.app_info && (!s.any_active || s.echo_refused)
 }
 
 /// A device error means "this device does not have that": the answer is absent, not fatal.
@@ -103,15 +116,40 @@ pub async fn inspect(session: &Session) -> Result<DeviceFacts> {
         _ => (None, false),
     };
     let slots = optional(c.request_idempotent(&SlotInfo {}).await)?;
-    // Only asked when the cheaper signs already point at the bootloader.
-    let recovery = read.split_status.is_none()
-        && !limits.reported
-        && bootloader.is_none()
-        && looks_like_recovery(
-            false,
-            false,
-            false,
-            optional(c.request_idempotent(&AppInfo::default()).await)?.is_some(),
-        );
+    let mut signs = RecoverySigns {
+        split_status: read.split_status.is_some(),
+        any_active: read.images.iter().any(|s| s.active),
+        bootloader_info: bootloader.is_some(),
+        ..RecoverySigns::default()
+    };
+    // Asked only while the cheaper signs still point at the bootloader.
+    if !signs.split_status && !signs.bootloader_info {
+        signs.app_info = optional(c.request_idempotent(&AppInfo::default()).await)?.is_some();
+        if !signs.app_info && signs.any_active {
+            signs.echo_refused = matches!(
+                c.request_idempotent(&Echo { d: "smpflash".into() }).await,
+                Err(Error::Device(e)) if e.rc == crate::rc::MGMT_ERR_ENOTSUP
+            );
+        }
+    }
+    let recovery = looks_like_recovery(signs);
     Ok(DeviceFacts { state: read.images, limits, bootloader, mode, no_downgrade, slots, recovery })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_is_recognised_by_what_the_device_is_not_by_params() {
+        let boot_serial = RecoverySigns::default();
+        assert!(looks_like_recovery(boot_serial), "no splitStatus, no flags, no info");
+        // A build whose boot_serial lists an active flag is still told by its refused echo.
+        assert!(looks_like_recovery(RecoverySigns { any_active: true, echo_refused: true, ..boot_serial }));
+        assert!(!looks_like_recovery(RecoverySigns { any_active: true, ..boot_serial }));
+        // An application: splitStatus, or bootloader info, or OS info.
+        assert!(!looks_like_recovery(RecoverySigns { split_status: true, ..boot_serial }));
+        assert!(!looks_like_recovery(RecoverySigns { bootloader_info: true, ..boot_serial }));
+        assert!(!looks_like_recovery(RecoverySigns { app_info: true, echo_refused: true, ..boot_serial }));
+    }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::command::image::SlotState;
+use crate::command::os::Reset;
 use crate::error::Result;
 use crate::mcuboot::Package;
 use crate::progress::{Event, Progress, Skip, Step};
@@ -24,8 +25,8 @@ use crate::upload::{UploadOptions, UploadReport};
 
 pub use facts::DeviceFacts;
 pub use plan::{Action, Candidate, Plan, Route};
-pub use run::reset_and_wait;
-pub use verdict::{DfuError, NotApplied, Refusal};
+pub use run::{reset_and_wait, reset_into};
+pub use verdict::{DfuError, NotApplied, RecoveryNotBooted, Refusal};
 
 /// How the new images are marked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +56,9 @@ pub struct DfuOptions {
     pub force: bool,
     /// How long to wait for the device to come back after a reset (MCUboot may be swapping).
     pub boot_timeout: Duration,
+    /// Update through MCUboot's serial recovery: unless the device already answers as the
+    /// recovery bootloader, reset it with boot mode 1 first and wait for MCUboot to answer.
+    pub enter_recovery: bool,
 }
 
 impl Default for DfuOptions {
@@ -64,6 +68,7 @@ impl Default for DfuOptions {
             upload: UploadOptions::default(),
             force: false,
             boot_timeout: Duration::from_secs(120),
+            enter_recovery: false,
         }
     }
 }
@@ -98,7 +103,15 @@ pub async fn dfu(
 ) -> Result<DfuReport> {
     let started = Instant::now();
     progress.event(&Event::Step { step: Step::Inspect });
-    let facts = facts::inspect(session).await?;
+    let mut facts = facts::inspect(session).await?;
+    if opts.enter_recovery && !facts.recovery {
+        progress.event(&Event::Step { step: Step::EnterRecovery });
+        run::reset_into(session, Some(Reset::BOOT_MODE_BOOTLOADER), opts.boot_timeout, progress).await?;
+        facts = facts::inspect(session).await?;
+        if !facts.recovery {
+            return Err(DfuError::from(NotApplied::DidNotEnterRecovery).into());
+        }
+    }
     let candidates: Vec<Candidate> = package.images.iter().map(Candidate::from).collect();
     let plan = plan::plan(&facts, &candidates, opts.mode, opts.force).map_err(DfuError::from)?;
     tracing::debug!(?plan, "DFU plan");

@@ -5,9 +5,10 @@
 use serde::Serialize;
 
 use crate::command::os::McubootMode;
+use crate::error::Error;
 use crate::image_hash::ImageHash;
-use crate::mcuboot::{ImageVersion, PackageImage};
-use crate::progress::Skip;
+use crate::mcuboot::{HeaderFlags, ImageVersion, PackageImage};
+use crate::progress::{BootEvidence, Note, Skip};
 
 use super::facts::{find, DeviceFacts};
 use super::verdict::{Expect, Refusal};
@@ -26,6 +27,9 @@ pub struct Candidate {
     pub hash: ImageHash,
     /// Bytes to upload.
     pub size: u64,
+    /// The header carries MCUboot's `RAM_LOAD` flag: the image is built for a bootloader that
+    /// copies it to RAM (`imgtool sign --load-addr`).
+    pub ram_load: bool,
 }
 
 impl From<&PackageImage> for Candidate {
@@ -36,6 +40,7 @@ impl From<&PackageImage> for Candidate {
             version: p.image.version(),
             hash: ImageHash::from(p.image.hash()),
             size: p.image.bytes().len() as u64,
+            ram_load: p.image.header().flags.contains(HeaderFlags::RAM_LOAD),
         }
     }
 }
@@ -91,6 +96,9 @@ pub enum Action {
     },
     /// Confirm the images that now run under test, and check it took.
     Confirm(Vec<Expect>),
+    /// After leaving serial recovery: read which images run and check each `expect` (written
+    /// into the primary slot) is the one that booted.
+    VerifyBooted(Vec<Expect>),
 }
 
 /// What an update will do: decided before anything is written.
@@ -102,6 +110,13 @@ pub struct Plan {
     pub route: Route,
     /// Images left out, and why.
     pub skipped: Vec<Skip>,
+    /// What the planner concluded about the boot (RAM_LOAD, direct-XIP), told before the steps.
+    pub notes: Vec<Note>,
+    /// When a [`Action::Mark`] is refused as unsupported (`rc 8`, `MGMT_ERR_ENOTSUP`): whether
+    /// that may be taken as "this bootloader needs no marking" (then this note is told, the
+    /// marks and the confirm are dropped and the check after the reset still decides), or is a
+    /// failure (`None`). See [`mark_refusal_rule`].
+    pub if_mark_unsupported: Option<Note>,
     /// The steps, in order.
     pub actions: Vec<Action>,
 }
@@ -121,6 +136,68 @@ pub fn default_mode(images: usize) -> Mode {
     } else {
         Mode::TestAndConfirm
     }
+}
+
+/// How this device's bootloader picks the image to boot, as far as the planner can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootChoice {
+    /// Swap / overwrite: an image runs after a reset only when marked.
+    Marked,
+    /// Direct-XIP (with or without revert), as the device reports it: nothing to mark
+    /// (the behaviour smpflash always had for these modes).
+    DirectXip,
+    /// MCUboot boots the newest valid image without any mark (RAM_LOAD, direct-XIP without
+    /// revert); `evidence` says how that is known.
+    NewestValid {
+        /// Reported by the device, or inferred.
+        evidence: BootEvidence,
+    },
+}
+
+/// The boot rule for `facts` and `candidates`:
+/// - bootloader mode 6 (RAM_LOAD) or 4 (direct-XIP without revert) reported → the newest
+///   valid image boots, nothing to mark; said in a note;
+/// - direct-XIP with revert reported → no marks (as before);
+/// - no mode reported, the device is not known to run another bootloader, and every candidate
+///   is built for RAM_LOAD (its header's `RAM_LOAD` flag) → inferred RAM_LOAD: an image built
+///   for it only boots under a RAM_LOAD MCUboot, which takes no marks (Zephyr's img_mgmt
+///   refuses them with `rc 8` there);
+/// - otherwise marks are needed.
+pub fn boot_choice(facts: &DeviceFacts, candidates: &[Candidate]) -> BootChoice {
+    match facts.mode {
+        Some(McubootMode::RamLoad) => BootChoice::NewestValid { evidence: BootEvidence::ReportedRamLoad },
+        Some(McubootMode::DirectXip) => BootChoice::NewestValid { evidence: BootEvidence::ReportedDirectXip },
+        Some(McubootMode::DirectXipWithRevert) => BootChoice::DirectXip,
+        Some(McubootMode::Unknown) | None
+            if mcuboot_or_unknown(facts)
+                && !candidates.is_empty()
+                && candidates.iter().all(|c| c.ram_load) =>
+        {
+            BootChoice::NewestValid { evidence: BootEvidence::RamLoadImage }
+        }
+        _ => BootChoice::Marked,
+    }
+}
+
+fn mcuboot_or_unknown(facts: &DeviceFacts) -> bool {
+    facts.bootloader.as_deref().is_none_or(|b| b == "MCUboot")
+}
+
+/// The fallback for a refused mark: a state write refused with `rc 8` (`MGMT_ERR_ENOTSUP`) by
+/// an application (not the recovery bootloader) whose bootloader mode is not reported, under a
+/// bootloader that is MCUboot or unknown, means the build has no marking at all — Zephyr's
+/// img_mgmt refuses state writes only when built for RAM_LOAD or direct-XIP without revert,
+/// where MCUboot boots the newest valid image by itself. Any other refusal stays a failure.
+pub fn mark_refusal_rule(facts: &DeviceFacts) -> Option<Note> {
+    let unreported = matches!(facts.mode, None | Some(McubootMode::Unknown));
+    (!facts.recovery && unreported && mcuboot_or_unknown(facts))
+        .then_some(Note::NewestValidBoots { evidence: BootEvidence::MarkRefused })
+}
+
+/// Whether `err` is the refusal [`mark_refusal_rule`] speaks of: `rc 8` in the SMP header
+/// (`MGMT_ERR_ENOTSUP`), not a group error.
+pub fn is_unsupported(err: &Error) -> bool {
+    matches!(err, Error::Device(e) if e.group.is_none() && e.rc == crate::rc::MGMT_ERR_ENOTSUP)
 }
 
 /// Where an upload to `image` lands: the slot that is not running.
@@ -213,8 +290,9 @@ pub fn plan(
             Check::Go => todo.push(i),
         }
     }
+    let route = if facts.recovery { Route::SerialRecovery } else { Route::Application };
     if todo.is_empty() {
-        return Ok(Plan { mode: chosen, route: Route::Application, skipped, actions });
+        return Ok(Plan { mode: chosen, route, skipped, notes: vec![], if_mark_unsupported: None, actions });
     }
 
     if facts.recovery {
@@ -229,14 +307,18 @@ pub fn plan(
             image: candidates[i].image,
             slot: 0,
         }));
-        actions.push(Action::VerifyUploads(expect));
+        actions.push(Action::VerifyUploads(expect.clone()));
         if mode != Some(Mode::UploadOnly) {
+            // Leaving recovery boots the application; every update ends by checking what runs.
             actions.push(Action::Reset);
+            actions.push(Action::VerifyBooted(expect));
         }
         return Ok(Plan {
             mode: mode.unwrap_or(Mode::UploadOnly),
             route: Route::SerialRecovery,
             skipped,
+            notes: vec![],
+            if_mark_unsupported: None,
             actions,
         });
     }
@@ -264,10 +346,23 @@ pub fn plan(
     }
     actions.push(Action::VerifyUploads(expect.clone()));
     if chosen == Mode::UploadOnly {
-        return Ok(Plan { mode: chosen, route: Route::Application, skipped, actions });
+        return Ok(Plan { mode: chosen, route, skipped, notes: vec![], if_mark_unsupported: None, actions });
     }
 
-    let xip = facts.direct_xip();
+    let choice = boot_choice(
+        facts,
+        &candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| todo.contains(i))
+            .map(|(_, c)| c.clone())
+            .collect::<Vec<_>>(),
+    );
+    let mut notes = Vec::new();
+    if let BootChoice::NewestValid { evidence } = choice {
+        notes.push(Note::NewestValidBoots { evidence });
+    }
+    let xip = choice != BootChoice::Marked;
     let mut marked = Vec::new();
     if !xip {
         // The network core (image 1) first: it cannot revert, so it must never be left
@@ -287,7 +382,8 @@ pub fn plan(
     if chosen == Mode::TestAndConfirm && !xip {
         actions.push(Action::Confirm(expect));
     }
-    Ok(Plan { mode: chosen, route: Route::Application, skipped, actions })
+    let if_mark_unsupported = if xip { None } else { mark_refusal_rule(facts) };
+    Ok(Plan { mode: chosen, route, skipped, notes, if_mark_unsupported, actions })
 }
 
 #[cfg(test)]
@@ -332,7 +428,14 @@ mod tests {
     }
 
     fn candidate(image: u32, hash: u8, version: ImageVersion) -> Candidate {
-        Candidate { image, name: format!("image{image}.bin"), version, hash: h(hash), size: 4096 }
+        Candidate {
+            image,
+            name: format!("image{image}.bin"),
+            version,
+            hash: h(hash),
+            size: 4096,
+            ram_load: false,
+        }
     }
 
     fn uploads(p: &Plan) -> Vec<(u32, u32)> {
@@ -437,12 +540,114 @@ mod tests {
             p.actions,
             vec![
                 Action::Upload { candidate: 0, image: 0, slot: 0 },
-                Action::VerifyUploads(vec![e]),
-                Action::Reset
+                Action::VerifyUploads(vec![e.clone()]),
+                Action::Reset,
+                Action::VerifyBooted(vec![e])
             ]
         );
         let p = plan(&f, &[candidate(0, 2, v(1, 1, 0))], Some(Mode::UploadOnly), false).unwrap();
         assert!(!has(&p, |a| *a == Action::Reset));
+    }
+
+    fn no_marks(p: &Plan) -> bool {
+        marks(p).is_empty()
+            && !has(p, |a| matches!(a, Action::Confirm(_)))
+            && has(p, |a| *a == Action::Reset)
+            && has(p, |a| matches!(a, Action::VerifyRunning { marked, .. } if marked.is_empty()))
+    }
+
+    fn ram_load(hash: u8, version: ImageVersion) -> Candidate {
+        Candidate { ram_load: true, ..candidate(0, hash, version) }
+    }
+
+    /// An mps2-an385 fixture: MCUboot RAM_LOAD, no bootloader info, no mode.
+    fn silent_mcuboot() -> DeviceFacts {
+        DeviceFacts { bootloader: None, mode: None, ..app() }
+    }
+
+    #[test]
+    fn reported_ram_load_uploads_resets_and_checks_without_marks() {
+        let mut f = app();
+        f.mode = Some(McubootMode::RamLoad);
+        let p = plan(&f, &[candidate(0, 2, v(1, 1, 0))], None, false).unwrap();
+        assert!(no_marks(&p), "{:?}", p.actions);
+        assert_eq!(p.notes, [Note::NewestValidBoots { evidence: BootEvidence::ReportedRamLoad }]);
+        assert!(p.notes[0].to_string().contains("nothing to mark"));
+        assert_eq!(p.if_mark_unsupported, None, "no marks to be refused");
+    }
+
+    #[test]
+    fn reported_direct_xip_without_revert_says_so() {
+        let mut f = app();
+        f.mode = Some(McubootMode::DirectXip);
+        let p = plan(&f, &[candidate(0, 2, v(1, 1, 0))], None, false).unwrap();
+        assert!(no_marks(&p));
+        assert_eq!(p.notes, [Note::NewestValidBoots { evidence: BootEvidence::ReportedDirectXip }]);
+        f.mode = Some(McubootMode::DirectXipWithRevert);
+        let p = plan(&f, &[candidate(0, 2, v(1, 1, 0))], None, false).unwrap();
+        assert!(no_marks(&p) && p.notes.is_empty(), "with revert: as before");
+    }
+
+    #[test]
+    fn ram_load_is_inferred_from_a_ram_load_image_when_the_mode_is_not_reported() {
+        let p = plan(&silent_mcuboot(), &[ram_load(2, v(1, 0, 0))], None, false).unwrap();
+        assert!(no_marks(&p), "{:?}", p.actions);
+        assert_eq!(p.notes, [Note::NewestValidBoots { evidence: BootEvidence::RamLoadImage }]);
+        assert!(p.notes[0].to_string().contains("inferred RAM_LOAD"));
+        // A reported swap mode wins over the image's flag.
+        let p = plan(&app(), &[ram_load(2, v(1, 0, 0))], None, false).unwrap();
+        assert_eq!(marks(&p), [(0, false)]);
+        // Another bootloader: no inference.
+        let other = DeviceFacts { bootloader: Some("other".into()), ..silent_mcuboot() };
+        assert_eq!(marks(&plan(&other, &[ram_load(2, v(1, 0, 0))], None, false).unwrap()), [(0, false)]);
+        // An image not built for RAM_LOAD: marks as usual, with the refusal fallback.
+        let p = plan(&silent_mcuboot(), &[candidate(0, 2, v(1, 0, 0))], None, false).unwrap();
+        assert_eq!(marks(&p), [(0, false)]);
+        assert!(p.notes.is_empty());
+    }
+
+    #[test]
+    fn a_mark_refused_as_unsupported_means_no_marks_only_where_that_is_plausible() {
+        let c = [candidate(0, 2, v(1, 1, 0))];
+        let want = Some(Note::NewestValidBoots { evidence: BootEvidence::MarkRefused });
+        // Mode not reported, MCUboot or unknown bootloader, an application: the fallback holds.
+        assert_eq!(plan(&silent_mcuboot(), &c, None, false).unwrap().if_mark_unsupported, want);
+        let mcuboot_no_mode = DeviceFacts { mode: None, ..app() };
+        assert_eq!(mark_refusal_rule(&mcuboot_no_mode), want);
+        // A reported swap mode marks for real: a refusal is a failure.
+        assert_eq!(plan(&app(), &c, None, false).unwrap().if_mark_unsupported, None);
+        // Another bootloader, or the recovery bootloader itself: no.
+        assert_eq!(
+            mark_refusal_rule(&DeviceFacts { bootloader: Some("other".into()), ..silent_mcuboot() }),
+            None
+        );
+        assert_eq!(mark_refusal_rule(&DeviceFacts { recovery: true, ..silent_mcuboot() }), None);
+        // Only rc 8 in the header counts.
+        let dev = |rc, group| {
+            Error::Device(crate::error::DeviceError { rc, group, reason: None, request_group: 1 })
+        };
+        assert!(is_unsupported(&dev(8, None)));
+        assert!(!is_unsupported(&dev(8, Some(1))), "a group error is another thing");
+        assert!(!is_unsupported(&dev(3, None)));
+    }
+
+    #[test]
+    fn recovery_that_reports_params_is_still_recovery_and_ends_checking_what_boots() {
+        let f = DeviceFacts {
+            bootloader: None,
+            mode: None,
+            recovery: true,
+            limits: Limits { buf_size: 1024, buf_count: 1, reported: true },
+            state: vec![slot(0, 0, 1, "0.0.0", "")],
+            ..app()
+        };
+        let p = plan(&f, &[ram_load(2, v(1, 0, 0))], None, false).unwrap();
+        assert_eq!(p.route, Route::SerialRecovery);
+        assert_eq!(uploads(&p), [(0, 0)]);
+        assert!(
+            matches!(p.actions.last(), Some(Action::VerifyBooted(e)) if e[0].slot == 0 && e[0].hash == h(2))
+        );
+        assert!(marks(&p).is_empty() && p.notes.is_empty() && p.if_mark_unsupported.is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::progress::{Event, Note, Progress, Step};
 use crate::session::Session;
 use crate::upload::{self, Limits, UploadOptions, UploadReport};
 
-use super::plan::{Action, Plan, Route};
+use super::plan::{is_unsupported, Action, Plan, Route};
 use super::verdict::{self, NotApplied};
 
 /// What running a plan produced.
@@ -53,6 +53,12 @@ pub async fn run(
     if plan.route == Route::SerialRecovery && !plan.is_empty() {
         progress.event(&Event::Note { note: Note::SerialRecovery });
     }
+    for note in &plan.notes {
+        progress.event(&Event::Note { note: note.clone() });
+    }
+    // Set when a mark was refused as unsupported and the plan allows taking that as "this
+    // bootloader needs no marks": later marks and the confirm are dropped.
+    let mut unmarked = false;
     let mut uploads = Vec::new();
     let mut reset = false;
     // The last state read since the device last changed, so the end needs no second read.
@@ -85,10 +91,18 @@ pub async fn run(
                 verdict::check_uploaded(&state, expect)?;
                 fresh = Some(state);
             }
+            Action::Mark { .. } if unmarked => {}
             Action::Mark { expect, permanent } => {
                 step(progress, Step::Mark { image: expect.image, permanent: *permanent });
-                let state = write_state(session, &expect.hash, *permanent).await?;
-                verdict::check_marked(&state, expect)?;
+                match write_state(session, &expect.hash, *permanent).await {
+                    Ok(state) => verdict::check_marked(&state, expect)?,
+                    Err(e) if is_unsupported(&e) && plan.if_mark_unsupported.is_some() => {
+                        let note = plan.if_mark_unsupported.clone().expect("checked");
+                        progress.event(&Event::Note { note });
+                        unmarked = true;
+                    }
+                    Err(e) => return Err(e),
+                }
                 fresh = None;
             }
             Action::Reset => {
@@ -99,6 +113,7 @@ pub async fn run(
             }
             Action::VerifyRunning { expect, marked } => {
                 step(progress, Step::VerifyRunning);
+                let marked: &[_] = if unmarked { &[] } else { marked };
                 let mut state = read_state(session).await?;
                 for _ in 0..2 {
                     if !verdict::never_reset(&state, marked) {
@@ -109,6 +124,15 @@ pub async fn run(
                     state = read_state(session).await?;
                 }
                 verdict::check_running(&state, expect)?;
+                fresh = Some(state);
+            }
+            Action::Confirm(_) if unmarked => {}
+            Action::VerifyBooted(expect) => {
+                step(progress, Step::VerifyBooted);
+                let state = read_state(session).await?;
+                if verdict::check_booted(&state, expect)? == verdict::Booted::StillInRecovery {
+                    progress.event(&Event::Note { note: Note::StillInRecovery });
+                }
                 fresh = Some(state);
             }
             Action::Confirm(expect) => {
@@ -131,11 +155,23 @@ pub async fn run(
 
 /// Resets the device and waits until it answers again, reconnecting when the link dropped.
 pub async fn reset_and_wait(session: &mut Session, timeout: Duration, progress: &dyn Progress) -> Result<()> {
-    match session.client().request(&Reset::default()).await {
+    reset_into(session, None, timeout, progress).await
+}
+
+/// Resets the device with `boot_mode` (sent only when set; 1 asks MCUboot to stay in serial
+/// recovery) and waits until it answers again, reconnecting when the link dropped. Any answer
+/// counts, an error included: MCUboot's serial recovery answers the probe (echo) with `rc 8`.
+pub async fn reset_into(
+    session: &mut Session,
+    boot_mode: Option<u8>,
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<()> {
+    match session.client().request(&Reset { force: None, boot_mode }).await {
         Ok(_) => {}
         // A handler vetoed the reset (e.g. an upload in progress); force it.
         Err(Error::Device(e)) if e.group.is_none() && e.rc == crate::rc::MGMT_ERR_EBUSY => {
-            session.client().request(&Reset { force: Some(1) }).await?;
+            session.client().request(&Reset { force: Some(1), boot_mode }).await?;
         }
         // The device may reset before its answer gets out.
         Err(e) if e.is_link_lost() => {}
@@ -150,7 +186,7 @@ pub async fn reset_and_wait(session: &mut Session, timeout: Duration, progress: 
     loop {
         let probe = Echo { d: "smpflash".into() };
         match session.client().request_with_timeout(&probe, Duration::from_millis(1000)).await {
-            Ok(_) => return Ok(()),
+            Ok(_) | Err(Error::Device(_)) => return Ok(()),
             Err(Error::Transport(why)) if why.kind == crate::transport::TransportKind::LinkLost => {
                 progress.event(&Event::Reconnecting { reason: why.to_string() });
                 // The boot budget, not the session's own reconnect budget, which stays as the

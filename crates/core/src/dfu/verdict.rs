@@ -141,6 +141,17 @@ pub enum NotApplied {
         /// Slot holding the new image.
         slot: u32,
     },
+    /// An update through serial recovery was written and verified, but does not run after the
+    /// reset.
+    #[error("{0}")]
+    NotBootedAfterRecovery(RecoveryNotBooted),
+    /// `dfu --recovery`: after the reset with boot mode 1 the device answers as its application,
+    /// not as the recovery bootloader.
+    #[error(
+        "the device did not enter serial recovery after a reset with boot mode 1: it answers as its \
+         application (is CONFIG_MCUMGR_GRP_OS_RESET_BOOT_MODE and MCUboot's boot-mode entry built in?)"
+    )]
+    DidNotEnterRecovery,
     /// Confirming the running image did not take.
     #[error(
         "image {image} runs the new version but did not become confirmed; it will revert at the next reset"
@@ -148,6 +159,33 @@ pub enum NotApplied {
     NotConfirmed {
         /// Image number.
         image: u32,
+    },
+}
+
+/// Why an update through serial recovery did not boot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryNotBooted {
+    /// The device still answers as the recovery bootloader after the reset, and its primary
+    /// slot no longer holds the upload.
+    #[error("the device is still in serial recovery after the reset and its primary slot does not hold the upload")]
+    StillInRecovery,
+    /// Another image runs than the one written into the primary slot.
+    #[error(
+        "after leaving serial recovery image {image} runs {}, not the image written to its primary slot \
+         ({expected}): the bootloader booted another — the other slot holds a higher version \
+         (RAM_LOAD and direct-XIP boot the highest valid one), or the new image is not valid for \
+         it (key, load address, slot) — or the primary slot was rewritten at the reset (a \
+         debugger or an emulator reloading its images, as QEMU's loader does)",
+        running_text(running)
+    )]
+    OtherImageRuns {
+        /// Image number.
+        image: u32,
+        /// Version running now.
+        running: Option<String>,
+        /// What was written.
+        expected: ImageHash,
     },
 }
 
@@ -222,6 +260,38 @@ pub fn check_running(state: &[SlotState], expect: &[Expect]) -> Result<(), NotAp
     Ok(())
 }
 
+/// What the check after leaving serial recovery found, when it passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booted {
+    /// The application answers and runs each new image.
+    Runs,
+    /// The bootloader still answers (no slot is listed active: boot_serial lists no flags),
+    /// and each primary slot holds its upload: nothing runs that could be checked.
+    StillInRecovery,
+}
+
+/// After leaving serial recovery: when the application answers (some slot active), each image
+/// must run what was written into its primary slot (by hash, whichever slot RAM_LOAD lists it
+/// in); when the bootloader still answers, each primary slot must still hold its upload.
+pub fn check_booted(state: &[SlotState], expect: &[Expect]) -> Result<Booted, NotApplied> {
+    if !state.iter().any(|s| s.active) {
+        return match check_uploaded(state, expect) {
+            Ok(()) => Ok(Booted::StillInRecovery),
+            Err(_) => Err(NotApplied::NotBootedAfterRecovery(RecoveryNotBooted::StillInRecovery)),
+        };
+    }
+    for e in expect {
+        if !holds(active(state, e.image), &e.hash) {
+            return Err(NotApplied::NotBootedAfterRecovery(RecoveryNotBooted::OtherImageRuns {
+                image: e.image,
+                running: active(state, e.image).map(|r| r.version.clone()),
+                expected: e.hash.clone(),
+            }));
+        }
+    }
+    Ok(Booted::Runs)
+}
+
 /// After confirming: the running image is confirmed.
 pub fn check_confirmed(state: &[SlotState], image: u32) -> Result<(), NotApplied> {
     if active(state, image).is_some_and(|s| s.confirmed) {
@@ -281,6 +351,26 @@ mod tests {
         assert_eq!(d, NotApplied::NotActive { image: 0, running: Some("1.1.0".into()), slot: 1 });
         assert!(d.to_string().contains("it ran and was reverted"), "{d}");
         assert!(diagnose(&[], 0, &h(2)).to_string().contains("still runs nothing"));
+    }
+
+    #[test]
+    fn after_recovery_the_written_image_must_run() {
+        let e = Expect { image: 0, slot: 0, hash: h(2) };
+        // Booted into the new image (RAM_LOAD lists it in whichever slot; checked by hash).
+        assert_eq!(check_booted(&[slot(0, 0, 2, "ac")], std::slice::from_ref(&e)), Ok(Booted::Runs));
+        // Still the bootloader (boot_serial lists no flags): the primary slot must hold it.
+        assert_eq!(check_booted(&[slot(0, 0, 2, "")], std::slice::from_ref(&e)), Ok(Booted::StillInRecovery));
+        assert_eq!(
+            check_booted(&[slot(0, 0, 1, "")], std::slice::from_ref(&e)),
+            Err(NotApplied::NotBootedAfterRecovery(RecoveryNotBooted::StillInRecovery))
+        );
+        // Another image runs (QEMU's loader put the factory image back).
+        let err = check_booted(&[slot(0, 0, 1, "ac"), slot(0, 1, 3, "")], &[e]).unwrap_err();
+        assert!(matches!(
+            &err,
+            NotApplied::NotBootedAfterRecovery(RecoveryNotBooted::OtherImageRuns { running: Some(v), .. }) if v == "1.1.0"
+        ));
+        assert!(err.to_string().contains("not the image written to its primary slot"), "{err}");
     }
 
     #[test]

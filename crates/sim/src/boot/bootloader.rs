@@ -91,6 +91,13 @@ pub struct BootState {
     pub progress: Option<Progress>,
     /// The slot each image runs from (direct-XIP chooses; swap modes always run the primary).
     pub active: Vec<usize>,
+    /// The application asked for the bootloader at the next boot (`os reset` with `boot_mode`
+    /// 1; Zephyr keeps it in retained RAM).
+    #[serde(default)]
+    pub recovery_requested: bool,
+    /// MCUboot stayed in serial recovery at the last boot: it answers SMP, not the application.
+    #[serde(default)]
+    pub in_recovery: bool,
 }
 
 /// Boots the device: for each image, decide, validate, swap or revert. `power_loss_at` stops
@@ -107,6 +114,12 @@ pub fn boot(
     state.active = (0..profile.images.len()).map(|i| 2 * i).collect();
 
     // The image whose interrupted swap this boot finishes: its decision was already made.
+    state.in_recovery = std::mem::take(&mut state.recovery_requested) && profile.serial_recovery;
+    if state.in_recovery {
+        // MCUboot checks the boot mode before any image decision and stays in boot_serial.
+        events.push(BootEvent { image: 0, what: "boot mode 1: staying in serial recovery".into() });
+        return (cost, events, Ok(()));
+    }
     let resumed = state.progress.map(|p| p.image);
     if let Some(p) = state.progress {
         events.push(BootEvent {
@@ -120,7 +133,7 @@ pub fn boot(
 
     for image in (0..profile.images.len()).filter(|&i| Some(i) != resumed) {
         let result = match profile.mode {
-            BootMode::DirectXip => {
+            BootMode::DirectXip | BootMode::RamLoad => {
                 boot_direct_xip(flash, state, profile, image, &mut events);
                 Ok(())
             }

@@ -37,7 +37,7 @@ fn next_boot(state: &State, profile: &Profile, image: usize) -> (usize, NextBoot
     let active = state.boot.active[image];
     let other = opposite(active);
     match profile.mode {
-        BootMode::DirectXip => {
+        BootMode::DirectXip | BootMode::RamLoad => {
             let newer = matches!((info(state, active), info(state, other)),
                 (Some(a), Some(o)) if a.version < o.version);
             (if newer { other } else { active }, NextBoot::Normal)
@@ -56,7 +56,7 @@ fn next_boot(state: &State, profile: &Profile, image: usize) -> (usize, NextBoot
 fn slot_in_use(state: &State, profile: &Profile, slot: usize) -> bool {
     let image = slot / 2;
     let active = state.boot.active[image];
-    if profile.mode != BootMode::DirectXip {
+    if !matches!(profile.mode, BootMode::DirectXip | BootMode::RamLoad) {
         let (nbs, kind) = next_boot(state, profile, image);
         if slot == nbs && kind == NextBoot::Revert {
             return true;
@@ -66,6 +66,13 @@ fn slot_in_use(state: &State, profile: &Profile, slot: usize) -> bool {
         }
     }
     active == slot
+}
+
+/// MCUboot's boot_serial (`bs_list`): image, slot, version and hash, no flags.
+fn recovery_slot_entry(profile: &Profile, slot: usize, img: &SlotImage) -> Value {
+    let Value::Map(full) = slot_entry(profile, slot, img, [false; 4]) else { unreachable!("a map") };
+    let keep = ["image", "slot", "version", "hash"];
+    Value::Map(full.into_iter().filter(|(k, _)| k.as_text().is_some_and(|k| keep.contains(&k))).collect())
 }
 
 fn slot_entry(profile: &Profile, slot: usize, img: &SlotImage, flags: [bool; 4]) -> Value {
@@ -100,7 +107,20 @@ pub fn state_read(state: &State, profile: &Profile) -> Vec<(&'static str, Value)
         let a = state.boot.active[image];
         let o = opposite(a);
         let mut slots: Vec<(usize, [bool; 4])> = Vec::new();
-        if profile.mode == BootMode::DirectXip {
+        if profile.mode == BootMode::SerialRecovery {
+            for slot in [2 * image, 2 * image + 1] {
+                if let Some(img) = info(state, slot) {
+                    list.push(recovery_slot_entry(profile, slot, &img));
+                }
+            }
+            continue;
+        }
+        if profile.mode == BootMode::RamLoad {
+            // Zephyr's img_mgmt under RAM_LOAD (as the mps2 fixtures list): the running slot
+            // active and confirmed, the other without flags.
+            slots.push((a, [true, false, true, false]));
+            slots.push((o, [false; 4]));
+        } else if profile.mode == BootMode::DirectXip {
             let (nbs, _) = next_boot(state, profile, image);
             slots.push((a, [true, false, false, false]));
             slots.push((o, [false, nbs == o, false, nbs == o]));
@@ -174,7 +194,7 @@ fn set_next_boot_slot(state: &mut State, profile: &Profile, slot: usize, confirm
     if !confirm && slot == active {
         return Err(img_err(rc::IMAGE_SETTING_TEST_TO_ACTIVE_DENIED, "cannot test the running slot"));
     }
-    if profile.mode != BootMode::DirectXip {
+    if !matches!(profile.mode, BootMode::DirectXip | BootMode::RamLoad) {
         let (nbs, kind) = next_boot(state, profile, image);
         match kind {
             NextBoot::Test => {

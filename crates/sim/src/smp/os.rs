@@ -19,9 +19,13 @@ pub fn echo(r: &mut Request<'_>) -> Handled {
     }
 }
 
-/// Accept the reset; the device reboots once the answer is out.
+/// Accept the reset; the device reboots once the answer is out. `boot_mode` 1 (Zephyr's
+/// `BOOT_MODE_TYPE_BOOTLOADER`, with `CONFIG_MCUMGR_GRP_OS_RESET_BOOT_MODE`) asks for the
+/// bootloader at the next boot; the profile decides whether MCUboot honours it.
 pub fn reset(r: &mut Request<'_>) -> Handled {
     r.reply.reset = true;
+    r.reply.boot_mode_bootloader =
+        matches!(field(r.body, "boot_mode"), Some(Value::Integer(n)) if i128::from(*n) == 1);
     Ok(vec![])
 }
 

@@ -36,6 +36,8 @@ pub struct Reply {
     pub frames: Vec<Vec<u8>>,
     /// The device resets after sending the answer.
     pub reset: bool,
+    /// The reset asked for the bootloader (`boot_mode` 1).
+    pub boot_mode_bootloader: bool,
     /// Flash time the request took.
     pub cost: Duration,
     /// Flash changed in a way worth saving.

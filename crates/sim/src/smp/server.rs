@@ -127,19 +127,28 @@ impl Cmd {
 /// handlers of a command, `None` when the group or the command id is unknown. The group
 /// tables are os_mgmt.c's `os_mgmt_group_handlers` (echo is `{os_mgmt_echo, os_mgmt_echo}`:
 /// read and write) and img_mgmt.c's `img_mgmt_handlers`.
-fn lookup(profile: &Profile, group: u16, id: u8) -> Option<(Option<Cmd>, Option<Cmd>)> {
+///
+/// `entered`: MCUboot's serial recovery entered from an application (`boot_mode` 1), built as
+/// on the mps2-an385 fixtures: echo and erase answer `rc 8` there. Under RAM_LOAD the
+/// application has no state write (`rc 8`).
+fn lookup(profile: &Profile, entered: bool, group: u16, id: u8) -> Option<(Option<Cmd>, Option<Cmd>)> {
     let recovery = profile.mode == BootMode::SerialRecovery;
+    let state_write = !recovery && profile.mode != BootMode::RamLoad;
     // Addressed by core's command definitions, so the device and the client agree on numbers.
     let found = match (group, id) {
+        (Echo::GROUP, Echo::ID) if entered => return None,
         (Echo::GROUP, Echo::ID) => (Some(Cmd::Echo), Some(Cmd::Echo)),
         (Reset::GROUP, Reset::ID) => (None, Some(Cmd::Reset)),
         (McumgrParams::GROUP, McumgrParams::ID) if profile.params_command => (Some(Cmd::Params), None),
         (AppInfo::GROUP, AppInfo::ID) if !recovery => (Some(Cmd::Info), None),
         // Bootloader mode is the same command as bootloader info, with a query.
-        (BootloaderInfo::GROUP, BootloaderInfo::ID) if !recovery => (Some(Cmd::BootloaderInfo), None),
-        (ImageStateRead::GROUP, ImageStateRead::ID) => {
-            (Some(Cmd::StateRead), (!recovery).then_some(Cmd::StateWrite))
+        (BootloaderInfo::GROUP, BootloaderInfo::ID) if !recovery && !profile.no_bootloader_info => {
+            (Some(Cmd::BootloaderInfo), None)
         }
+        (ImageStateRead::GROUP, ImageStateRead::ID) => {
+            (Some(Cmd::StateRead), state_write.then_some(Cmd::StateWrite))
+        }
+        (ImageErase::GROUP, ImageErase::ID) if entered => return None,
         (ImageUpload::GROUP, ImageUpload::ID) => (None, Some(Cmd::Upload)),
         (ImageErase::GROUP, ImageErase::ID) => (None, Some(Cmd::Erase)),
         (SlotInfo::GROUP, SlotInfo::ID) => (Some(Cmd::SlotInfo), None),
@@ -175,6 +184,19 @@ fn error_frame(profile: &Profile, h: &RawHeader, rc: i64, reason: Option<&'stati
 /// Handles one packet: a UDP datagram, a serial packet, a reassembled BLE write.
 pub fn handle(state: &mut State, profile: &Profile, raw: &[u8]) -> Reply {
     let mut reply = Reply::default();
+    if state.boot.in_recovery {
+        // The application's profile reset into MCUboot's serial recovery: the bootloader
+        // answers, in the original protocol, with one buffer.
+        let boot_serial = Profile {
+            mode: BootMode::SerialRecovery,
+            smp_v2: false,
+            params_command: profile.recovery_params,
+            buf_count: 1,
+            ..profile.clone()
+        };
+        recovery(state, &boot_serial, raw, &mut reply);
+        return reply;
+    }
     if profile.mode == BootMode::SerialRecovery {
         recovery(state, profile, raw, &mut reply);
         return reply;
@@ -249,8 +271,9 @@ fn request(state: &mut State, profile: &Profile, h: &RawHeader, body: &[u8], rep
     // Zephyr: smp.c smp_handle_single_payload: mgmt_find_handler (group, then command id)
     // NULL -> MGMT_ERR_ENOTSUP; then the handler of the op, NULL -> MGMT_ERR_ENOTSUP; only
     // then does the handler decode the body.
-    let cmd =
-        lookup(profile, h.group, h.id).and_then(|(read, write)| if h.op == OP_READ { read } else { write });
+    let entered = state.boot.in_recovery;
+    let cmd = lookup(profile, entered, h.group, h.id)
+        .and_then(|(read, write)| if h.op == OP_READ { read } else { write });
     let Some(cmd) = cmd else {
         reply.frames.push(error_frame(profile, h, rc::MGMT_ERR_ENOTSUP, None));
         return false;
@@ -265,6 +288,11 @@ fn request(state: &mut State, profile: &Profile, h: &RawHeader, body: &[u8], rep
             }
             Err(fail) => Err(fail),
         },
+        // The reset reads `boot_mode` when there is one (CONFIG_MCUMGR_GRP_OS_RESET_BOOT_MODE)
+        // and otherwise takes any body.
+        None if cmd == Cmd::Reset && decoded.as_ref().is_some_and(|v| v.as_map().is_some()) => {
+            run(state, profile, cmd, &mut Request { body: decoded.as_ref().unwrap_or(&empty), reply })
+        }
         None => run(state, profile, cmd, &mut Request { body: &empty, reply }),
     };
     match result {
