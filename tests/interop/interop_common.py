@@ -4,6 +4,8 @@ from the file, independently of the device, to check what the device reports."""
 from __future__ import annotations
 
 import struct
+import sys
+from typing import NoReturn
 
 # MCUboot image layout (bootutil/image.h).
 IMAGE_MAGIC = 0x96F3B83D
@@ -23,6 +25,12 @@ def step(text: str) -> None:
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise Failure(message)
+
+
+def fail(message: str) -> NoReturn:
+    """Ends the script with the reason the Rust test shows."""
+    print(f"FAILED: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def mcuboot_hash(image: bytes) -> bytes:

@@ -18,14 +18,13 @@ Needs `pip install -r tests/requirements.txt`.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import traceback
-from typing import Any, NoReturn
+from typing import Any
 
 from mcumgr_toolkit import MCUmgrClient
 
-from interop_common import Failure, check, mcuboot_hash, step
+from interop_common import Failure, check, fail, mcuboot_hash, step
 
 # How long the device may take to reboot before the run gives up on it.
 REBOOT_TIMEOUT_S = 30.0
@@ -124,11 +123,6 @@ def run(args: argparse.Namespace) -> None:
     previous = slot(images, 1)
     check(previous.hash == old_hash, "slot 1 does not hold the previous image (swap)")
     step("update complete")
-
-
-def fail(message: str) -> NoReturn:
-    print(f"FAILED: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 def main() -> None:

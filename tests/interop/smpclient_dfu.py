@@ -23,10 +23,9 @@ import argparse
 import asyncio
 import hashlib
 import logging
-import sys
 import time
 import traceback
-from typing import Any, NoReturn
+from typing import Any
 
 from smpclient import SMPClient
 from smpclient.generics import error, success
@@ -37,7 +36,7 @@ from smpclient.transport.ble import SMPBLETransport
 from smpclient.transport.serial import SMPSerialTransport
 from smpclient.transport.udp import IPV4_UDP_OVERHEAD, SMPUDPTransport
 
-from interop_common import Failure, check, mcuboot_hash, step
+from interop_common import Failure, check, fail, mcuboot_hash, step
 
 # How long the device may take to reboot before the run gives up on it.
 REBOOT_TIMEOUT_S = 30.0
@@ -215,11 +214,6 @@ async def run(args: argparse.Namespace) -> None:
     )
     await client.disconnect()
     step("update complete")
-
-
-def fail(message: str) -> NoReturn:
-    print(f"FAILED: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 def main() -> None:
