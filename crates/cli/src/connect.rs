@@ -79,6 +79,11 @@ pub struct Connection {
     /// Default: detected, console first (-v says which).
     #[arg(long, env = "SMPFLASH_FRAMING", value_enum)]
     pub framing: Option<Framing>,
+    /// Serial: pause this many milliseconds after each line of a multi-line packet, for devices
+    /// whose UART receive buffer overflows when lines arrive back to back (USB CDC ACM, small
+    /// RX pools). Off by default.
+    #[arg(long, env = "SMPFLASH_LINE_DELAY", value_name = "MS")]
+    pub line_delay: Option<u64>,
     /// How to reach the virtual device.
     #[arg(long, env = "SMPFLASH_SIM_LINK", default_value = "ble-phone-fast")]
     pub sim_link: SimLink,
@@ -108,6 +113,7 @@ struct Serial {
     path: String,
     baud: u32,
     max_frame: Option<usize>,
+    line_delay: Option<Duration>,
     /// Given with `--framing`, or found by the first connection's probe and kept for
     /// reconnections (after a reset the device speaks what it spoke before).
     framing: std::sync::Mutex<Option<Framing>>,
@@ -119,6 +125,10 @@ impl Connector for Serial {
         let mut t = SerialTransport::connect(&self.path, self.baud).await?;
         if let Some(n) = self.max_frame {
             t = t.with_max_frame(n);
+        }
+        // Before the framing probe: a device that needs pacing needs it for the probe too.
+        if let Some(delay) = self.line_delay {
+            t = t.with_line_delay(delay);
         }
         let known = *self.framing.lock().expect("framing lock");
         t = match known {
@@ -198,6 +208,7 @@ impl Connection {
                 path: path.to_string(),
                 baud: self.baud,
                 max_frame: self.mtu,
+                line_delay: self.line_delay.map(Duration::from_millis),
                 framing: std::sync::Mutex::new(self.framing),
             }),
             Some(Link::Ble(target)) => Box::new(Ble {

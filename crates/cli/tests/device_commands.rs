@@ -417,3 +417,22 @@ fn reset_with_boot_mode_and_dfu_in_recovery_on_a_ram_load_device() {
         "{stderr}"
     );
 }
+
+#[test]
+fn line_delay_paces_a_multi_line_packet() {
+    let (_s, pty) = sim_with("zephyr-default", &["--pty"]);
+    let pty = pty.unwrap();
+    // A 300-character echo is a packet of 4 console lines: 3 pauses after the first lines.
+    let text = "p".repeat(300);
+    let started = std::time::Instant::now();
+    Command::cargo_bin("smpflash")
+        .unwrap()
+        .args(["--serial", &pty, "--framing", "console", "--line-delay", "200", "echo", &text])
+        .assert()
+        .success()
+        .stdout(format!("{text}\n"));
+    // A lower bound only: the pauses happened (an upper bound would time the machine).
+    assert!(started.elapsed() >= std::time::Duration::from_millis(600), "{:?}", started.elapsed());
+    let mut c = Command::cargo_bin("smpflash").unwrap();
+    c.args(["--serial", &pty, "--line-delay", "soon", "echo", "x"]).assert().code(2);
+}

@@ -117,6 +117,9 @@ impl Cell {
     fn fail(note: impl Into<String>) -> Cell {
         Cell { verdict: Verdict::Fail, note: note.into() }
     }
+    // No cell is a known gap right now (raw framing and line pacing closed the last ones); a
+    // rule that meets a limit of smpflash it cannot pass yet marks its cell with this.
+    #[allow(dead_code)]
     fn gap(kind: &'static str, note: impl Into<String>) -> Cell {
         Cell { verdict: Verdict::Gap(kind), note: note.into() }
     }
@@ -194,6 +197,9 @@ pub const RAW_ECHO_ANSWER_GROWTH: usize = 1;
 /// The servers the recovery update runs on: one 4.4.0 build and the `27c54835` build, whose
 /// recovery answers params (README).
 const RECOVERY_DFU: [&str; 2] = ["serial_recovery_buf1024", "serial_recovery"];
+
+/// The pause between console lines for the builds that drop bursts (`--line-delay`).
+const PACED_LINE_MS: u64 = 10;
 
 /// Builds of the README's list that drop long bursts on their emulated UART.
 const BURST_DROPPING: [&str; 3] = ["serial", "shell", "serial_line512"];
@@ -437,20 +443,27 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
         Column::ImageList | Column::Upload | Column::Erase if !r.img => no_img(),
         Column::EchoFull => {
             let text = "x".repeat(r.full_text);
-            let o = smpflash(server, bin, &["--json", "echo", &text], SHORT);
             let frame = echo_frame_len(r.full_text);
+            // Rule (README): these emulated UARTs drop bursts over ~2 lines, so the lines are
+            // paced as a user of such a device would (`--line-delay`); 10 ms lets each line
+            // drain (measured by hand: the same frame goes through at 10 ms).
+            let paced = r.full_frame_dropped.then(|| PACED_LINE_MS.to_string());
+            let mut args = vec!["--json"];
+            if let Some(ms) = &paced {
+                args.extend(["--line-delay", ms.as_str()]);
+            }
+            args.extend(["echo", text.as_str()]);
+            let o = smpflash(server, bin, &args, SHORT);
+            let how = match &paced {
+                Some(ms) => format!("{frame} B frame, lines paced {ms} ms"),
+                None => format!("{frame} B frame"),
+            };
             match ok_json(&o) {
-                Ok(v) if v["echo"] == text.as_str() => Cell::pass(format!("{frame} B frame")),
-                Ok(_) => Cell::fail(format!("{frame} B frame: the echo came back different")),
-                Err(_) if r.full_frame_dropped => Cell::gap(
-                    "burst",
-                    format!(
-                        "{frame} B frame ({} B of console lines): the emulated UART drops bursts over ~2 lines (README); smpflash sends its lines unpaced: {}",
-                        encoded_len(frame),
-                        o.said()
-                    ),
-                ),
-                Err(c) => Cell::fail(format!("{frame} B frame: {}", c.note)),
+                Ok(v) if v["echo"] == text.as_str() => Cell::pass(how),
+                Ok(_) => Cell::fail(format!("{how}: the echo came back different")),
+                Err(c) => {
+                    Cell::fail(format!("{how} ({} B of console lines): {}", encoded_len(frame), c.note))
+                }
             }
         }
         Column::Params => {
