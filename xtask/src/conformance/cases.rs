@@ -488,6 +488,11 @@ fn upload_rules(image: &[u8]) -> Vec<Case> {
         c.slow = true;
         c
     };
+    // The first chunk as a client that offers a hash sends it (the resume cases differ only in
+    // the hash).
+    let first_with_sha = |sha: Vec<u8>| {
+        [("image", u(0)), ("off", u(0)), ("len", u(len)), ("sha", Value::Bytes(sha)), ("data", chunk(0))]
+    };
     let sw = |name: &str, existing_hash: Option<bool>, confirm: bool| {
         Case::new(
             format!("img state (write): {name}"),
@@ -516,41 +521,14 @@ fn upload_rules(image: &[u8]) -> Vec<Case> {
             "first chunk with bad image magic",
             &[("image", u(0)), ("off", u(0)), ("len", u(len)), ("data", Value::Bytes(vec![0x5a; CHUNK]))],
         ),
-        up(
-            "first chunk with `sha`",
-            &[
-                ("image", u(0)),
-                ("off", u(0)),
-                ("len", u(len)),
-                ("sha", Value::Bytes(sha.clone())),
-                ("data", chunk(0)),
-            ],
-        ),
+        up("first chunk with `sha`", &first_with_sha(sha.clone())),
         up(
             "a later chunk at a wrong offset",
             &[("image", u(0)), ("off", u(4 * CHUNK as u64)), ("data", chunk(4 * CHUNK))],
         ),
         up("the next chunk", &[("image", u(0)), ("off", u(CHUNK as u64)), ("data", chunk(CHUNK))]),
-        up(
-            "restart at 0 with the same `sha` (resume)",
-            &[
-                ("image", u(0)),
-                ("off", u(0)),
-                ("len", u(len)),
-                ("sha", Value::Bytes(sha.clone())),
-                ("data", chunk(0)),
-            ],
-        ),
-        up(
-            "restart at 0 with another `sha`",
-            &[
-                ("image", u(0)),
-                ("off", u(0)),
-                ("len", u(len)),
-                ("sha", Value::Bytes(vec![0x11; 32])),
-                ("data", chunk(0)),
-            ],
-        ),
+        up("restart at 0 with the same `sha` (resume)", &first_with_sha(sha.clone())),
+        up("restart at 0 with another `sha`", &first_with_sha(vec![0x11; 32])),
         up(
             "a chunk beyond `len`",
             &[
