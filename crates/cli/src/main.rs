@@ -163,7 +163,7 @@ enum ImageCommand {
 fn init_tracing(verbose: u8) {
     let level = match verbose {
         0 => "warn",
-        1 => "smpflash_core=debug,smpflash=debug,warn",
+        1 => "smpflash_core=debug,smpflash=debug,smpflash_sim=debug,warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMPFLASH_LOG")

@@ -153,9 +153,14 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
         None
     };
     let mut events = device.subscribe();
+    // SIGTERM (a test harness, systemd, `timeout`) stops the device like Ctrl-C, summary
+    // included.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| usage(format!("cannot watch for SIGTERM: {e}")))?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
             ev = events.recv() => match ev {
                 Ok(DeviceEvent::Resetting) => println!("device resetting"),
                 Ok(DeviceEvent::PowerLost) => println!("power lost during the swap"),
@@ -165,10 +170,14 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
                     }
                     println!("device up");
                 }
+                Ok(DeviceEvent::Mistake { client, mistake }) => {
+                    println!("client mistake [{}] from {client}: {mistake}", mistake.kind());
+                }
                 Err(_) => {}
             },
         }
     }
+    print!("{}", device.summary().await);
     if let Some(b) = &bluez_sim {
         b.print_calls();
     }

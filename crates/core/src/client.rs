@@ -108,14 +108,7 @@ impl Shared {
                 return;
             }
         };
-        tracing::debug!(
-            "<- {:?} group {} id {} seq {} {}",
-            frame.header.op,
-            frame.header.group,
-            frame.header.id,
-            frame.header.seq,
-            crate::cbor::diagnostic(&frame.body)
-        );
+        tracing::debug!("<- {}", crate::frame::describe(bytes));
         let mut t = self.table();
         let seq = frame.header.seq;
         let matches = t.waiters.get(&seq).map(|w| {
@@ -435,15 +428,7 @@ impl Client {
                 });
             }
         }
-        tracing::debug!(
-            "-> {} {:?} group {} id {} seq {} {}",
-            C::NAME,
-            frame.header.op,
-            C::GROUP,
-            C::ID,
-            seq,
-            crate::cbor::diagnostic(&frame.body)
-        );
+        tracing::debug!("-> {}: {}", C::NAME, crate::frame::describe(&bytes));
         self.shared.transport.send(&bytes).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(frame)) => Ok(frame),

@@ -187,6 +187,34 @@ pub fn expected_len(prefix: &[u8]) -> Option<usize> {
     (prefix.len() >= HEADER_LEN).then(|| HEADER_LEN + u16::from_be_bytes([prefix[2], prefix[3]]) as usize)
 }
 
+/// One line for `-v` traces, on both sides (smpflash and the virtual device): op, group, command
+/// id, sequence and length from the header, then the CBOR body in diagnostic notation. Bytes
+/// that do not hold a header are shown as hex.
+pub fn describe(bytes: &[u8]) -> String {
+    let Some(h) = bytes.get(..HEADER_LEN) else {
+        return format!("{} bytes, too short for a header: {}", bytes.len(), hex::encode(bytes));
+    };
+    let op = match h[0] & 0x07 {
+        0 => "read".to_string(),
+        1 => "read-rsp".to_string(),
+        2 => "write".to_string(),
+        3 => "write-rsp".to_string(),
+        n => format!("op {n}"),
+    };
+    let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+    let group = u16::from_be_bytes([h[4], h[5]]);
+    let body = &bytes[HEADER_LEN..];
+    let mismatch = if body.len() == len { String::new() } else { format!(" ({} bytes follow)", body.len()) };
+    format!(
+        "v{} {op} {} group ({group}) id {} seq {} len {len}{mismatch} {}",
+        (h[0] >> 3) & 0x03,
+        crate::rc::group_name(group),
+        h[7],
+        h[6],
+        crate::cbor::diagnostic(&body[..len.min(body.len())])
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, Mutex, Semaphore};
 use crate::boot::bootloader::{self, BootEvent};
 use crate::faults::DeviceFaults;
 use crate::profile::{BootMode, Profile};
+use crate::referee::{self, Client, Mistake, Observation, Referee};
 use crate::smp::server;
 use crate::state::State;
 
@@ -40,6 +41,63 @@ pub enum DeviceEvent {
     PowerLost,
     /// The device booted and its SMP server is up again.
     Booted(Vec<BootEvent>),
+    /// A client made a mistake of a kind it had not made before (later ones are only
+    /// counted, in [`Device::summary`]).
+    Mistake {
+        /// Who.
+        client: Client,
+        /// What, with the fix.
+        mistake: Mistake,
+    },
+}
+
+/// What the device tells when it stops: each client's account, and what the next boot does
+/// with each image.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Each client's account.
+    pub clients: Vec<(Client, referee::ClientLog)>,
+    /// One sentence per image on what the next reset does.
+    pub next_boot: Vec<String>,
+    /// What the device's state shows was left undone (an image under test never confirmed).
+    pub left_undone: Vec<Mistake>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.clients.is_empty() {
+            writeln!(f, "no client sent anything")?;
+        }
+        for (client, log) in &self.clients {
+            let errors: Vec<String> = log.errors.iter().map(|(name, n)| format!("{n} × {name}")).collect();
+            writeln!(
+                f,
+                "client {client}: {} request(s): {} answered ok, {} with an error{}{}",
+                log.requests,
+                log.ok,
+                log.errors.values().sum::<u64>(),
+                if errors.is_empty() { String::new() } else { format!(" ({})", errors.join(", ")) },
+                if log.unanswered > 0 { format!(", {} unanswered", log.unanswered) } else { String::new() },
+            )?;
+            let upload = match (log.image_bytes, log.uploads_completed) {
+                (0, _) => "no image bytes written".to_string(),
+                (n, 0) => format!("{n} image bytes written, no upload completed"),
+                (n, c) => format!("{n} image bytes written, {c} upload(s) completed"),
+            };
+            let marks = if log.marks.is_empty() { "no image marked".into() } else { log.marks.join(", ") };
+            writeln!(f, "  {upload}; {marks}; {} reset(s)", log.resets)?;
+            for (kind, seen) in &log.mistakes {
+                writeln!(f, "  mistake [{kind}] × {}: {}", seen.count, seen.first)?;
+            }
+        }
+        for m in &self.left_undone {
+            writeln!(f, "mistake [{}]: {m}", m.kind())?;
+        }
+        for (i, line) in self.next_boot.iter().enumerate() {
+            writeln!(f, "next boot, image {i}: {line}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The result of one request.
@@ -63,6 +121,7 @@ pub struct Device {
     peak_buffers: std::sync::atomic::AtomicUsize,
     up: AtomicBool,
     events: broadcast::Sender<DeviceEvent>,
+    referee: std::sync::Mutex<Referee>,
 }
 
 impl std::fmt::Debug for Device {
@@ -93,6 +152,7 @@ impl Device {
             peak_buffers: Default::default(),
             up: AtomicBool::new(true),
             events,
+            referee: Default::default(),
         };
         Ok(Arc::new(device))
     }
@@ -143,10 +203,39 @@ impl Device {
         }
     }
 
-    /// Handles one SMP packet (a datagram, a serial packet, a reassembled BLE write). The
-    /// device is busy (holding its state) for the flash time the requests take, as a real one
-    /// is.
-    pub async fn handle(&self, frame: &[u8]) -> Outcome {
+    fn referee(&self) -> std::sync::MutexGuard<'_, Referee> {
+        self.referee.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn warn(&self, client: &Client, found: impl IntoIterator<Item = Mistake>) {
+        for mistake in found {
+            tracing::debug!("sim: {client} made a mistake: {mistake}");
+            let _ = self.events.send(DeviceEvent::Mistake { client: client.clone(), mistake });
+        }
+    }
+
+    /// A front end reports what it saw on a client's link that never reached the SMP server.
+    pub fn observe(&self, client: &Client, seen: Observation) {
+        let first = self.referee().observe(client, seen);
+        self.warn(client, first);
+    }
+
+    /// Each client's account so far, and what the next boot does with each image.
+    pub async fn summary(&self) -> Summary {
+        let state = self.state.lock().await;
+        let slots = referee::slots::read(&state, &self.profile);
+        drop(state);
+        let images = referee::slots::situations(&slots);
+        let next_boot = images.iter().map(|(_, s)| s.next_boot()).collect();
+        let left_undone = images.iter().filter_map(|(_, s)| referee::never_confirmed(s)).collect();
+        let clients = self.referee().clients().iter().map(|(c, l)| (c.clone(), l.clone())).collect();
+        Summary { clients, next_boot, left_undone }
+    }
+
+    /// Handles one SMP packet (a datagram, a serial packet, a reassembled BLE write) from
+    /// `client`. The device is busy (holding its state) for the flash time the requests
+    /// take, as a real one is.
+    pub async fn handle(&self, client: &Client, frame: &[u8]) -> Outcome {
         if !self.is_up() {
             return Outcome::default();
         }
@@ -154,7 +243,19 @@ impl Device {
         self.peak_buffers.fetch_max(in_use, Ordering::SeqCst);
         let mut state = self.state.lock().await;
         let in_recovery = state.boot.in_recovery;
+        let slots_before = referee::needs_slots(frame).then(|| referee::slots::read(&state, &self.profile));
+        tracing::debug!("sim: {client} -> {}", smpflash_core::frame::describe(frame));
         let reply = server::handle(&mut state, &self.profile, frame);
+        for answer in &reply.frames {
+            tracing::debug!("sim: {client} <- {}", smpflash_core::frame::describe(answer));
+        }
+        let ctx = referee::Context {
+            profile: &self.profile,
+            entered: in_recovery,
+            slots_before: slots_before.as_deref(),
+        };
+        let found = self.referee().packet(client, &ctx, frame, &reply.frames);
+        self.warn(client, found);
         if reply.reset && reply.boot_mode_bootloader && !in_recovery {
             // Retained RAM: MCUboot reads it at the next boot (boot_serial ignores the field).
             state.boot.recovery_requested = true;

@@ -19,10 +19,13 @@
 //!    and its state file.
 //! 7. [`smp`]: what the SMP server answers: the shared handler vocabulary, the OS and image
 //!    group handlers, and the dispatcher over them.
-//! 8. [`device`]: the running device: state, resets and boots, events, flash time.
-//! 9. [`front`]: the ways in: UDP, a pty serial console, the BLE link model and front end,
-//!    and the BlueZ D-Bus emulation.
-//! 10. [`connect`]: the device as a [`Connector`](smpflash_core::session::Connector) for
+//! 8. [`referee`]: what the device makes of each client's traffic: the mistakes a
+//!    hand-written client makes, named with their fix, and a per-client account for the
+//!    summary. Pure: the device and the front ends hand it what they saw.
+//! 9. [`device`]: the running device: state, resets and boots, events, flash time.
+//! 10. [`front`]: the ways in: UDP, a pty serial console, the BLE link model and front end,
+//!     and the BlueZ D-Bus emulation.
+//! 11. [`connect`]: the device as a [`Connector`](smpflash_core::session::Connector) for
 //!     smpflash itself, over one of the front ends, with the names of its profiles and links.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -40,6 +43,7 @@ pub mod flash;
 pub mod front;
 pub mod image;
 pub mod profile;
+pub mod referee;
 pub mod smp;
 pub mod state;
 

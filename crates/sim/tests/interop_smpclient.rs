@@ -84,7 +84,12 @@ async fn assert_updated(device: &Device) {
     };
     let body = cbor::to_vec(&ImageStateRead {}, "state").unwrap();
     let request = Frame::new(header, body).unwrap().encode();
-    let answer = device.handle(&request).await.responses.pop().expect("an answer");
+    let answer = device
+        .handle(&smpflash_sim::referee::Client::Direct, &request)
+        .await
+        .responses
+        .pop()
+        .expect("an answer");
     let answer = Frame::decode(&answer).unwrap();
     let state: ImageStateResponse = cbor::from_slice(&answer.body, "state").unwrap();
     let primary = state.images.iter().find(|s| s.image == 0 && s.slot == 0).expect("slot 0");

@@ -206,14 +206,14 @@ proptest! {
         runtime().block_on(async {
             let device = Device::new(profile, DeviceOptions { time_scale: 0.0, ..Default::default() }).unwrap();
             for raw in &frames {
-                let outcome = device.handle(raw).await;
+                let outcome = device.handle(&smpflash_sim::referee::Client::Direct, raw).await;
                 check_answers(raw, &outcome.responses);
                 if outcome.reset {
                     device.reset().await;
                 }
             }
             let echo = frame_of(&Echo { d: "ok".into() }, Version::V2, 1);
-            let answer = device.handle(&echo).await.responses.pop().expect("an echo answer");
+            let answer = device.handle(&smpflash_sim::referee::Client::Direct, &echo).await.responses.pop().expect("an echo answer");
             assert_eq!(decode_response::<Echo>(&Frame::decode(&answer).unwrap()).unwrap().r, "ok");
         });
     }

@@ -182,7 +182,11 @@ mod tests {
                 ..Default::default()
             };
             let frame = encode_request(&req, Version::V2, i as u8).unwrap().encode();
-            assert!(!device.handle(&frame).await.responses.is_empty());
+            assert!(!device
+                .handle(&smpflash_sim::referee::Client::Direct, &frame)
+                .await
+                .responses
+                .is_empty());
         }
     }
 

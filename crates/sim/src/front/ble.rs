@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::device::{Device, DeviceEvent};
 use crate::front::ble_link::{link, LinkParams, SimCentral, SimPeripheral};
+use crate::referee::{Client, Observation};
 
 /// Makes connections to the device over simulated BLE links with fixed parameters.
 #[derive(Debug, Clone)]
@@ -86,12 +87,17 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
             let Some(expected) = expected_len(&first) else {
                 // -ENODATA: "Not enough data to even collect header".
                 tracing::debug!("sim ble: a {}-byte write cannot hold a header; dropped", first.len());
+                rx_device.observe(&Client::Ble, Observation::LengthMismatch { write: first });
                 continue;
             };
             if first.len() > buf_size || expected > buf_size {
                 // -ENOSR: "Joining net_bufs not supported yet".
                 tracing::debug!(
                     "sim ble: a {expected}-byte packet does not fit a {buf_size}-byte buffer; dropped"
+                );
+                rx_device.observe(
+                    &Client::Ble,
+                    Observation::TooLarge { len: expected.max(first.len()), buf_size },
                 );
                 continue;
             }
@@ -101,12 +107,24 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
                     "sim ble: a {}-byte write whose header says {expected} bytes; dropped",
                     first.len()
                 );
+                rx_device.observe(&Client::Ble, Observation::LengthMismatch { write: first });
                 continue;
             }
             // smp_packet_alloc: a packet takes a buffer when its first write is collected;
             // until one is free the link is not read, so the radio stops accepting writes.
-            let Ok(permit) = rx_device.buffers().acquire_owned().await else {
-                return;
+            let permit = match rx_device.buffers().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    // More requests than buffers in flight: a real device drops the packet
+                    // (smp_reassembly has no buffer to collect it into); the model holds the
+                    // link instead, and tells the client.
+                    let buffers = rx_device.profile().buf_count;
+                    rx_device.observe(&Client::Ble, Observation::NoBuffer { buffers });
+                    let Ok(permit) = rx_device.buffers().acquire_owned().await else {
+                        return;
+                    };
+                    permit
+                }
             };
             let mut packet = first;
             let complete = loop {
@@ -145,7 +163,7 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
     tokio::spawn(async move {
         let chunk = peripheral.mtu() - 3;
         while let Some((frame, permit)) = work.recv().await {
-            let outcome = device.handle(&frame).await;
+            let outcome = device.handle(&Client::Ble, &frame).await;
             'answers: for response in &outcome.responses {
                 for piece in response.chunks(chunk) {
                     // Zephyr's SMP work queue hands the answer to the host and moves on to the

@@ -45,6 +45,7 @@ use crate::boot::bootloader::BootEvent;
 use crate::device::{Device, DeviceEvent};
 use crate::faults::Rng;
 use crate::profile::BootMode;
+use crate::referee::{Client, Observation};
 use crate::smp::request::field;
 
 /// Zephyr's `CONFIG_UART_MCUMGR_RX_BUF_SIZE` (128): a line, newline included, must fit it.
@@ -351,15 +352,20 @@ fn accept(device: &Device, work: &mpsc::UnboundedSender<Work>, frame: Vec<u8>, o
              {buf_size}-byte SMP buffer; dropped",
             frame.len()
         );
+        device.observe(&Client::Serial, Observation::TooLarge { len: frame.len() + overhead, buf_size });
     } else {
         match device.buffers().try_acquire_owned() {
             Ok(permit) => {
                 let _ = work.send((frame, permit));
             }
-            Err(_) => tracing::debug!(
-                "sim serial: all {} SMP buffers busy; request dropped",
-                device.profile().buf_count
-            ),
+            Err(_) => {
+                tracing::debug!(
+                    "sim serial: all {} SMP buffers busy; request dropped",
+                    device.profile().buf_count
+                );
+                device
+                    .observe(&Client::Serial, Observation::NoBuffer { buffers: device.profile().buf_count });
+            }
         }
     }
 }
@@ -373,7 +379,7 @@ async fn work(device: Arc<Device>, mut queue: mpsc::UnboundedReceiver<Work>, con
         device.profile().mode != BootMode::SerialRecovery && !device.profile().erase_progressively;
     while let Some((frame, permit)) = queue.recv().await {
         let upload_len = upload_start(&frame);
-        let outcome = device.handle(&frame).await;
+        let outcome = device.handle(&Client::Serial, &frame).await;
         for answer in &outcome.responses {
             if let (true, Some(len)) = (logs_erase, upload_len) {
                 if answer_has_offset(answer) {
@@ -427,6 +433,7 @@ async fn announce_boots(mut events: broadcast::Receiver<DeviceEvent>, console: C
                 tracing::debug!("sim serial: power lost; the port stays open");
                 continue;
             }
+            Ok(DeviceEvent::Mistake { .. }) => continue,
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::device::Device;
 use crate::faults::{LinkFaults, Rng};
 use crate::profile::BootMode;
+use crate::referee::{Client, Observation};
 
 /// How long a reordered answer is held back: the answers sent after it overtake it, and a
 /// client waiting for it alone still gets it well within its timeout, as on a real network.
@@ -80,16 +81,26 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
             let n_kept = n.min(rx_device.profile().buf_size);
             if n_kept < n {
                 tracing::debug!("sim udp: a {n}-byte datagram cut to the {n_kept}-byte MTU");
+                rx_device.observe(
+                    &Client::Udp(from),
+                    Observation::TooLarge { len: n, buf_size: rx_device.profile().buf_size },
+                );
             }
             for _ in 0..1 + dup as usize {
                 match rx_device.buffers().try_acquire_owned() {
                     Ok(permit) => {
                         let _ = queue.send((buf[..n_kept].to_vec(), from, permit));
                     }
-                    Err(_) => tracing::debug!(
-                        "sim udp: all {} buffers busy; request dropped",
-                        rx_device.profile().buf_count
-                    ),
+                    Err(_) => {
+                        tracing::debug!(
+                            "sim udp: all {} buffers busy; request dropped",
+                            rx_device.profile().buf_count
+                        );
+                        // Zephyr takes the answer's buffer from the same pool: one fewer
+                        // than buf_count may be in flight.
+                        let buffers = rx_device.profile().buf_count.saturating_sub(1).max(1);
+                        rx_device.observe(&Client::Udp(from), Observation::NoBuffer { buffers });
+                    }
                 }
             }
         }
@@ -106,11 +117,13 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
             } else {
                 let Ok(b) = device.buffers().try_acquire_owned() else {
                     tracing::debug!("sim udp: no buffer for the answer; request dropped");
+                    let buffers = device.profile().buf_count.saturating_sub(1).max(1);
+                    device.observe(&Client::Udp(from), Observation::NoBuffer { buffers });
                     continue;
                 };
                 Some(b)
             };
-            let outcome = device.handle(&frame).await;
+            let outcome = device.handle(&Client::Udp(from), &frame).await;
             drop(permit);
             for response in outcome.responses {
                 let (drop_it, dup, reorder) = {

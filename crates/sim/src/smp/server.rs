@@ -7,7 +7,7 @@
 //! it at all.
 
 use ciborium::Value;
-use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageUpload, SlotInfo};
+use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite, ImageUpload, SlotInfo};
 use smpflash_core::command::os::{AppInfo, BootloaderInfo, Echo, McumgrParams, Reset};
 use smpflash_core::command::Command;
 use smpflash_core::frame::{Frame, Header, Op, Version, HEADER_LEN};
@@ -99,6 +99,22 @@ enum Cmd {
 }
 
 impl Cmd {
+    /// The command's name, as core's command definitions spell it.
+    fn name(self) -> &'static str {
+        match self {
+            Cmd::Echo => Echo::NAME,
+            Cmd::Reset => Reset::NAME,
+            Cmd::Params => McumgrParams::NAME,
+            Cmd::Info => AppInfo::NAME,
+            Cmd::BootloaderInfo => BootloaderInfo::NAME,
+            Cmd::StateRead => ImageStateRead::NAME,
+            Cmd::StateWrite => ImageStateWrite::NAME,
+            Cmd::Upload => ImageUpload::NAME,
+            Cmd::Erase => ImageErase::NAME,
+            Cmd::SlotInfo => SlotInfo::NAME,
+        }
+    }
+
     /// The keys the handler decodes with `zcbor_map_decode_bulk`, or `None` for a handler that
     /// never reads its request (Zephyr's `os_mgmt_reset` without `MCUMGR_GRP_OS_RESET_HOOK`,
     /// `os_mgmt_mcumgr_params`, `img_mgmt_state_read`, `img_mgmt_slot_info`): any body, even
@@ -155,6 +171,48 @@ fn lookup(profile: &Profile, entered: bool, group: u16, id: u8) -> Option<(Optio
         _ => return None,
     };
     Some(found)
+}
+
+/// What the device has at a group and command id, for a request of one op: what the server
+/// does with it, named, so the virtual device can explain a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// No such group.
+    UnknownGroup,
+    /// The group exists without this command; its commands, id and name.
+    UnknownCommand(Vec<(u8, &'static str)>),
+    /// The command exists, but not for this op.
+    WrongOp(&'static str),
+    /// The command runs.
+    Found {
+        /// Its name.
+        name: &'static str,
+        /// Its handler decodes the body (a body that is not a CBOR map is refused).
+        decodes_body: bool,
+    },
+}
+
+/// [`Lookup`] of a request: the same table the server dispatches with.
+pub fn describe(profile: &Profile, entered: bool, group: u16, id: u8, read: bool) -> Lookup {
+    match lookup(profile, entered, group, id) {
+        Some((r, w)) => match if read { r } else { w } {
+            Some(cmd) => Lookup::Found { name: cmd.name(), decodes_body: cmd.keys().is_some() },
+            None => Lookup::WrongOp(r.or(w).map_or("the command", Cmd::name)),
+        },
+        None => {
+            let known: Vec<(u8, &'static str)> = (0..=u8::MAX)
+                .filter_map(|i| {
+                    let (r, w) = lookup(profile, entered, group, i)?;
+                    Some((i, r.or(w)?.name()))
+                })
+                .collect();
+            if known.is_empty() {
+                Lookup::UnknownGroup
+            } else {
+                Lookup::UnknownCommand(known)
+            }
+        }
+    }
 }
 
 /// The answer's header, Zephyr's `smp_make_rsp_hdr`: a read is answered with a read

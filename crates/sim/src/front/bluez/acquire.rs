@@ -17,6 +17,7 @@ use zbus::zvariant::OwnedFd;
 use super::error::{BluezError, Result};
 use super::names::CHARACTERISTIC1;
 use super::radio::{Acquired, Radio};
+use crate::referee::{Client, Observation};
 
 /// Which socket: bluetoothd keeps one of each per characteristic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +203,8 @@ impl Radio {
                 value.len(),
                 self.opts.link.att_mtu
             );
+            let mtu = self.opts.link.att_mtu;
+            self.device.observe(&Client::Ble, Observation::WriteTooLong { len: value.len(), mtu });
             return;
         }
         if self.opts.require_pairing && !st.paired {

@@ -16,6 +16,7 @@ use super::filter::{as_int, as_str};
 use super::names::{CHARACTERISTIC1, DEVICE1};
 use super::radio::{Link, Radio, DROP_NOTICE};
 use crate::front::ble_link::SimCentral;
+use crate::referee::{Client, Observation};
 
 impl Radio {
     /// `Device1.Connect`: connects over the simulated radio link, resolves the SMP service and
@@ -155,6 +156,8 @@ impl Radio {
             return Err(BluezError::insufficient_authentication());
         }
         if value.len() > self.opts.link.max_value_len() {
+            let mtu = self.opts.link.att_mtu;
+            self.device.observe(&Client::Ble, Observation::WriteTooLong { len: value.len(), mtu });
             return Err(BluezError::InvalidValueLength(format!(
                 "Invalid Length: {} bytes exceed ATT MTU {} minus 3",
                 value.len(),
@@ -224,6 +227,8 @@ impl Radio {
             }
             let mut st = self.st();
             if !st.notifying() {
+                // The device's CCC is not set: the answer never leaves it.
+                self.device.observe(&Client::Ble, Observation::AnswerUnheard);
                 return;
             }
             st.value = value.clone();

@@ -459,7 +459,7 @@ pub(crate) async fn follow_device(radio: Arc<Radio>) {
     loop {
         match events.recv().await {
             Ok(DeviceEvent::Resetting | DeviceEvent::PowerLost) => radio.device_down().await,
-            Ok(DeviceEvent::Booted(_)) => {}
+            Ok(DeviceEvent::Booted(_) | DeviceEvent::Mistake { .. }) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
