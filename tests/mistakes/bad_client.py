@@ -200,7 +200,7 @@ async def wrong_op(c: Client) -> None:
 
 async def json_body(c: Client) -> None:
     """A JSON body with base64 data where SMP wants a CBOR map with bytes."""
-    data = base64.b64encode(c.image[:CHUNK]).decode()
+    data = base64.b64encode(c.image[:128]).decode()
     body = json.dumps({"image": {"data": data, "off": 0}}).encode()
     await c.link.request(c.frame(OP_WRITE, GROUP_IMAGE, IMAGE_UPLOAD, body))
 

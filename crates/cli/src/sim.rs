@@ -178,8 +178,9 @@ pub async fn run(args: SimArgs) -> Result<(), Failure> {
         }
     }
     print!("{}", device.summary().await);
-    if let Some(b) = &bluez_sim {
+    if let Some(b) = bluez_sim {
         b.print_calls();
+        b.stop();
     }
     println!("stopped");
     Ok(())

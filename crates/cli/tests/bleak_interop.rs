@@ -8,16 +8,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{require_python, root};
+use support::{client_mistakes, require_python, root, run_with_timeout, SimProcess};
 
 const SCRIPT: &str = "tests/interop/bleak_smp.py";
 const IMAGE: &str = "tests/fixtures/images/ecdsa-p256.bin";
-const EXPORT: &str = "export DBUS_SYSTEM_BUS_ADDRESS=";
 
 fn require_bleak() {
     require_python("bleak, cbor2");
@@ -25,94 +22,25 @@ fn require_bleak() {
 
 /// `smpflash sim --bluez` on a private bus.
 struct Sim {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    output: String,
+    process: SimProcess,
     address: String,
 }
 
 impl Sim {
     fn start(extra: &[&str]) -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smpflash"))
-            .args([
-                "sim",
-                "--bluez",
-                "--profile",
-                "zephyr-default",
-                "--udp",
-                "127.0.0.1:0",
-                "--time-scale",
-                "0",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run smpflash sim");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut sim = Sim { child, lines, output: String::new(), address: String::new() };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while sim.address.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match sim.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(a) = line.strip_prefix(EXPORT) {
-                        sim.address = a.to_string();
-                    }
-                    sim.output.push_str(&line);
-                    sim.output.push('\n');
-                }
-                Err(_) => panic!("smpflash sim --bluez printed no bus address:\n{}", sim.output),
-            }
-        }
-        sim
+        let mut args =
+            vec!["--bluez", "--profile", "zephyr-default", "--udp", "127.0.0.1:0", "--time-scale", "0"];
+        args.extend_from_slice(extra);
+        let process = SimProcess::start(&args);
+        let address = process.bus.clone().expect("the sim's bus");
+        Sim { process, address }
     }
 
-    /// Stops it as Ctrl-C does (so it stops its bus and lists the calls) and returns all it
-    /// printed.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.output.push_str(&line);
-            self.output.push('\n');
-        }
-        std::mem::take(&mut self.output)
+    /// Stops it as SIGTERM does (so it stops its bus, prints its summary and lists the calls)
+    /// and returns all it printed.
+    fn stop(self) -> String {
+        self.process.stop()
     }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
-            std::thread::sleep(Duration::from_millis(500));
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run python3");
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// Runs the Bleak script against a fresh sim; returns what the sim printed.
@@ -131,6 +59,7 @@ fn bleak(sim_args: &[&str], script_args: &[&str]) -> String {
         Duration::from_secs(90),
     );
     let sim_output = sim.stop();
+    assert_no_client_mistakes("bleak_smp.py", &sim_output);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Shown with --nocapture: what Bleak did, and the D-Bus calls the sim saw.
@@ -195,6 +124,7 @@ fn smpclient_updates_over_bluez_after_acquire_write() {
         Duration::from_secs(120),
     );
     let log = sim.stop();
+    assert_no_client_mistakes("smpclient over BLE", &log);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}{stderr}--- smpflash sim\n{log}");
@@ -314,6 +244,14 @@ fn ble_commands_print_no_panic_text() {
             assert_no_panic_text(args, &out);
         }
     }
+    // smpflash's own BLE traffic, DFUs included, is what the device's referee calls correct.
+    assert_no_client_mistakes("smpflash --ble", &sim.stop());
+}
+
+/// The virtual device found no mistake in a correct client's traffic.
+fn assert_no_client_mistakes(client: &str, sim_output: &str) {
+    let found = client_mistakes(sim_output);
+    assert!(found.is_empty(), "the sim warned about {client}'s traffic:\n{}", found.join("\n"));
 }
 
 /// Ctrl-C in the middle of an upload: smpflash stops, says so (exit code 130), and still

@@ -12,12 +12,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{require_python, root};
+use support::{client_mistakes, require_python, root, SimProcess};
 
 const SCRIPT: &str = "tests/interop/mcumgr_toolkit_dfu.py";
 const IMAGE: &str = "examples/app-update-v1.1.0.bin";
@@ -26,52 +25,9 @@ fn require_toolkit() {
     require_python("mcumgr_toolkit");
 }
 
-/// `smpflash sim --profile zephyr-default --time-scale 0 --pty` in the background; killed on
-/// drop.
-struct Sim {
-    child: Child,
-    udp: String,
-    pty: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sim {
-    fn start() -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smpflash"))
-            .args([
-                "sim",
-                "--profile",
-                "zephyr-default",
-                "--udp",
-                "127.0.0.1:0",
-                "--time-scale",
-                "0",
-                "--pty",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run smpflash sim");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut udp, mut pty) = (None, None);
-        while udp.is_none() || pty.is_none() {
-            let line = lines.next().expect("sim printed where to connect").unwrap();
-            if let Some(rest) = line.strip_prefix("SMP over UDP: ") {
-                udp = rest.split_whitespace().next().map(str::to_owned);
-            }
-            if let Some(rest) = line.strip_prefix("SMP over serial: ") {
-                pty = rest.split_whitespace().next().map(str::to_owned);
-            }
-        }
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Sim { child, udp: udp.unwrap(), pty: pty.unwrap() }
-    }
+/// `smpflash sim --profile zephyr-default --time-scale 0 --pty` in the background.
+fn start_sim() -> SimProcess {
+    SimProcess::start(&["--profile", "zephyr-default", "--udp", "127.0.0.1:0", "--time-scale", "0", "--pty"])
 }
 
 /// Runs the update script against `target` (`--udp HOST:PORT` or `--serial PATH`).
@@ -111,7 +67,7 @@ fn run_dfu(target: [&str; 2]) {
 /// smpflash's own view afterwards: the new image runs in slot 0 under test (active, not
 /// confirmed: `firmware_update` marks for test and resets, and leaves confirming to the
 /// application), the factory image in slot 1, still confirmed, ready for MCUboot's revert.
-fn assert_testing_new_image(sim: &Sim) {
+fn assert_testing_new_image(sim: &SimProcess) {
     let out = Command::new(env!("CARGO_BIN_EXE_smpflash"))
         .args(["--udp", &sim.udp, "image", "list", "--json"])
         .current_dir(root())
@@ -142,16 +98,25 @@ fn assert_testing_new_image(sim: &Sim) {
     assert_eq!(secondary["confirmed"].as_bool(), Some(true), "{state}");
 }
 
+/// The toolkit's traffic is correct: the virtual device finds no mistake in it.
+fn assert_no_client_mistakes(sim: SimProcess) {
+    let output = sim.stop();
+    let found = client_mistakes(&output);
+    assert!(found.is_empty(), "the sim warned about mcumgr-toolkit's traffic:\n{}", found.join("\n"));
+}
+
 #[test]
 fn mcumgr_toolkit_updates_the_sim_over_udp() {
-    let sim = Sim::start();
+    let sim = start_sim();
     run_dfu(["--udp", &sim.udp]);
     assert_testing_new_image(&sim);
+    assert_no_client_mistakes(sim);
 }
 
 #[test]
 fn mcumgr_toolkit_updates_the_sim_over_its_pty() {
-    let sim = Sim::start();
-    run_dfu(["--serial", &sim.pty]);
+    let sim = start_sim();
+    run_dfu(["--serial", sim.pty.as_deref().expect("a pty")]);
     assert_testing_new_image(&sim);
+    assert_no_client_mistakes(sim);
 }

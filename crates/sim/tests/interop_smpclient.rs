@@ -95,6 +95,15 @@ async fn assert_updated(device: &Device) {
     let primary = state.images.iter().find(|s| s.image == 0 && s.slot == 0).expect("slot 0");
     assert_eq!(primary.hash.as_deref(), Some(image.hash()), "{state:?}");
     assert!(primary.active && primary.confirmed, "{state:?}");
+    // A correct client: the device's referee found no mistake in its traffic.
+    let summary = device.summary().await;
+    for (client, log) in &summary.clients {
+        assert!(
+            log.mistakes.is_empty(),
+            "the sim found mistakes in smpclient's traffic ({client}):\n{summary}"
+        );
+    }
+    assert!(summary.left_undone.is_empty(), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,7 @@ const PRIVATE: &str = "private";
 /// The running emulation; the bus (when private) stops after the server left it.
 pub struct Running {
     server: BluezServer,
-    _bus: Arc<Mutex<Option<PrivateBus>>>,
+    bus: Arc<Mutex<Option<PrivateBus>>>,
 }
 
 impl Running {
@@ -49,14 +49,20 @@ impl Running {
             println!("{n:8}  {call}");
         }
     }
+
+    /// Stops the private bus, if it is ours.
+    pub fn stop(self) {
+        drop(self.bus.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
 }
 
-/// A private bus is a child process: stop it when we are terminated too, not only on Ctrl-C,
-/// or it outlives us.
+/// A private bus is a child process: stop it when our terminal goes away too, or it outlives
+/// us. (Ctrl-C and SIGTERM end `smpflash sim`'s loop, which prints the summary and then stops
+/// the bus with [`Running::stop`].)
 #[cfg(unix)]
 fn stop_bus_on_terminate(bus: Arc<Mutex<Option<PrivateBus>>>) {
     use tokio::signal::unix::{signal, SignalKind};
-    for kind in [SignalKind::terminate(), SignalKind::hangup()] {
+    for kind in [SignalKind::hangup()] {
         let Ok(mut stream) = signal(kind) else {
             continue;
         };
@@ -124,5 +130,5 @@ pub async fn start(device: Arc<Device>, flags: &BluezFlags) -> Result<Running, F
     println!("   (then e.g.: smpflash --ble {} image list)", server.device_name());
     let bus = Arc::new(Mutex::new(bus));
     stop_bus_on_terminate(bus.clone());
-    Ok(Running { server, _bus: bus })
+    Ok(Running { server, bus })
 }

@@ -119,7 +119,7 @@ fn spawn_peripheral(device: Arc<Device>, peripheral: Arc<SimPeripheral>) {
                     // (smp_reassembly has no buffer to collect it into); the model holds the
                     // link instead, and tells the client.
                     let buffers = rx_device.profile().buf_count;
-                    rx_device.observe(&Client::Ble, Observation::NoBuffer { buffers });
+                    rx_device.observe(&Client::Ble, Observation::NoBuffer { buffers, dropped: false });
                     let Ok(permit) = rx_device.buffers().acquire_owned().await else {
                         return;
                     };

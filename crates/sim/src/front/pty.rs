@@ -363,8 +363,10 @@ fn accept(device: &Device, work: &mpsc::UnboundedSender<Work>, frame: Vec<u8>, o
                     "sim serial: all {} SMP buffers busy; request dropped",
                     device.profile().buf_count
                 );
-                device
-                    .observe(&Client::Serial, Observation::NoBuffer { buffers: device.profile().buf_count });
+                device.observe(
+                    &Client::Serial,
+                    Observation::NoBuffer { buffers: device.profile().buf_count, dropped: true },
+                );
             }
         }
     }

@@ -99,7 +99,8 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
                         // Zephyr takes the answer's buffer from the same pool: one fewer
                         // than buf_count may be in flight.
                         let buffers = rx_device.profile().buf_count.saturating_sub(1).max(1);
-                        rx_device.observe(&Client::Udp(from), Observation::NoBuffer { buffers });
+                        rx_device
+                            .observe(&Client::Udp(from), Observation::NoBuffer { buffers, dropped: true });
                     }
                 }
             }
@@ -118,7 +119,7 @@ pub async fn serve(device: Arc<Device>, bind: SocketAddr, options: UdpOptions) -
                 let Ok(b) = device.buffers().try_acquire_owned() else {
                     tracing::debug!("sim udp: no buffer for the answer; request dropped");
                     let buffers = device.profile().buf_count.saturating_sub(1).max(1);
-                    device.observe(&Client::Udp(from), Observation::NoBuffer { buffers });
+                    device.observe(&Client::Udp(from), Observation::NoBuffer { buffers, dropped: true });
                     continue;
                 };
                 Some(b)

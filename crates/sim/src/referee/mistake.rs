@@ -35,6 +35,13 @@ pub enum Mistake {
         got: usize,
         /// What the group field suggests about the header's layout.
         hint: Option<GroupHint>,
+        /// What came after the header is JSON.
+        json: bool,
+    },
+    /// A BLE write that starts a packet is shorter than the 8-byte header.
+    TooShort {
+        /// The write's length.
+        len: usize,
     },
     /// The body is not a CBOR map.
     NotCbor {
@@ -156,6 +163,7 @@ impl Mistake {
     pub fn kind(&self) -> &'static str {
         match self {
             Mistake::HeaderLength { .. } => "header-length",
+            Mistake::TooShort { .. } => "write-shorter-than-header",
             Mistake::NotCbor { .. } => "body-not-cbor",
             Mistake::UnknownGroup { .. } => "unknown-group",
             Mistake::UnknownCommand { .. } => "unknown-command",
@@ -200,11 +208,14 @@ const LAYOUT: &str = "the header is op, flags, length (big-endian, 2 bytes), gro
 impl fmt::Display for Mistake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mistake::HeaderLength { said, got, hint } => {
-                let group = match hint {
+            Mistake::HeaderLength { said, got, hint, json } => {
+                let mut group = match hint {
                     Some(_) => format!("; its group field looks misplaced too{}", hint_text(hint)),
                     None => String::new(),
                 };
+                if *json {
+                    group.push_str("; and the body is JSON, where SMP wants a CBOR map");
+                }
                 write!(
                     f,
                     "the header says the body is {said} byte{} but {got} came with it{group}: {LAYOUT}, \
@@ -212,6 +223,11 @@ impl fmt::Display for Mistake {
                     if *said == 1 { "" } else { "s" }
                 )
             }
+            Mistake::TooShort { len } => write!(
+                f,
+                "a {len}-byte write cannot hold the 8-byte SMP header: the first write of each \
+                 packet must hold the whole header"
+            ),
             Mistake::NotCbor { command, json: true } => write!(
                 f,
                 "the {command} body is JSON, but SMP bodies are CBOR maps (the device answers \
@@ -290,9 +306,9 @@ impl fmt::Display for Mistake {
             ),
             Mistake::TooManyInFlight { buffers } => write!(
                 f,
-                "requests arrived while all the device's SMP buffers were busy, so they were \
-                 dropped: keep at most {buffers} request(s) in flight (MCUmgr params tells \
-                 buf_count) and wait for each answer before sending more"
+                "requests arrived while all the device's SMP buffers were busy, and a device \
+                 drops what it has no buffer for: keep at most {buffers} request(s) in flight \
+                 (MCUmgr params tells buf_count) and wait for answers before sending more"
             ),
             Mistake::WriteTooLong { len, mtu } => write!(
                 f,

@@ -65,6 +65,9 @@ pub enum Observation {
     NoBuffer {
         /// Requests the client may keep in flight.
         buffers: usize,
+        /// The request was dropped (UDP, serial); otherwise it waited (the BLE model holds
+        /// the link where a device would drop it).
+        dropped: bool,
     },
     /// A BLE write longer than MTU - 3.
     WriteTooLong {
@@ -80,8 +83,8 @@ pub enum Observation {
         /// The buffer size.
         buf_size: usize,
     },
-    /// A BLE write whose header announced fewer bytes than the write holds (the reassembly
-    /// drops it): the first bytes of the write.
+    /// A BLE write that starts a packet but is shorter than a header, or holds more bytes than
+    /// its header announces (the reassembly drops it).
     LengthMismatch {
         /// The write, as it came.
         write: Vec<u8>,
@@ -180,23 +183,25 @@ impl Referee {
     pub fn observe(&mut self, client: &Client, seen: Observation) -> Option<Mistake> {
         let log = self.clients.entry(client.clone()).or_default();
         let m = match seen {
-            Observation::NoBuffer { buffers } => {
-                log.requests += 1;
-                log.unanswered += 1;
+            Observation::NoBuffer { buffers, dropped } => {
+                if dropped {
+                    log.requests += 1;
+                    log.unanswered += 1;
+                }
                 Mistake::TooManyInFlight { buffers }
             }
             Observation::WriteTooLong { len, mtu } => Mistake::WriteTooLong { len, mtu },
             Observation::TooLarge { len, buf_size } => Mistake::FrameTooLarge { len, buf_size },
+            Observation::LengthMismatch { write } if write.len() < HEADER_LEN => {
+                Mistake::TooShort { len: write.len() }
+            }
             Observation::LengthMismatch { write } => {
                 log.requests += 1;
                 log.unanswered += 1;
                 let said = usize::from(u16::from_be_bytes([write[2], write[3]]));
                 let got = write.len() - HEADER_LEN;
-                Mistake::HeaderLength {
-                    said,
-                    got,
-                    hint: group_hint(u16::from_be_bytes([write[4], write[5]]), got),
-                }
+                let hint = group_hint(u16::from_be_bytes([write[4], write[5]]), got);
+                Mistake::HeaderLength { said, got, hint, json: is_json(&write[HEADER_LEN..]) }
             }
             Observation::AnswerUnheard => Mistake::AnswerUnheard,
         };
@@ -250,7 +255,7 @@ fn judge(
 ) -> Vec<Mistake> {
     let got = after.len();
     if got < said || (got > said && !tiles(&after[said..])) {
-        return vec![Mistake::HeaderLength { said, got, hint: group_hint(group, got) }];
+        return vec![Mistake::HeaderLength { said, got, hint: group_hint(group, got), json: is_json(after) }];
     }
     if op != 0 && op != 2 {
         return vec![Mistake::NotARequestOp { op }];
@@ -265,8 +270,7 @@ fn judge(
         Lookup::WrongOp(command) => return vec![Mistake::WrongOp { command, sent_read: op == 0 }],
         Lookup::Found { name, decodes_body } => {
             if decodes_body && !is_cbor_map(body) {
-                let json = serde_json::from_slice::<serde_json::Value>(body).is_ok();
-                return vec![Mistake::NotCbor { command: name, json }];
+                return vec![Mistake::NotCbor { command: name, json: is_json(body) }];
             }
             name
         }
@@ -293,6 +297,10 @@ fn tiles(mut rest: &[u8]) -> bool {
         rest = &rest[len..];
     }
     true
+}
+
+fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_object() || v.is_array())
 }
 
 fn is_cbor_map(body: &[u8]) -> bool {
