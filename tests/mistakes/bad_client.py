@@ -224,13 +224,26 @@ async def reset_as_state_write(c: Client) -> None:
     await c.state_write({})
 
 
+def bleak_mtu(c: Client) -> int:
+    """What the original script asked Bleak for: `mtu_size`, which on BlueZ is 23 (with a
+    warning) until `_acquire_mtu()` ran, whatever the link negotiated. Over UDP there is no
+    MTU to ask; the script's constant was the same 23."""
+    if isinstance(c.link, Ble):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return c.link.client.mtu_size
+    return 23
+
+
 async def mtu_chunk(c: Client) -> None:
     """The chunk size from Bleak's mtu_size, 23 on BlueZ until the MTU was acquired: minus the
     ATT, SMP and CBOR overhead it is negative, and the slice takes almost the whole image."""
-    mtu = 23
+    mtu = bleak_mtu(c)
     size = mtu - 3 - 8 - 40
     data = c.image[0:size]
-    print(f"    chunk size {size}: a {len(data)}-byte chunk", flush=True)
+    print(f"    mtu_size {mtu}, chunk size {size}: a {len(data)}-byte chunk", flush=True)
     body = cbor2.dumps({"off": 0, "data": data, "len": len(c.image), "sha": hashlib.sha256(c.image).digest()})
     packet = c.frame(OP_WRITE, GROUP_IMAGE, IMAGE_UPLOAD, body)
     if isinstance(c.link, Ble):
@@ -285,7 +298,7 @@ async def test_no_confirm(c: Client) -> None:
 
 async def everything(c: Client) -> None:
     """The script this project started from: all of the above at once."""
-    mtu = 23
+    mtu = bleak_mtu(c)
     size = mtu - 3 - 8 - 40
     print(f"    chunk size {size}", flush=True)
     for off in range(0, len(c.image), 300):

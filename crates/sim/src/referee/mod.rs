@@ -471,3 +471,124 @@ fn account(log: &mut ClientLog, group: u16, id: u8, body: &[u8], answer: Option<
         log.resets += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::SimProfile;
+
+    fn request(op: u8, group: u16, id: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![op, 0];
+        p.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        p.extend_from_slice(&group.to_be_bytes());
+        p.extend_from_slice(&[1, id]);
+        p.extend_from_slice(body);
+        p
+    }
+
+    fn cbor(v: Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(&v, &mut out).unwrap();
+        out
+    }
+
+    fn upload(off: u64, data: &[u8], len: Option<u64>) -> Vec<u8> {
+        let mut m = vec![
+            (Value::Text("off".into()), Value::Integer(off.into())),
+            (Value::Text("data".into()), Value::Bytes(data.to_vec())),
+        ];
+        if let Some(len) = len {
+            m.push((Value::Text("len".into()), Value::Integer(len.into())));
+        }
+        request(2, 1, 1, &cbor(Value::Map(m)))
+    }
+
+    fn answer_off(off: u64) -> Vec<u8> {
+        request(3, 1, 1, &cbor(Value::Map(vec![(Value::Text("off".into()), Value::Integer(off.into()))])))
+    }
+
+    fn kinds(found: &[Mistake]) -> Vec<&'static str> {
+        found.iter().map(Mistake::kind).collect()
+    }
+
+    #[test]
+    fn a_length_in_the_group_field_and_a_little_endian_group_are_told_apart() {
+        // 315 bytes of body, their length written little-endian into the group field.
+        assert_eq!(group_hint(0x3b01, 315), Some(GroupHint::LengthInGroup { little_endian: 315 }));
+        // Group 1 written little-endian.
+        assert_eq!(group_hint(0x0100, 40), Some(GroupHint::ByteOrder { meant: 1 }));
+        assert_eq!(group_hint(1, 40), None);
+        assert_eq!(group_hint(0x7777, 40), None);
+    }
+
+    #[test]
+    fn several_whole_requests_in_a_packet_are_no_length_mistake() {
+        let echo = request(2, 0, 0, &cbor(Value::Map(vec![])));
+        let mut two = echo.clone();
+        two.extend_from_slice(&echo);
+        assert!(tiles(&echo) && tiles(&two));
+        assert!(!tiles(&two[..two.len() - 1]));
+        assert!(!tiles(b"{\"image\": 1}"));
+    }
+
+    #[test]
+    fn offsets_follow_the_device_not_the_client() {
+        let profile = Profile::by_name(SimProfile::ZephyrDefault.name()).unwrap();
+        let ctx = Context { profile: &profile, entered: false, slots_before: None };
+        let mut referee = Referee::default();
+        let c = Client::Direct;
+        let mut image = IMAGE_MAGIC.to_le_bytes().to_vec();
+        image.resize(300, 0);
+        assert!(referee
+            .packet(&c, &ctx, &upload(0, &image[..100], Some(300)), &[answer_off(100)])
+            .is_empty());
+        // Pipelined: the next chunk goes out before the answer to the previous one.
+        assert!(referee
+            .packet(&c, &ctx, &upload(100, &image[100..200], None), &[answer_off(200)])
+            .is_empty());
+        // A resend from the device's answered offset is right.
+        assert!(referee
+            .packet(&c, &ctx, &upload(200, &image[200..250], None), &[answer_off(200)])
+            .is_empty());
+        assert!(referee
+            .packet(&c, &ctx, &upload(200, &image[200..300], None), &[answer_off(300)])
+            .is_empty());
+        let log = &referee.clients()[&c];
+        assert_eq!((log.image_bytes, log.uploads_completed, log.ok), (300, 1, 4));
+        // Skipping ahead of both is a mistake, once per kind.
+        let skip = referee.packet(&c, &ctx, &upload(0, &image[..100], Some(300)), &[answer_off(100)]);
+        assert!(skip.is_empty());
+        let skip = referee.packet(&c, &ctx, &upload(250, &image[250..], None), &[answer_off(100)]);
+        assert_eq!(kinds(&skip), ["offset-skips"]);
+        let again = referee.packet(&c, &ctx, &upload(320, &[0; 10], None), &[answer_off(100)]);
+        assert!(again.is_empty(), "warned twice: {again:?}");
+        assert_eq!(referee.clients()[&c].mistakes[0].1.count, 2);
+    }
+
+    #[test]
+    fn the_upload_rules_and_the_body_encoding_are_checked() {
+        let profile = Profile::by_name(SimProfile::ZephyrDefault.name()).unwrap();
+        let ctx = Context { profile: &profile, entered: false, slots_before: None };
+        let mut r = Referee::default();
+        let found = r.packet(&Client::Direct, &ctx, &upload(0, &[0xff; 64], None), &[]);
+        assert_eq!(kinds(&found), ["upload-without-len", "upload-not-an-image"]);
+        let json = request(2, 1, 1, br#"{"image": {"data": "AAAA", "off": 0}}"#);
+        assert_eq!(kinds(&r.packet(&Client::Direct, &ctx, &json, &[])), ["body-not-cbor"]);
+        assert!(r.packet(&Client::Direct, &ctx, &json, &[]).is_empty(), "once per kind");
+        let read_upload = request(0, 1, 1, &cbor(Value::Map(vec![])));
+        assert_eq!(kinds(&r.packet(&Client::Direct, &ctx, &read_upload, &[])), ["wrong-op"]);
+        let params_write = request(2, 0, 6, &cbor(Value::Map(vec![])));
+        assert_eq!(kinds(&r.packet(&Client::Direct, &ctx, &params_write, &[])), ["confirm-as-params"]);
+        let unknown = request(0, 1, 99, &cbor(Value::Map(vec![])));
+        assert_eq!(kinds(&r.packet(&Client::Direct, &ctx, &unknown, &[])), ["unknown-command"]);
+        let response = request(3, 0, 0, &cbor(Value::Map(vec![])));
+        assert_eq!(kinds(&r.packet(&Client::Direct, &ctx, &response, &[])), ["not-a-request-op"]);
+    }
+
+    #[test]
+    fn a_ble_write_too_short_for_a_header_is_named_not_indexed() {
+        let mut r = Referee::default();
+        let m = r.observe(&Client::Ble, Observation::LengthMismatch { write: vec![2, 0, 0] });
+        assert_eq!(m.map(|m| m.kind()), Some("write-shorter-than-header"));
+    }
+}
