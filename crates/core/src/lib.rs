@@ -9,6 +9,7 @@
 pub mod cbor;
 pub mod client;
 pub mod command;
+pub mod decode;
 pub mod dfu;
 pub mod error;
 pub mod frame;

@@ -101,6 +101,8 @@ pub mod group {
     pub const ENUM: u16 = 10;
     /// Zephyr basic (storage erase).
     pub const ZEPHYR_BASIC: u16 = 63;
+    /// The first group number left to applications (`MGMT_GROUP_ID_PERUSER`).
+    pub const PER_USER: u16 = 64;
 }
 
 type Table = &'static [(&'static str, &'static str)];
