@@ -10,6 +10,7 @@ use smpflash_core::command::os::McubootMode;
 use smpflash_core::dfu::DfuReport;
 use smpflash_core::upload::{Limits, UploadReport};
 
+use crate::decode::DecodeReport;
 use crate::show::ShowReport;
 
 /// What `info` found.
@@ -75,6 +76,8 @@ pub enum Outcome {
     Dfu(DfuReport),
     /// `image show`.
     Show(ShowReport),
+    /// `decode`.
+    Decode(DecodeReport),
 }
 
 /// Renders outcomes as text or JSON.
@@ -160,6 +163,7 @@ fn text(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
             image_table(out, &report.after)
         }
         Outcome::Show(report) => crate::show::text(out, report),
+        Outcome::Decode(report) => crate::decode::text(out, report),
     }
 }
 

@@ -75,7 +75,7 @@ pub fn device_error(body: &[u8], request_group: u16) -> Result<Option<DeviceErro
 }
 
 /// A compact CBOR diagnostic rendering of a body for `-v` traces: maps and arrays in full, byte
-/// strings as hex (long ones shortened with their length).
+/// strings as hex (long ones, and long text, shortened with their length).
 pub fn diagnostic(body: &[u8]) -> String {
     match ciborium::from_reader::<ciborium::Value, _>(body) {
         Ok(v) => render(&v),
@@ -122,6 +122,10 @@ fn render_into(v: &ciborium::Value, out: &mut String) {
         }
         Value::Bytes(b) => {
             let _ = write!(out, "h'{}'", hex::encode(b));
+        }
+        Value::Text(t) if t.chars().count() > 64 => {
+            let head: String = t.chars().take(32).collect();
+            let _ = write!(out, "{head:?}… ({} characters)", t.chars().count());
         }
         Value::Text(t) => {
             let _ = write!(out, "{t:?}");
