@@ -21,6 +21,7 @@ pub mod mcuboot;
 pub mod progress;
 pub mod rc;
 pub mod session;
+pub mod status;
 pub mod transport;
 pub mod upload;
 
