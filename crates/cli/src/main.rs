@@ -80,6 +80,8 @@ enum Command {
     Params,
     /// Show the bootloader, its mode and the application's info.
     Info,
+    /// Say, per image, where its update stands and what the next reset will do.
+    Status,
     /// Reset the device.
     Reset {
         /// Reset even if the device's application vetoes it.
@@ -272,6 +274,7 @@ async fn on_device(
         Command::Echo { text } => commands::echo(c, &text).await,
         Command::Params => commands::params(c).await,
         Command::Info => commands::info(c).await,
+        Command::Status => commands::status(c).await,
         Command::Reset { force, boot_mode } => commands::reset(c, force, boot_mode).await,
         Command::Image(ImageCommand::List) => commands::list(c).await,
         Command::Image(ImageCommand::Upload { file, image }) => {

@@ -222,22 +222,23 @@ pub fn situation(slots: &[&SlotState], mode: Option<McubootMode>, recovery: bool
     if a.pending || a.permanent || others.len() > 1 {
         return unusual();
     }
-    let Some(o) = others.first().map(|o| **o) else {
-        if mode == Some(McubootMode::SingleSlot) {
-            return Situation::SingleSlot { running };
-        }
-        if !a.confirmed {
-            return Situation::Testing { running, fallback: None };
-        }
-        let empty_slot = 1 - a.slot.min(1);
-        return Situation::NothingUploaded { running, confirmed: true, empty_slot };
-    };
-    let other = SlotImage::of(o);
     let rule = match mode {
         Some(McubootMode::DirectXip) => Some(NewestRule::DirectXip),
         Some(McubootMode::RamLoad) => Some(NewestRule::RamLoad),
         _ => None,
     };
+    let Some(o) = others.first().map(|o| **o) else {
+        if mode == Some(McubootMode::SingleSlot) {
+            return Situation::SingleSlot { running };
+        }
+        // Without revert, `confirmed` means nothing (Zephyr's direct-XIP listing leaves it out).
+        if !a.confirmed && rule.is_none() {
+            return Situation::Testing { running, fallback: None };
+        }
+        let empty_slot = 1 - a.slot.min(1);
+        return Situation::NothingUploaded { running, confirmed: a.confirmed, empty_slot };
+    };
+    let other = SlotImage::of(o);
     if let Some(rule) = rule {
         // Zephyr flags the other slot pending+permanent exactly when it is newer; under RAM
         // load the flags say nothing, so the versions decide.
@@ -269,6 +270,30 @@ pub fn situation(slots: &[&SlotState], mode: Option<McubootMode>, recovery: bool
     }
 }
 
+/// A slot with no image in it, as `image list` points out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EmptySlot {
+    /// The image number.
+    pub image: u32,
+    /// The empty slot.
+    pub slot: u32,
+}
+
+/// The slots of a two-slot image that the image state leaves out: img_mgmt lists only slots
+/// holding a valid image, so an image with one slot listed has the other empty.
+pub fn empty_slots(state: &[SlotState]) -> Vec<EmptySlot> {
+    let mut images: Vec<u32> = state.iter().map(|s| s.image).collect();
+    images.sort_unstable();
+    images.dedup();
+    images
+        .into_iter()
+        .filter_map(|image| match state.iter().filter(|s| s.image == image).collect::<Vec<_>>()[..] {
+            [only] if only.slot <= 1 => Some(EmptySlot { image, slot: 1 - only.slot }),
+            _ => None,
+        })
+        .collect()
+}
+
 fn flag_list(s: &SlotState) -> String {
     let flags: Vec<&str> = [
         (s.active, "active"),
@@ -291,10 +316,11 @@ impl fmt::Display for ImageStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let image = self.image;
         match &self.situation {
-            Situation::NothingUploaded { running, empty_slot, .. } => write!(
+            Situation::NothingUploaded { running, empty_slot, confirmed } => write!(
                 f,
-                "image {image} runs {}, confirmed; slot {empty_slot} is empty — nothing has been uploaded",
-                running.version
+                "image {image} runs {}{}; slot {empty_slot} is empty — nothing has been uploaded",
+                running.version,
+                if *confirmed { ", confirmed" } else { "" }
             ),
             Situation::Unmarked { running, other } => {
                 let same = if other.version == running.version { " too (another build)" } else { "" };
@@ -563,6 +589,9 @@ mod tests {
         // direct-XIP from slot 1: the empty slot is 0
         let from_1 = one(&[SlotState { slot: 1, ..running() }], Some(McubootMode::DirectXip));
         assert!(from_1.to_string().ends_with("slot 0 is empty — nothing has been uploaded"));
+        // Zephyr's direct-XIP listing has no confirmed flag: nothing reverts there.
+        let xip = one(&[SlotState { confirmed: false, ..running() }], Some(McubootMode::DirectXip));
+        assert_eq!(xip.to_string(), "image 0 runs 1.0.0; slot 1 is empty — nothing has been uploaded");
     }
 
     #[test]
@@ -629,6 +658,16 @@ mod tests {
         assert_eq!(s[1], ImageStatus { image: 1, situation: Situation::NoImage });
         assert_eq!(s[1].to_string(), "image 1: no slot holds a valid image");
         assert!(statuses(&[], None, false, &[]).is_empty());
+    }
+
+    #[test]
+    fn empty_slots_are_the_ones_not_listed() {
+        let net = SlotState { image: 1, ..running() };
+        let uploaded = slot(1, "2.0.0", 0xbb);
+        assert_eq!(empty_slots(&[running(), uploaded.clone(), net]), [EmptySlot { image: 1, slot: 1 }]);
+        assert_eq!(empty_slots(&[SlotState { slot: 1, ..running() }]), [EmptySlot { image: 0, slot: 0 }]);
+        assert!(empty_slots(&[running(), uploaded]).is_empty());
+        assert!(empty_slots(&[]).is_empty());
     }
 
     #[test]
