@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use crate::command::image::SlotState;
 use crate::command::os::McubootMode;
+use crate::dfu::plan::parse_version;
 use crate::ImageHash;
 
 /// An image in a slot, as a status names it.
@@ -323,7 +324,17 @@ impl fmt::Display for ImageStatus {
                 if *confirmed { ", confirmed" } else { "" }
             ),
             Situation::Unmarked { running, other } => {
-                let same = if other.version == running.version { " too (another build)" } else { "" };
+                let older = matches!(
+                    (parse_version(&other.version), parse_version(&running.version)),
+                    (Some(o), Some(r)) if o < r
+                );
+                let same = if other.version == running.version {
+                    " too (another build)"
+                } else if older {
+                    ", older than the running image"
+                } else {
+                    ""
+                };
                 write!(
                     f,
                     "image {image} runs {}, confirmed; slot {} holds {}{same}, not marked{}",
@@ -332,7 +343,11 @@ impl fmt::Display for ImageStatus {
                     other.version,
                     other.not_bootable()
                 )?;
-                if other.bootable {
+                // After an update the old image stays behind: marking it would be a downgrade,
+                // not the next step.
+                if older && other.bootable {
+                    f.write_str(": a reset changes nothing")?;
+                } else if other.bootable {
                     write!(
                         f,
                         ": a reset changes nothing — mark it with `smpflash image test {}`",
@@ -513,6 +528,11 @@ mod tests {
             None,
         );
         assert!(matches!(confirmed.situation, Situation::Unmarked { .. }));
+        assert_eq!(
+            confirmed.to_string(),
+            "image 0 runs 2.0.0, confirmed; slot 1 holds 1.0.0, older than the running image, not \
+             marked: a reset changes nothing"
+        );
         let permanent =
             one(&[running(), SlotState { pending: true, permanent: true, ..slot(1, "2.0.0", 0xbb) }], None);
         assert_eq!(
