@@ -1,6 +1,6 @@
 //! `smpflash decode`: explain raw SMP bytes offline, with core's [`smpflash_core::decode`].
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use serde::Serialize;
@@ -19,21 +19,24 @@ pub struct DecodeReport {
 /// One input and the frames in it.
 #[derive(Debug, Serialize)]
 pub struct Input {
-    /// Where it came from: `argument 1`, `line 7`, `stdin line 2`.
+    /// Where it came from: `argument 1`, `line 7`, `stdin line 2`, `console packet 3`.
     pub source: String,
     /// Its length in bytes.
     pub bytes: usize,
     /// Its frames (more than one when frames were captured back to back).
     pub frames: Vec<FrameReport>,
+    /// A console packet the serial framing threw away, and why (no frames then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discarded: Option<String>,
 }
 
 /// Where the hex comes from.
 pub enum Source<'a> {
     /// Command-line arguments, a frame each (or one frame when every argument is one byte).
     Args(&'a [String]),
-    /// A file, a frame per line.
+    /// A file, a frame per line, or a raw serial capture.
     File(&'a Path),
-    /// Standard input, a frame per line.
+    /// Standard input, like a file.
     Stdin,
 }
 
@@ -41,26 +44,70 @@ fn usage(message: String) -> Failure {
     Failure { code: Code::Usage, message }
 }
 
+fn unreadable(what: String, e: io::Error) -> Failure {
+    Failure { code: Code::Failure, message: format!("cannot read {what}: {e}") }
+}
+
 /// Runs the command.
 pub fn run(source: Source<'_>, direction: Option<Direction>) -> Result<Outcome, Failure> {
-    let texts: Vec<(String, String)> = match source {
-        Source::Args(args) => args_to_inputs(args),
+    let (bytes, label) = match source {
+        Source::Args(args) => return from_texts(args_to_inputs(args), direction),
         Source::File(path) => {
-            let file = std::fs::File::open(path).map_err(|e| Failure {
-                code: Code::Failure,
-                message: format!("cannot read {}: {e}", path.display()),
-            })?;
-            lines(io::BufReader::new(file), "line")?
+            (std::fs::read(path).map_err(|e| unreadable(path.display().to_string(), e))?, "line")
         }
-        Source::Stdin => lines(io::stdin().lock(), "stdin line")?,
+        Source::Stdin => {
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut io::stdin().lock(), &mut bytes)
+                .map_err(|e| unreadable("stdin".into(), e))?;
+            (bytes, "stdin line")
+        }
     };
+    // A raw serial capture: packets in Zephyr's console framing among log lines.
+    if bytes.windows(2).any(|w| w == smpflash_serial::codec::PACKET_START) {
+        let inputs = console(&bytes, direction);
+        if inputs.is_empty() {
+            return Err(usage("the console capture holds no SMP packet".into()));
+        }
+        return Ok(Outcome::Decode(DecodeReport { inputs }));
+    }
+    from_texts(lines(&String::from_utf8_lossy(&bytes), label), direction)
+}
+
+/// The packets of a console capture, a frame each; log lines are left out.
+fn console(bytes: &[u8], direction: Option<Direction>) -> Vec<Input> {
+    use smpflash_serial::ConsoleItem;
+    let mut inputs = Vec::new();
+    for item in smpflash_serial::decode_all(bytes) {
+        let source = format!("console packet {}", inputs.len() + 1);
+        match item {
+            ConsoleItem::Frame(frame) => inputs.push(Input {
+                source,
+                bytes: frame.len(),
+                frames: decode::inspect(&frame, direction),
+                discarded: None,
+            }),
+            ConsoleItem::Discarded(why) => {
+                inputs.push(Input { source, bytes: 0, frames: Vec::new(), discarded: Some(why.to_string()) })
+            }
+            ConsoleItem::Log(_) => {}
+        }
+    }
+    inputs
+}
+
+fn from_texts(texts: Vec<(String, String)>, direction: Option<Direction>) -> Result<Outcome, Failure> {
     if texts.is_empty() {
         return Err(usage("no frames to decode: give hex bytes, --file PATH, or - to read stdin".into()));
     }
     let mut inputs = Vec::new();
     for (source, text) in texts {
         let bytes = decode::parse_hex(&text).map_err(|e| usage(format!("{source}: {e}")))?;
-        inputs.push(Input { frames: decode::inspect(&bytes, direction), bytes: bytes.len(), source });
+        inputs.push(Input {
+            frames: decode::inspect(&bytes, direction),
+            bytes: bytes.len(),
+            source,
+            discarded: None,
+        });
     }
     Ok(Outcome::Decode(DecodeReport { inputs }))
 }
@@ -78,16 +125,13 @@ fn args_to_inputs(args: &[String]) -> Vec<(String, String)> {
     args.iter().enumerate().map(|(i, a)| (format!("argument {}", i + 1), a.clone())).collect()
 }
 
-fn lines(reader: impl BufRead, label: &str) -> Result<Vec<(String, String)>, Failure> {
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line =
-            line.map_err(|e| Failure { code: Code::Failure, message: format!("cannot read input: {e}") })?;
-        if let Some(hex) = decode::log_line(&line) {
-            out.push((format!("{label} {}", i + 1), hex.to_string()));
-        }
-    }
-    Ok(out)
+fn lines(text: &str, label: &str) -> Vec<(String, String)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            decode::log_line(line).map(|hex| (format!("{label} {}", i + 1), hex.to_string()))
+        })
+        .collect()
 }
 
 /// The report as text.
@@ -95,6 +139,10 @@ pub fn text(out: &mut dyn Write, report: &DecodeReport) -> io::Result<()> {
     for (n, input) in report.inputs.iter().enumerate() {
         if n > 0 {
             writeln!(out)?;
+        }
+        if let Some(why) = &input.discarded {
+            writeln!(out, "{}: dropped by the console framing: {why}", input.source)?;
+            continue;
         }
         let several = input.frames.len() > 1;
         for (i, f) in input.frames.iter().enumerate() {

@@ -92,3 +92,30 @@ fn bad_input_is_a_usage_error() {
         .code(1)
         .stderr(predicate::str::contains("cannot read no/such/file"));
 }
+
+#[test]
+fn a_raw_serial_capture_in_the_console_framing() {
+    // what `cat /dev/ttyACM0 > capture` saves: log text, packets, one corrupted packet line
+    let mut capture = b"*** Booting Zephyr OS ***\r\nuart:~$ ".to_vec();
+    capture.extend(smpflash_serial::encode_frame(&[0x0a, 0, 0, 1, 0, 0, 0, 5, 0xa0]).unwrap());
+    capture.extend_from_slice(b"\x06\x09AAAA!!\n");
+    let answer = vec![0x0b, 0, 0, 5, 0, 0, 0, 5, 0xa1, 0x62, b'r', b'c', 0x0a];
+    capture.extend(smpflash_serial::encode_frame(&answer).unwrap());
+    smpflash()
+        .args(["decode", "-"])
+        .write_stdin(capture.clone())
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("console packet 1 (9 bytes):\n"))
+        .stdout(predicate::str::contains(
+            "console packet 2: dropped by the console framing: packet line is not valid base64\n",
+        ))
+        .stdout(predicate::str::contains("result    rc 10 = MGMT_ERR_EBUSY: the device is busy"));
+    // log text and a bare marker: nothing to decode
+    smpflash()
+        .args(["decode", "-"])
+        .write_stdin(b"boot log\n\x06\x09".to_vec())
+        .assert()
+        .code(2)
+        .stderr("error: the console capture holds no SMP packet\n");
+}
