@@ -51,7 +51,7 @@ fn the_golden_file_as_text_and_json() {
     assert!(out.status.success());
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let inputs = doc["inputs"].as_array().unwrap();
-    assert_eq!(inputs.len(), 28);
+    assert_eq!(inputs.len(), 29);
     let swapped =
         inputs.iter().find(|i| i["frames"][0]["header"]["group"] == 0x2d01 && i["bytes"] == 309).unwrap();
     let problems: Vec<&str> = swapped["frames"][0]["problems"]

@@ -298,6 +298,14 @@ pub enum Problem {
         /// That command's op.
         op: u8,
     },
+    /// A read of a command that also takes writes, carrying a key only its write uses (image
+    /// state read with `confirm`): the device answers the read and ignores the key.
+    WriteKeyInRead {
+        /// The key.
+        key: &'static str,
+        /// The write the key belongs to.
+        write: &'static str,
+    },
     /// An image upload at offset 0 without `len`: Zephyr refuses it.
     UploadStartWithoutLen,
 }
@@ -368,6 +376,11 @@ impl fmt::Display for Problem {
                 f,
                 "the body's {key:?} key belongs to {belongs_to} (group {group}, id {id}, {})",
                 op_name(op).unwrap_or("?")
+            ),
+            Problem::WriteKeyInRead { key, write } => write!(
+                f,
+                "the body's {key:?} key belongs to {write}, a write (op 2); sent as a read, the device \
+                 answers the read and ignores it"
             ),
             Problem::UploadStartWithoutLen => write!(
                 f,
@@ -613,14 +626,23 @@ fn body_problems(h: &HeaderFields, body: &Body) -> Vec<Problem> {
         return p;
     }
     for &(key, group, id, op) in TELLING_KEYS {
-        // The right command with the wrong op is a `WrongOp` already.
-        let same = h.group == group && h.id == id;
-        if body.get(key).is_some() && !same {
-            let belongs_to = command_for(group, id).map_or("?", |c| c.name_for(op));
-            p.push(Problem::KeyOfAnotherCommand { key, belongs_to, group, id, op });
-            // One key names the command; more of the same command add nothing.
-            break;
+        if body.get(key).is_none() {
+            continue;
         }
+        let command = command_for(group, id);
+        let belongs_to = command.map_or("?", |c| c.name_for(op));
+        if h.group == group && h.id == id {
+            // The right command with an op it does not take is a `WrongOp` already; one that
+            // takes both (image state) silently does the read.
+            if h.op != op && command.is_some_and(|c| c.takes(h.op)) {
+                p.push(Problem::WriteKeyInRead { key, write: belongs_to });
+                break;
+            }
+            continue;
+        }
+        p.push(Problem::KeyOfAnotherCommand { key, belongs_to, group, id, op });
+        // One key names the command; more of the same command add nothing.
+        break;
     }
     let is_upload = h.group == rc::group::IMAGE && h.id == 1;
     let at_start = matches!(body.get("off"), Some(Value::Integer(i)) if i128::from(*i) == 0);
@@ -1038,6 +1060,21 @@ mod tests {
         // the same keys in answers are expected
         let body = cbor(&map(&[("off", Value::from(100))]));
         assert!(inspect(&frame([0x03, 0, 0, body.len() as u8, 0, 1, 0, 1], &body), None)[0].is_clean());
+    }
+
+    #[test]
+    fn a_confirm_sent_as_a_read() {
+        let body = cbor(&map(&[("confirm", Value::Bool(true))]));
+        let r = inspect(&frame([0x00, 0, 0, body.len() as u8, 0, 1, 0, 0], &body), None);
+        assert_eq!(
+            r[0].problems,
+            [Problem::WriteKeyInRead { key: "confirm", write: "image state write (test/confirm)" }]
+        );
+        assert!(r[0].problems[0]
+            .to_string()
+            .ends_with("sent as a read, the device answers the read and ignores it"));
+        // as a write it is what it should be
+        assert!(inspect(&frame([0x02, 0, 0, body.len() as u8, 0, 1, 0, 0], &body), None)[0].is_clean());
     }
 
     #[test]

@@ -75,7 +75,7 @@ fn one(frames: &BTreeMap<String, (Direction, Vec<u8>)>, name: &str) -> FrameRepo
 #[test]
 fn every_golden_frame_decodes_to_what_it_is() {
     let frames = golden();
-    assert_eq!(frames.len(), 28, "the fixture's frame count");
+    assert_eq!(frames.len(), 29, "the fixture's frame count");
     let clean = |name: &str| {
         let r = one(&frames, name);
         assert!(r.is_clean(), "{name}: {:?} {:?}", r.problems, r.body);
@@ -161,6 +161,13 @@ fn every_golden_frame_decodes_to_what_it_is() {
     assert_eq!(said(&r), (0, 2, 0, 2, 6, Some("MCUmgr parameters")));
     assert_eq!(r.problems, [Problem::WrongOp { command: "MCUmgr parameters", op: 2, expected: 0 }]);
     assert_eq!(one(&frames, "confirm-as-os-6-answer").outcome.unwrap().name, Some("MGMT_ERR_ENOTSUP"));
+
+    let r = one(&frames, "confirm-as-read-request");
+    assert_eq!(said(&r), (0, 0, 1, 5, 0, Some("image state read")));
+    assert_eq!(
+        r.problems,
+        [Problem::WriteKeyInRead { key: "confirm", write: "image state write (test/confirm)" }]
+    );
 
     let r = one(&frames, "short-length-request");
     assert_eq!(r.problems, [Problem::LengthMismatch { declared: 1, following: 301 }]);
