@@ -461,8 +461,8 @@ fn frame_end(rest: &[u8]) -> usize {
 /// and ending exactly at the end.
 fn well_formed_chain(mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
-        let Some(raw) = bytes.get(..HEADER_LEN) else { return false };
-        let h = HeaderFields::new(raw.try_into().expect("8 bytes"));
+        let Some(raw) = header_bytes(bytes) else { return false };
+        let h = HeaderFields::new(raw);
         let end = HEADER_LEN + h.len as usize;
         let plausible = raw[0] & 0xE0 == 0
             && h.version <= 1
@@ -482,9 +482,13 @@ fn well_formed_chain(mut bytes: &[u8]) -> bool {
     true
 }
 
+fn header_bytes(bytes: &[u8]) -> Option<[u8; HEADER_LEN]> {
+    bytes.get(..HEADER_LEN)?.try_into().ok()
+}
+
 /// Explains one frame: `bytes` are its header and everything taken as its body.
 pub fn inspect_one(bytes: &[u8], offset: usize, direction: Option<Direction>) -> FrameReport {
-    let Some(raw) = bytes.get(..HEADER_LEN) else {
+    let Some(raw) = header_bytes(bytes) else {
         return FrameReport {
             offset,
             bytes: bytes.len(),
@@ -494,7 +498,7 @@ pub fn inspect_one(bytes: &[u8], offset: usize, direction: Option<Direction>) ->
             problems: vec![Problem::TooShort { got: bytes.len() }],
         };
     };
-    let h = HeaderFields::new(raw.try_into().expect("8 bytes"));
+    let h = HeaderFields::new(raw);
     let body_bytes = &bytes[HEADER_LEN..];
     let mut problems = header_problems(&h, body_bytes.len(), direction);
     let body = decode_body(body_bytes, &mut problems);
@@ -907,12 +911,11 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
         if let Some((i, ch)) = digits.chars().enumerate().find(|(_, ch)| !ch.is_ascii_hexdigit()) {
             return Err(HexError::NotHex { ch, at: at + i + if prefixed { 2 } else { 0 } });
         }
-        if prefixed && digits.len() == 1 {
-            out.push(u8::from_str_radix(digits, 16).expect("checked hex digit"));
-        } else if digits.len() % 2 == 1 {
-            return Err(HexError::OddDigits { token: token.to_string() });
-        } else {
-            out.extend(hex::decode(digits).expect("checked hex, even length"));
+        // `0x1` (Python's `hex(1)`) is one byte; otherwise digits come in pairs.
+        let padded = if prefixed && digits.len() == 1 { format!("0{digits}") } else { digits.to_string() };
+        match hex::decode(&padded) {
+            Ok(bytes) => out.extend(bytes),
+            Err(_) => return Err(HexError::OddDigits { token: token.to_string() }),
         }
         at += count;
     }
