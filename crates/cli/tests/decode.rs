@@ -38,7 +38,7 @@ fn the_golden_file_as_text_and_json() {
     let out = smpflash().args(["decode", "--file", "tests/fixtures/frames/golden.txt"]).assert().success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(text.contains(
-        "the group field holds 0x2d01, no MCUmgr group; read little-endian it is 301, the body's length: \
+        "the group field holds 0x2d01, not a known MCUmgr group; read little-endian it is 301, the body's length: \
          looks like the body length written into the group field"
     ));
     assert!(text.contains("this is JSON ({\"image\": 0, \"len\": 4759"));

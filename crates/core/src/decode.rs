@@ -340,7 +340,7 @@ impl fmt::Display for Problem {
             ),
             Problem::LengthInGroup { group, swapped } => write!(
                 f,
-                "the group field holds {group:#06x}, no MCUmgr group; read little-endian it is {swapped}, \
+                "the group field holds {group:#06x}, not a known MCUmgr group; read little-endian it is {swapped}, \
                  the body's length: looks like the body length written into the group field (the \
                  header's order is op, flags, length, group, sequence, command id, all big-endian)"
             ),
@@ -530,9 +530,10 @@ fn header_problems(h: &HeaderFields, following: usize, direction: Option<Directi
         }
     }
     let known_group = h.group_name.is_some() || h.group >= rc::group::PER_USER;
-    // A user group is legal, but one whose swapped bytes are exactly the body's length is far
-    // likelier a misplaced length than a coincidence.
-    if h.group_name.is_none() && h.group.swap_bytes() as usize == following {
+    // A user group is legal, but with a wrong length field, one whose swapped bytes are exactly
+    // the body's length is far likelier the misplaced length than a coincidence.
+    let length_wrong = h.len as usize != following;
+    if h.group_name.is_none() && length_wrong && h.group.swap_bytes() as usize == following {
         p.push(Problem::LengthInGroup { group: h.group, swapped: h.group.swap_bytes() });
     } else if !known_group {
         p.push(Problem::UnknownGroup { group: h.group });
@@ -1050,6 +1051,9 @@ mod tests {
         assert_eq!(r[0].problems, [Problem::UnknownGroup { group: 40 }]);
         let r = inspect(&frame([0x02, 0, 0, 1, 0, 64, 0, 0], &empty), None);
         assert!(r[0].is_clean(), "user groups are fine");
+        // user group 256 with a one-byte body and a right length: no misplaced length
+        let r = inspect(&frame([0x02, 0, 0, 1, 1, 0, 0, 0], &empty), None);
+        assert!(r[0].is_clean(), "{:?}", r[0].problems);
     }
 
     #[test]
