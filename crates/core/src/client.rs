@@ -107,7 +107,7 @@ impl Shared {
                 let why: Vec<String> =
                     crate::decode::inspect(bytes, Some(crate::decode::Direction::Response))
                         .iter()
-                        .flat_map(|r| r.problems.iter().map(ToString::to_string))
+                        .flat_map(|r| r.findings())
                         .collect();
                 tracing::warn!("dropping malformed frame from device: {e} ({})", why.join("; "));
                 self.table().stats.malformed += 1;

@@ -422,6 +422,16 @@ impl FrameReport {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty() && self.body.is_ok()
     }
+
+    /// Everything wrong with the frame, a sentence each: the problems, then why the body is no
+    /// CBOR (for a log line or a warning to whoever sent it).
+    pub fn findings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
+        if let Err(problem) = &self.body {
+            out.push(problem.to_string());
+        }
+        out
+    }
 }
 
 /// Explains every frame in `bytes`. Frames sent back to back (a capture that joined two
@@ -1028,6 +1038,11 @@ mod tests {
         let r = inspect(&frame([0x02, 0, 0, json.len() as u8, 0, 1, 0, 1], json), None);
         assert!(matches!(&r[0].body, Err(BodyProblem::Json { text }) if text.starts_with("{\"image\"")));
         assert!(r[0].body.as_ref().unwrap_err().to_string().contains("SMP bodies are CBOR maps"));
+        assert_eq!(
+            r[0].findings(),
+            ["this is JSON ({\"image\": 0, \"off\": 0}); SMP bodies are CBOR maps"],
+            "the body's problem is a finding too"
+        );
     }
 
     #[test]
