@@ -1,5 +1,5 @@
-//! Any bytes from a device: frame decoding, error extraction and every typed answer decoder
-//! must return, never panic.
+//! Any bytes from a device: frame decoding, error extraction, every typed answer decoder and
+//! `smpflash decode`'s explainer (bytes and hex text) must return, never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,6 +15,14 @@ fn one<C: Command>(f: &Frame) {
 fuzz_target!(|data: &[u8]| {
     let _ = expected_len(data);
     let _ = smpflash_core::cbor::diagnostic(data);
+    for report in smpflash_core::decode::inspect(data, None) {
+        for problem in &report.problems {
+            let _ = problem.to_string();
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = smpflash_core::decode::parse_hex(text);
+    }
     if let Ok(frame) = Frame::decode(data) {
         one::<Echo>(&frame);
         one::<Reset>(&frame);

@@ -9,11 +9,11 @@ use smpflash_core::command::os::{AppInfo, BootloaderInfo, BootloaderMode, Echo, 
 use smpflash_core::dfu::{self, DfuOptions};
 use smpflash_core::mcuboot;
 use smpflash_core::upload::{self, Limits, UploadOptions};
-use smpflash_core::{rc, Error};
+use smpflash_core::{rc, status, Error};
 
 use crate::connect::Connected;
 use crate::exit::{Code, Failure};
-use crate::output::{Info, Outcome};
+use crate::output::{Info, Outcome, StatusLine};
 use crate::render::Reporter;
 
 /// `echo TEXT`.
@@ -69,7 +69,15 @@ pub async fn reset(c: &Connected, force: bool, boot_mode: Option<u8>) -> Result<
 
 /// `image list`.
 pub async fn list(c: &Connected) -> Result<Outcome, Failure> {
-    Ok(Outcome::Images { images: c.session.client().request(&ImageStateRead {}).await?.images })
+    Ok(Outcome::images(c.session.client().request(&ImageStateRead {}).await?.images))
+}
+
+/// `status`: what the image state, the bootloader's mode and the device's kind mean for the
+/// next reset.
+pub async fn status(c: &Connected) -> Result<Outcome, Failure> {
+    let facts = dfu::facts::inspect(&c.session).await?;
+    let images = status::statuses(&facts.state, facts.mode, facts.recovery, &facts.images());
+    Ok(Outcome::Status { images: images.into_iter().map(StatusLine::from).collect() })
 }
 
 /// Resolves a hash argument: full hex (any separators) or an unambiguous prefix of a hash the
@@ -100,7 +108,7 @@ pub async fn mark(c: &Connected, hash: Option<&str>, confirm: bool) -> Result<Ou
         None => None,
     };
     let s = c.session.client().request(&ImageStateWrite { hash, confirm }).await?;
-    Ok(Outcome::Images { images: s.images })
+    Ok(Outcome::images(s.images))
 }
 
 /// `image erase`.

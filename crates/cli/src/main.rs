@@ -6,6 +6,7 @@
 
 mod commands;
 mod connect;
+mod decode;
 mod exit;
 mod output;
 mod render;
@@ -79,6 +80,8 @@ enum Command {
     Params,
     /// Show the bootloader, its mode and the application's info.
     Info,
+    /// Say, per image, where its update stands and what the next reset will do.
+    Status,
     /// Reset the device.
     Reset {
         /// Reset even if the device's application vetoes it.
@@ -89,6 +92,23 @@ enum Command {
         /// recovery), 0 a normal boot.
         #[arg(long, value_name = "N")]
         boot_mode: Option<u8>,
+    },
+    /// Explain raw SMP bytes offline: header fields, CBOR body, error codes, and what cannot be
+    /// right about them (a frame per argument, or per line of --file / stdin).
+    Decode {
+        /// Hex bytes of a frame, any separators (`02 00 00 02 …`, `02:00:…`, `0x02, 0x00`);
+        /// `-` reads stdin, a frame per line.
+        hex: Vec<String>,
+        /// Read frames from a file, one per line; blank lines and `#` comments are skipped and
+        /// a label ending in ": " (e.g. `12:00:01 rx: `) is dropped.
+        #[arg(long, conflicts_with = "hex")]
+        file: Option<PathBuf>,
+        /// The bytes are requests (a client sent them): a response op is a mistake.
+        #[arg(long, conflicts_with = "response")]
+        request: bool,
+        /// The bytes are answers (a device sent them): a request op is a mistake.
+        #[arg(long)]
+        response: bool,
     },
     /// Image management.
     #[command(subcommand)]
@@ -202,6 +222,19 @@ async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
     let connection = cli.connection;
     match cli.command {
         Command::Image(ImageCommand::Show { file }) => show::run(&file),
+        Command::Decode { hex, file, request, response } => {
+            let source = match (&file, hex.as_slice()) {
+                (Some(path), _) => decode::Source::File(path),
+                (None, [dash]) if dash == "-" => decode::Source::Stdin,
+                (None, args) => decode::Source::Args(args),
+            };
+            let direction = match (request, response) {
+                (true, _) => Some(smpflash_core::decode::Direction::Request),
+                (_, true) => Some(smpflash_core::decode::Direction::Response),
+                _ => None,
+            };
+            decode::run(source, direction)
+        }
         #[cfg(feature = "sim")]
         Command::Sim(args) => sim::run(args).await.map(|()| Outcome::Nothing),
         #[cfg(not(feature = "sim"))]
@@ -241,6 +274,7 @@ async fn on_device(
         Command::Echo { text } => commands::echo(c, &text).await,
         Command::Params => commands::params(c).await,
         Command::Info => commands::info(c).await,
+        Command::Status => commands::status(c).await,
         Command::Reset { force, boot_mode } => commands::reset(c, force, boot_mode).await,
         Command::Image(ImageCommand::List) => commands::list(c).await,
         Command::Image(ImageCommand::Upload { file, image }) => {
@@ -253,7 +287,7 @@ async fn on_device(
             let opts = DfuOptions { mode, upload, force, enter_recovery: recovery, ..Default::default() };
             commands::dfu(c, &file, image, opts, reporter).await
         }
-        Command::Image(ImageCommand::Show { .. }) | Command::Scan { .. } => {
+        Command::Image(ImageCommand::Show { .. }) | Command::Scan { .. } | Command::Decode { .. } => {
             unreachable!("run() handles the commands that need no device")
         }
         #[cfg(feature = "sim")]

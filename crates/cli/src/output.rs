@@ -8,8 +8,10 @@ use smpflash_ble::ScanResult;
 use smpflash_core::command::image::SlotState;
 use smpflash_core::command::os::McubootMode;
 use smpflash_core::dfu::DfuReport;
+use smpflash_core::status::{self, EmptySlot, ImageStatus};
 use smpflash_core::upload::{Limits, UploadReport};
 
+use crate::decode::DecodeReport;
 use crate::show::ShowReport;
 
 /// What `info` found.
@@ -60,6 +62,13 @@ pub enum Outcome {
     Images {
         /// Image state.
         images: Vec<SlotState>,
+        /// Slots left out of the list because they hold no image.
+        empty_slots: Vec<EmptySlot>,
+    },
+    /// `status`.
+    Status {
+        /// One status per image.
+        images: Vec<StatusLine>,
     },
     /// `image erase`.
     Erased {
@@ -75,6 +84,31 @@ pub enum Outcome {
     Dfu(DfuReport),
     /// `image show`.
     Show(ShowReport),
+    /// `decode`.
+    Decode(DecodeReport),
+}
+
+/// One image's status with its sentence (JSON readers get both the data and the words).
+#[derive(Debug, Serialize)]
+pub struct StatusLine {
+    /// The status.
+    #[serde(flatten)]
+    pub status: ImageStatus,
+    /// Its sentence.
+    pub sentence: String,
+}
+
+impl From<ImageStatus> for StatusLine {
+    fn from(status: ImageStatus) -> Self {
+        StatusLine { sentence: status.to_string(), status }
+    }
+}
+
+impl Outcome {
+    /// The image list, with the empty slots it implies.
+    pub fn images(images: Vec<SlotState>) -> Self {
+        Outcome::Images { empty_slots: status::empty_slots(&images), images }
+    }
 }
 
 /// Renders outcomes as text or JSON.
@@ -151,7 +185,22 @@ fn text(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
             writeln!(out, "application: {}", i.application.as_deref().unwrap_or("unknown"))
         }
         Outcome::Reset { .. } => writeln!(out, "device is resetting"),
-        Outcome::Images { images } => image_table(out, images),
+        Outcome::Images { images, empty_slots } => {
+            image_table(out, images)?;
+            for e in empty_slots {
+                writeln!(out, "image {} slot {} is empty: nothing has been uploaded to it", e.image, e.slot)?;
+            }
+            Ok(())
+        }
+        Outcome::Status { images } => {
+            for line in images {
+                writeln!(out, "{}", line.sentence)?;
+            }
+            if images.is_empty() {
+                writeln!(out, "the device lists no images")?;
+            }
+            Ok(())
+        }
         Outcome::Erased { erased } => writeln!(out, "slot {erased} erased"),
         Outcome::Dfu(report) => {
             // The closing line belongs with the progress lines on stderr; the table is the
@@ -160,6 +209,7 @@ fn text(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
             image_table(out, &report.after)
         }
         Outcome::Show(report) => crate::show::text(out, report),
+        Outcome::Decode(report) => crate::decode::text(out, report),
     }
 }
 

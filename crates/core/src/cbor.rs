@@ -75,19 +75,23 @@ pub fn device_error(body: &[u8], request_group: u16) -> Result<Option<DeviceErro
 }
 
 /// A compact CBOR diagnostic rendering of a body for `-v` traces: maps and arrays in full, byte
-/// strings as hex (long ones shortened with their length).
+/// strings as hex (long ones, and long text, shortened with their length).
 pub fn diagnostic(body: &[u8]) -> String {
     match ciborium::from_reader::<ciborium::Value, _>(body) {
-        Ok(v) => {
-            let mut out = String::new();
-            render(&v, &mut out);
-            out
-        }
+        Ok(v) => render(&v),
         Err(e) => format!("<undecodable CBOR, {} bytes: {e}>", body.len()),
     }
 }
 
-fn render(v: &ciborium::Value, out: &mut String) {
+/// One CBOR value in the diagnostic rendering of [`diagnostic`] (`smpflash decode` shows bodies
+/// the same way).
+pub(crate) fn render(v: &ciborium::Value) -> String {
+    let mut out = String::new();
+    render_into(v, &mut out);
+    out
+}
+
+fn render_into(v: &ciborium::Value, out: &mut String) {
     use ciborium::Value;
     use std::fmt::Write;
     match v {
@@ -97,9 +101,9 @@ fn render(v: &ciborium::Value, out: &mut String) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                render(k, out);
+                render_into(k, out);
                 out.push_str(": ");
-                render(val, out);
+                render_into(val, out);
             }
             out.push('}');
         }
@@ -109,7 +113,7 @@ fn render(v: &ciborium::Value, out: &mut String) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                render(item, out);
+                render_into(item, out);
             }
             out.push(']');
         }
@@ -118,6 +122,10 @@ fn render(v: &ciborium::Value, out: &mut String) {
         }
         Value::Bytes(b) => {
             let _ = write!(out, "h'{}'", hex::encode(b));
+        }
+        Value::Text(t) if t.chars().count() > 64 => {
+            let head: String = t.chars().take(32).collect();
+            let _ = write!(out, "{head:?}… ({} characters)", t.chars().count());
         }
         Value::Text(t) => {
             let _ = write!(out, "{t:?}");

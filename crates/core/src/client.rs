@@ -103,7 +103,13 @@ impl Shared {
         let frame = match Frame::decode(bytes) {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!("dropping malformed frame from device: {e}");
+                // The same checks as `smpflash decode`, so the log says what is wrong in words.
+                let why: Vec<String> =
+                    crate::decode::inspect(bytes, Some(crate::decode::Direction::Response))
+                        .iter()
+                        .flat_map(|r| r.findings())
+                        .collect();
+                tracing::warn!("dropping malformed frame from device: {e} ({})", why.join("; "));
                 self.table().stats.malformed += 1;
                 return;
             }

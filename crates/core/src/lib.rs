@@ -9,6 +9,7 @@
 pub mod cbor;
 pub mod client;
 pub mod command;
+pub mod decode;
 pub mod dfu;
 pub mod error;
 pub mod frame;
@@ -20,6 +21,7 @@ pub mod mcuboot;
 pub mod progress;
 pub mod rc;
 pub mod session;
+pub mod status;
 pub mod transport;
 pub mod upload;
 

@@ -1,6 +1,7 @@
 //! Zephyr's error codes: the SMP-level `MGMT_ERR_*` set and each group's own rc space.
 //!
-//! Names and meanings follow Zephyr's `mgmt_defines.h`, `img_mgmt.h`, `os_mgmt.h` and
+//! Names and meanings follow Zephyr's `mgmt_defines.h`, `img_mgmt.h`, `os_mgmt.h`,
+//! `stat_mgmt.h`, `settings_mgmt.h`, `fs_mgmt.h`, `shell_mgmt.h`, `enum_mgmt.h` and
 //! `zephyr_basic_mgmt.h`, so a user can search for the exact name the firmware uses.
 
 /// SMP-level: the command is not supported by the device.
@@ -101,6 +102,8 @@ pub mod group {
     pub const ENUM: u16 = 10;
     /// Zephyr basic (storage erase).
     pub const ZEPHYR_BASIC: u16 = 63;
+    /// The first group number left to applications (`MGMT_GROUP_ID_PERUSER`).
+    pub const PER_USER: u16 = 64;
 }
 
 type Table = &'static [(&'static str, &'static str)];
@@ -178,6 +181,65 @@ const ZEPHYRBASIC_MGMT_ERR: Table = &[
     ("ZEPHYRBASIC_MGMT_ERR_FLASH_ERASE_FAILED", "erasing the storage flash area failed"),
 ];
 
+const STAT_MGMT_ERR: Table = &[
+    ("STAT_MGMT_RET_RC_OK", "no error"),
+    ("STAT_MGMT_RET_RC_UNKNOWN", "unknown statistics error"),
+    ("STAT_MGMT_RET_RC_INVALID_GROUP", "no statistics group of that name"),
+    ("STAT_MGMT_RET_RC_INVALID_STAT_NAME", "no statistic of that name"),
+    ("STAT_MGMT_RET_RC_INVALID_STAT_SIZE", "the statistic's size cannot be handled"),
+    ("STAT_MGMT_RET_RC_WALK_ABORTED", "the walk through the statistics was aborted"),
+];
+
+const SETTINGS_MGMT_ERR: Table = &[
+    ("SETTINGS_MGMT_ERR_OK", "no error"),
+    ("SETTINGS_MGMT_ERR_UNKNOWN", "unknown settings error"),
+    ("SETTINGS_MGMT_ERR_KEY_TOO_LONG", "the key name is too long"),
+    ("SETTINGS_MGMT_ERR_KEY_NOT_FOUND", "no such key"),
+    ("SETTINGS_MGMT_ERR_READ_NOT_SUPPORTED", "the key cannot be read"),
+    ("SETTINGS_MGMT_ERR_ROOT_KEY_NOT_FOUND", "no such root key"),
+    ("SETTINGS_MGMT_ERR_WRITE_NOT_SUPPORTED", "the key cannot be written"),
+    ("SETTINGS_MGMT_ERR_DELETE_NOT_SUPPORTED", "the key cannot be deleted"),
+];
+
+const FS_MGMT_ERR: Table = &[
+    ("FS_MGMT_ERR_OK", "no error"),
+    ("FS_MGMT_ERR_UNKNOWN", "unknown file system error"),
+    ("FS_MGMT_ERR_FILE_INVALID_NAME", "the file name is not valid"),
+    ("FS_MGMT_ERR_FILE_NOT_FOUND", "no such file"),
+    ("FS_MGMT_ERR_FILE_IS_DIRECTORY", "the name is a directory, not a file"),
+    ("FS_MGMT_ERR_FILE_OPEN_FAILED", "opening the file failed"),
+    ("FS_MGMT_ERR_FILE_SEEK_FAILED", "seeking in the file failed"),
+    ("FS_MGMT_ERR_FILE_READ_FAILED", "reading the file failed"),
+    ("FS_MGMT_ERR_FILE_TRUNCATE_FAILED", "truncating the file failed"),
+    ("FS_MGMT_ERR_FILE_DELETE_FAILED", "deleting the file failed"),
+    ("FS_MGMT_ERR_FILE_WRITE_FAILED", "writing the file failed"),
+    (
+        "FS_MGMT_ERR_FILE_OFFSET_NOT_VALID",
+        "the offset is not valid (the file changed?); the answer's len is the file's size",
+    ),
+    ("FS_MGMT_ERR_FILE_OFFSET_LARGER_THAN_FILE", "the offset is past the end of the file"),
+    ("FS_MGMT_ERR_CHECKSUM_HASH_NOT_FOUND", "the checksum or hash type is not supported"),
+    ("FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND", "the mount point is not found or not mounted"),
+    ("FS_MGMT_ERR_READ_ONLY_FILESYSTEM", "the file system is read-only"),
+    ("FS_MGMT_ERR_FILE_EMPTY", "the file is empty"),
+    ("FS_MGMT_ERR_FILE_CLOSE_FAILED", "closing the file failed"),
+];
+
+const SHELL_MGMT_ERR: Table = &[
+    ("SHELL_MGMT_RET_RC_OK", "no error"),
+    ("SHELL_MGMT_RET_RC_UNKNOWN", "unknown shell error"),
+    ("SHELL_MGMT_RET_RC_COMMAND_TOO_LONG", "the command is too long"),
+    ("SHELL_MGMT_RET_RC_EMPTY_COMMAND", "no command given"),
+];
+
+const ENUM_MGMT_ERR: Table = &[
+    ("ENUM_MGMT_ERR_OK", "no error"),
+    ("ENUM_MGMT_ERR_UNKNOWN", "unknown enumeration error"),
+    ("ENUM_MGMT_ERR_TOO_MANY_GROUP_ENTRIES", "too many group entries"),
+    ("ENUM_MGMT_ERR_INSUFFICIENT_HEAP_FOR_ENTRIES", "not enough heap for the entries"),
+    ("ENUM_MGMT_ERR_INDEX_TOO_LARGE", "the index is larger than the number of groups"),
+];
+
 fn lookup(table: Table, rc: i64) -> Option<(&'static str, &'static str)> {
     usize::try_from(rc).ok().and_then(|i| table.get(i)).copied()
 }
@@ -186,6 +248,11 @@ fn group_table(group: u16) -> Option<Table> {
     match group {
         group::OS => Some(OS_MGMT_ERR),
         group::IMAGE => Some(IMG_MGMT_ERR),
+        group::STAT => Some(STAT_MGMT_ERR),
+        group::SETTINGS => Some(SETTINGS_MGMT_ERR),
+        group::FS => Some(FS_MGMT_ERR),
+        group::SHELL => Some(SHELL_MGMT_ERR),
+        group::ENUM => Some(ENUM_MGMT_ERR),
         group::ZEPHYR_BASIC => Some(ZEPHYRBASIC_MGMT_ERR),
         _ => None,
     }
@@ -249,7 +316,14 @@ mod tests {
         assert_eq!(mgmt_err_name(13), Some("MGMT_ERR_UNSUPPORTED_TOO_NEW"));
         assert_eq!(mgmt_err_name(-1), None);
         assert_eq!(group_err_name(0, 3), Some("OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER"));
-        assert_eq!(group_err_name(8, 1), None);
+        assert_eq!(group_err_name(8, 1), Some("FS_MGMT_ERR_UNKNOWN"));
+        assert_eq!(group_err_name(8, 17), Some("FS_MGMT_ERR_FILE_CLOSE_FAILED"));
+        assert_eq!(group_err_name(8, 18), None);
+        assert_eq!(group_err_name(3, 7), Some("SETTINGS_MGMT_ERR_DELETE_NOT_SUPPORTED"));
+        assert_eq!(group_err_name(2, 5), Some("STAT_MGMT_RET_RC_WALK_ABORTED"));
+        assert_eq!(group_err_name(9, 3), Some("SHELL_MGMT_RET_RC_EMPTY_COMMAND"));
+        assert_eq!(group_err_name(10, 4), Some("ENUM_MGMT_ERR_INDEX_TOO_LARGE"));
+        assert_eq!(group_err_name(4, 1), None, "the log group has no codes of its own");
     }
 
     #[test]

@@ -341,6 +341,22 @@ impl Decoder for ConsoleCodec {
     }
 }
 
+/// Splits a whole captured console stream (a serial log saved to a file) into its items, as
+/// the codec does on a live port: frames, log lines and discarded packets, in order.
+pub fn decode_all(bytes: &[u8]) -> Vec<ConsoleItem> {
+    let mut codec = ConsoleCodec::new();
+    let mut buf = BytesMut::from(bytes);
+    let mut items = Vec::new();
+    // The codec reports content problems as items, never as errors.
+    while let Ok(Some(item)) = codec.decode(&mut buf) {
+        items.push(item);
+    }
+    while let Ok(Some(item)) = codec.decode_eof(&mut buf) {
+        items.push(item);
+    }
+    items
+}
+
 fn encode_to_buf(frame: &[u8], dst: &mut BytesMut) -> io::Result<()> {
     let mut out = Vec::with_capacity(encoded_len(frame.len()));
     encode_into(frame, &mut out).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -440,6 +456,32 @@ impl Encoder<Vec<u8>> for FrameCodec {
 
     fn encode(&mut self, frame: Vec<u8>, dst: &mut BytesMut) -> io::Result<()> {
         encode_to_buf(&frame, dst)
+    }
+}
+
+#[cfg(test)]
+mod decode_all_tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_with_log_lines_and_a_broken_packet() {
+        let reset = [0x02, 0, 0, 2, 0, 0, 0, 5, 0xBF, 0xFF];
+        let mut capture = b"*** Booting Zephyr ***\r\n".to_vec();
+        capture.extend(encode_frame(&reset).unwrap());
+        capture.extend_from_slice(b"\x06\x09!!!not base64\n");
+        // the last packet without its newline
+        let mut last = encode_frame(&[0x03, 0, 0, 1, 0, 0, 0, 5, 0xA0]).unwrap();
+        last.pop();
+        capture.extend(last);
+        assert_eq!(
+            decode_all(&capture),
+            [
+                ConsoleItem::Log("*** Booting Zephyr ***".into()),
+                ConsoleItem::Frame(reset.to_vec()),
+                ConsoleItem::Discarded(Discard::BadBase64),
+                ConsoleItem::Frame(vec![0x03, 0, 0, 1, 0, 0, 0, 5, 0xA0]),
+            ]
+        );
     }
 }
 

@@ -35,7 +35,7 @@ pub mod framing;
 pub mod raw;
 pub mod transport;
 
-pub use codec::{encode_frame, ConsoleCodec, ConsoleItem, Discard, FrameCodec};
+pub use codec::{decode_all, encode_frame, ConsoleCodec, ConsoleItem, Discard, FrameCodec};
 pub use framing::Framing;
 pub use raw::{Accept, RawCodec};
 pub use transport::{SerialTransport, DEFAULT_MAX_FRAME, DEFAULT_PROBE_WAIT, RAW_IDLE_RESYNC};

@@ -206,7 +206,7 @@ pub fn target_slot(facts: &DeviceFacts, image: u32) -> u32 {
 }
 
 /// Parses the leading `major.minor.revision` of a version text the device reports.
-fn parse_version(text: &str) -> Option<(u8, u8, u16)> {
+pub(crate) fn parse_version(text: &str) -> Option<(u8, u8, u16)> {
     let mut parts = text.split(['.', '+']);
     let mut next = || parts.next()?.parse::<u64>().ok();
     Some((next()? as u8, next()? as u8, next()? as u16))
