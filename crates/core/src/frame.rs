@@ -187,30 +187,28 @@ pub fn expected_len(prefix: &[u8]) -> Option<usize> {
     (prefix.len() >= HEADER_LEN).then(|| HEADER_LEN + u16::from_be_bytes([prefix[2], prefix[3]]) as usize)
 }
 
-/// One line for `-v` traces, on both sides (smpflash and the virtual device): op, group, command
-/// id, sequence and length from the header, then the CBOR body in diagnostic notation. Bytes
-/// that do not hold a header are shown as hex.
+/// One line for `-v` traces, on both sides (smpflash and the virtual device): version, op,
+/// group and command by name, sequence and length from the header, the CBOR body in diagnostic
+/// notation, and an `rc` by name. It is [`crate::decode`]'s reading of the frame (the one
+/// `smpflash decode` prints in full), on one line; bytes that do not hold a header are shown as
+/// hex.
 pub fn describe(bytes: &[u8]) -> String {
-    let Some(h) = bytes.get(..HEADER_LEN) else {
+    let Ok(raw) = <[u8; HEADER_LEN]>::try_from(bytes.get(..HEADER_LEN).unwrap_or_default()) else {
         return format!("{} bytes, too short for a header: {}", bytes.len(), hex::encode(bytes));
     };
-    let op = match h[0] & 0x07 {
-        0 => "read".to_string(),
-        1 => "read-rsp".to_string(),
-        2 => "write".to_string(),
-        3 => "write-rsp".to_string(),
-        n => format!("op {n}"),
-    };
-    let len = u16::from_be_bytes([h[2], h[3]]) as usize;
-    let group = u16::from_be_bytes([h[4], h[5]]);
+    let h = crate::decode::HeaderFields::new(raw);
+    let op = h.op_name.map_or_else(|| format!("op {}", h.op), str::to_string);
+    let group = h.group_name.map_or_else(|| format!("group {}", h.group), str::to_string);
+    let command = h.command.map_or_else(|| format!("id {}", h.id), str::to_string);
     let body = &bytes[HEADER_LEN..];
+    let len = usize::from(h.len);
     let mismatch = if body.len() == len { String::new() } else { format!(" ({} bytes follow)", body.len()) };
+    let report = crate::decode::inspect_one(bytes, 0, None);
+    let rc = report.outcome.map_or_else(String::new, |rc| format!(" [{rc}]"));
     format!(
-        "v{} {op} {} group ({group}) id {} seq {} len {len}{mismatch} {}",
-        (h[0] >> 3) & 0x03,
-        crate::rc::group_name(group),
-        h[7],
-        h[6],
+        "v{} {op} {group}/{command} seq {} len {len}{mismatch} {}{rc}",
+        h.version,
+        h.seq,
         crate::cbor::diagnostic(&body[..len.min(body.len())])
     )
 }
