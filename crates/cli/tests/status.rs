@@ -4,47 +4,19 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
+use support::SimProcess;
 
-/// `smpflash sim` in the background; killed on drop.
-struct Sim {
-    child: Child,
-    addr: String,
+fn sim(profile: &str) -> SimProcess {
+    SimProcess::start(&["--profile", profile, "--udp", "127.0.0.1:0", "--time-scale", "0"])
 }
 
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sim(profile: &str) -> Sim {
-    let mut child = Std::new(assert_cmd::cargo::cargo_bin("smpflash"))
-        .args(["sim", "--profile", profile, "--udp", "127.0.0.1:0", "--time-scale", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("sim printed where to connect").unwrap();
-        if let Some(rest) = line.strip_prefix("SMP over UDP: ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Sim { child, addr }
-}
-
-fn cli(sim: &Sim) -> Command {
+fn cli(sim: &SimProcess) -> Command {
     let mut c = Command::cargo_bin("smpflash").unwrap();
-    c.args(["--udp", &sim.addr, "--timeout", "2"]).current_dir(support::root());
+    c.args(["--udp", &sim.udp, "--timeout", "2"]).current_dir(support::root());
     c
 }
 
@@ -59,7 +31,7 @@ fn json(c: &mut Command) -> Value {
 }
 
 /// `status` once the device answers again (after a reset it boots first).
-fn status_after_reset(sim: &Sim) -> String {
+fn status_after_reset(sim: &SimProcess) -> String {
     let start = Instant::now();
     loop {
         let out = cli(sim).arg("status").output().unwrap();
