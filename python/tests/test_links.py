@@ -1,0 +1,28 @@
+"""The same API over the other links: a pty (the serial console framing) and BLE through
+``smpflash sim --bluez`` (btleplug on a private D-Bus)."""
+
+from __future__ import annotations
+
+import smpflash
+from conftest import digest, image
+
+
+def test_dfu_over_a_pty() -> None:
+    with smpflash.VirtualDevice(profile="zephyr-default", udp=None, pty=True, time_scale=0) as sim:
+        with smpflash.connect(serial=sim.pty_path) as dev:
+            assert dev.transport.startswith("serial")
+            assert dev.echo("over serial") == "over serial"
+            report = dev.dfu(image("ecdsa-p256.bin"))
+    after = next(s for s in report.after if s.active)
+    assert after.hash == digest("ecdsa-p256.bin") and after.confirmed
+
+
+def test_dfu_over_ble_through_bluez(bluez_sim: str) -> None:
+    events: list[smpflash.Event] = []
+    with smpflash.connect(ble=bluez_sim) as dev:
+        assert dev.echo("over the air") == "over the air"
+        report = dev.dfu(image("ecdsa-p256.bin"), progress=events.append)
+        after = next(s for s in dev.image_state() if s.active)
+    assert after.hash == digest("ecdsa-p256.bin") and after.confirmed
+    # The reset dropped the BLE link; the session found the device again and reconnected.
+    assert report.reset and any(e.kind == "step" and e.step["step"] == "verify_running" for e in events)
