@@ -1,14 +1,14 @@
 //! The native half of the `smpflash` Python package: smpflash's own connectors, session, DFU
 //! engine and virtual device, driven from Python.
 //!
-//! Nothing here reimplements a link or the update: a [`device::NativeDevice`] is a
+//! Nothing here reimplements a link or the update: a `NativeDevice` (`device.rs`) is a
 //! [`smpflash_core::session::Session`] over the same connectors the CLI uses
 //! (`UdpConnector`, `SerialConnector`, `BleConnector`, `SimConnector`), and its `dfu` is
 //! [`smpflash_core::dfu::dfu`]. This crate only carries calls across: blocking calls wait with
-//! the GIL released and Ctrl-C honoured ([`wait`]), async calls become asyncio awaitables
+//! the GIL released and Ctrl-C honoured (`wait.rs`), async calls become asyncio awaitables
 //! (pyo3-async-runtimes), results cross as JSON documents (the CLI's `--json` shapes) that the
 //! pure-Python layer turns into objects, and errors become the exceptions of `smpflash.errors`
-//! ([`errors`]).
+//! (`errors.rs`).
 #![deny(missing_docs)]
 
 mod device;

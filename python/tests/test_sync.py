@@ -250,3 +250,25 @@ def test_the_in_process_virtual_device_as_a_link(tmp_path: Path) -> None:
     # The flash outlives the process's device: a new one reads it back from the state file.
     with smpflash.connect(sim="zephyr-default", sim_link="udp", sim_time_scale=0, sim_state=state) as dev:
         assert running(dev.image_state()).hash == digest("ed25519.bin")
+
+
+def test_a_dfu_stopped_by_ctrl_c_resumes_where_the_device_stopped() -> None:
+    # Slow programming (about 2.4 s for the image) so Ctrl-C lands mid-upload.
+    slow = ["erase_ms=0", "program_ns_per_byte=500000"]
+    with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=slow) as sim:
+        with smpflash.connect(udp=sim.udp_address) as dev:
+            acked: list[int] = []
+
+            def progress(event: smpflash.Event) -> None:
+                if event.kind == "progress":
+                    acked.append(event.acked)
+
+            threading.Timer(1.0, _thread.interrupt_main).start()
+            with pytest.raises(KeyboardInterrupt):
+                dev.dfu(image("ecdsa-p256.bin"), progress=progress)
+            assert acked and acked[-1] < image("ecdsa-p256.bin").stat().st_size
+            # Upload only: the swap, at this flash speed, would take half a minute.
+            report = dev.dfu(image("ecdsa-p256.bin"), mode="upload-only")
+    [upload] = report.uploads
+    assert upload.start["kind"] == "resumed" and upload.resumed_at >= acked[-1] > 0
+    assert next(s for s in report.after if s.slot == 1).hash == digest("ecdsa-p256.bin")
