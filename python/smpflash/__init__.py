@@ -148,7 +148,8 @@ class Device:
 
     def echo(self, text: str) -> str:
         """Asks the device to echo ``text``; returns what it sent back."""
-        return self._native.echo(text, False)
+        answer: str = self._native.echo(text, False)
+        return answer
 
     def params(self) -> Limits:
         """The device's SMP buffers."""
@@ -312,7 +313,8 @@ class AsyncDevice:
 
     async def echo(self, text: str) -> str:
         """Asks the device to echo ``text``."""
-        return await self._native.echo(text, True)
+        answer: str = await self._native.echo(text, True)
+        return answer
 
     async def params(self) -> Limits:
         """The device's SMP buffers."""

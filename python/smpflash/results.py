@@ -73,7 +73,8 @@ class UploadReport:
 
     @classmethod
     def _from(cls, d: dict[str, Any]) -> UploadReport:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+        fields: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
+        return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

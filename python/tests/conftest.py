@@ -31,7 +31,7 @@ def image(name: str) -> Path:
 
 def digest(name: str) -> str:
     """The image hash of a fixture, from the fixtures' own record of it (made by imgtool)."""
-    return EXPECTED[name]["digest"]
+    return str(EXPECTED[name]["digest"])
 
 
 def smpflash_bin() -> Path:
