@@ -21,6 +21,7 @@ Errors are the exceptions of :mod:`smpflash.errors`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from typing import Any
@@ -267,17 +268,31 @@ class DfuRun:
     async def __anext__(self) -> Event:
         self._start()
         assert self._events is not None
-        text = await self._events.next()
+        try:
+            text = await self._events.next()
+        except asyncio.CancelledError:
+            # The task iterating the events was cancelled: so is the DFU.
+            self.cancel()
+            raise
         if text is None:
             raise StopAsyncIteration
         return Event._from_json(text)
+
+    def cancel(self) -> None:
+        """Stops the DFU (what the device already took stays; a new DFU resumes the upload)."""
+        if isinstance(self._result, asyncio.Future):
+            self._result.cancel()
 
     async def _finish(self) -> DfuReport:
         if self._report is None:
             self._start()
             if self._progress is not None:
-                async for event in self:
-                    self._progress(event)
+                try:
+                    async for event in self:
+                        self._progress(event)
+                except BaseException:
+                    self.cancel()
+                    raise
             assert self._result is not None
             self._report = DfuReport._from_json(await self._result)
         return self._report

@@ -25,6 +25,12 @@ IMAGES = REPO / "tests" / "fixtures" / "images"
 EXPECTED = json.loads((IMAGES / "expected.json").read_text())
 
 
+# Profile overrides that make the fixture image's upload take about 2.4 s (0.5 ms a byte, no
+# erase time): a Ctrl-C, a cancel or a callback's exception lands mid-upload, before anything is
+# marked or reset.
+SLOW_UPLOAD = ["erase_ms=0", "program_ns_per_byte=500000"]
+
+
 def image(name: str) -> Path:
     return IMAGES / name
 

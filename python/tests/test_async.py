@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 import smpflash
-from conftest import digest, image
+from conftest import SLOW_UPLOAD, digest, image
 
 
 def test_async_dfu_with_events_as_an_async_iterator(cli_sim: str) -> None:
@@ -64,15 +64,15 @@ def test_progress_callback_runs_on_the_event_loop_and_the_loop_stays_free() -> N
 
 def test_cancelling_an_async_dfu_stops_it() -> None:
     async def main() -> str:
-        with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=["erase_ms=30"]) as sim:
+        with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=SLOW_UPLOAD) as sim:
             async with await smpflash.AsyncDevice.connect(udp=sim.udp_address, timeout=1) as dev:
                 task = asyncio.ensure_future(dev.dfu(image("ecdsa-p256.bin")))
                 await asyncio.sleep(0.5)
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
-                # The session is free again; the device answers once it is done with the erase
-                # and the requests it had taken (see the blocking API's Ctrl-C test).
+                # The session is free again; the device answers once it is done with the upload
+                # requests it had taken (see the blocking API's Ctrl-C test).
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + 20
                 while True:
@@ -82,3 +82,39 @@ def test_cancelling_an_async_dfu_stops_it() -> None:
                         assert loop.time() < deadline, "the device never answered again"
 
     assert asyncio.run(main()) == "after cancel"
+
+
+def test_cancelling_while_iterating_events_stops_the_dfu_too() -> None:
+    async def main() -> tuple[int, bool]:
+        with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=SLOW_UPLOAD) as sim:
+            async with await smpflash.AsyncDevice.connect(udp=sim.udp_address, timeout=1) as dev:
+                run = dev.dfu(image("ecdsa-p256.bin"))
+                seen = 0
+
+                async def watch() -> None:
+                    nonlocal seen
+                    async for _ in run:
+                        seen += 1
+
+                task = asyncio.ensure_future(watch())
+                await asyncio.sleep(0.5)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                # The DFU itself was cancelled with the task, not left running: it marks
+                # nothing and resets nothing.
+                with pytest.raises(asyncio.CancelledError):
+                    await run
+                await asyncio.sleep(1)
+                deadline = asyncio.get_running_loop().time() + 20
+                while True:
+                    try:
+                        state = await dev.image_state()
+                        break
+                    except smpflash.Timeout:
+                        assert asyncio.get_running_loop().time() < deadline
+                running = next(s for s in state if s.active)
+                return seen, running.hash != digest("ecdsa-p256.bin") and not any(s.pending for s in state)
+
+    seen, untouched = asyncio.run(main())
+    assert seen >= 1 and untouched

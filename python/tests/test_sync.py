@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import smpflash
-from conftest import digest, image
+from conftest import SLOW_UPLOAD, digest, image
 
 
 def echo_when_idle(dev: smpflash.Device, within: float = 20.0) -> str:
@@ -25,6 +25,11 @@ def echo_when_idle(dev: smpflash.Device, within: float = 20.0) -> str:
             return dev.echo("still here")
         except smpflash.Timeout:
             assert time.monotonic() < deadline, "the device never answered again"
+
+
+def untouched(state: list[smpflash.ImageState]) -> bool:
+    """Nothing marked, nothing reset: the old image runs and no slot is pending."""
+    return running(state).hash != digest("ecdsa-p256.bin") and not any(s.pending for s in state)
 
 
 def running(state: list[smpflash.ImageState], image_no: int = 0) -> smpflash.ImageState:
@@ -55,7 +60,7 @@ def test_dfu_against_smpflash_sim_process_runs_and_confirms_the_new_image(cli_si
 
 
 def test_image_commands_and_results_as_objects(virtual_device: smpflash.VirtualDevice) -> None:
-    with smpflash.connect(udp=virtual_device.udp_address) as dev:
+    with smpflash.connect(udp=virtual_device.udp_address, timeout=1) as dev:
         limits = dev.params()
         assert limits.reported and limits.buf_size > 0 and limits.buf_count > 0
         [upload] = dev.upload(image("ecdsa-p256.bin"))
@@ -202,8 +207,7 @@ def test_bad_arguments_raise_value_error(virtual_device: smpflash.VirtualDevice)
 
 
 def test_ctrl_c_stops_a_dfu_and_leaves_the_device_usable() -> None:
-    # Real flash timing, the slot's erase made about 3 s long: Ctrl-C lands mid-update.
-    with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=["erase_ms=30"]) as sim:
+    with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=SLOW_UPLOAD) as sim:
         with smpflash.connect(udp=sim.udp_address, timeout=1) as dev:
             timer = threading.Timer(0.5, _thread.interrupt_main)
             started = time.monotonic()
@@ -212,10 +216,11 @@ def test_ctrl_c_stops_a_dfu_and_leaves_the_device_usable() -> None:
                 dev.dfu(image("ecdsa-p256.bin"))
             stopped = time.monotonic() - started
             assert stopped < 2.0, f"Ctrl-C took {stopped:.1f} s to stop the DFU"
-            # The cancelled DFU let go of the session. The device is still busy with the erase,
-            # and the upload requests in its buffers: a request sent meanwhile finds no free
-            # buffer and goes unanswered, as on Zephyr; once it is done, one is answered.
+            # The cancelled DFU let go of the session. The device is still busy with the upload
+            # requests in its buffers: a request sent meanwhile finds no free buffer and goes
+            # unanswered, as on Zephyr; once it is done, one is answered.
             assert echo_when_idle(dev) == "still here"
+            assert untouched(dev.image_state())
 
 
 def test_blocking_calls_release_the_gil(virtual_device: smpflash.VirtualDevice) -> None:
@@ -253,9 +258,7 @@ def test_the_in_process_virtual_device_as_a_link(tmp_path: Path) -> None:
 
 
 def test_a_dfu_stopped_by_ctrl_c_resumes_where_the_device_stopped() -> None:
-    # Slow programming (about 2.4 s for the image) so Ctrl-C lands mid-upload.
-    slow = ["erase_ms=0", "program_ns_per_byte=500000"]
-    with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=slow) as sim:
+    with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=SLOW_UPLOAD) as sim:
         with smpflash.connect(udp=sim.udp_address) as dev:
             acked: list[int] = []
 
@@ -272,3 +275,21 @@ def test_a_dfu_stopped_by_ctrl_c_resumes_where_the_device_stopped() -> None:
     [upload] = report.uploads
     assert upload.start["kind"] == "resumed" and upload.resumed_at >= acked[-1] > 0
     assert next(s for s in report.after if s.slot == 1).hash == digest("ecdsa-p256.bin")
+
+
+def test_an_exception_in_the_progress_callback_stops_the_dfu_and_propagates() -> None:
+    class Enough(Exception):
+        pass
+
+    def progress(event: smpflash.Event) -> None:
+        if event.kind == "upload_started":
+            raise Enough
+
+    # The callback runs on the calling thread while the DFU goes on: its exception stops the DFU
+    # at once, but not before the engine's next step on a device as fast as a time-free sim.
+    with smpflash.VirtualDevice(profile="zephyr-default", time_scale=1, set=SLOW_UPLOAD) as sim:
+        with smpflash.connect(udp=sim.udp_address, timeout=1) as dev:
+            with pytest.raises(Enough):
+                dev.dfu(image("ecdsa-p256.bin"), progress=progress)
+            assert echo_when_idle(dev) == "still here"
+            assert untouched(dev.image_state())
