@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from . import _native
 from .errors import (
@@ -128,6 +128,12 @@ def _images(text: str) -> list[ImageState]:
     return [ImageState._from(s) for s in json.loads(text)]
 
 
+def _uploads(text: str) -> list[UploadReport]:
+    import json
+
+    return [UploadReport._from(u) for u in json.loads(text)]
+
+
 def _limits(text: str) -> Limits:
     import json
 
@@ -181,10 +187,7 @@ class Device:
     def upload(self, file: PathLike, *, window: int | None = None, chunk: int | None = None,
                progress: Progress | None = None) -> list[UploadReport]:
         """Uploads the file's images to their free slots: no marking, no reset."""
-        import json
-
-        text = self._native.upload(os.fspath(file), window, chunk, _callback(progress))
-        return [UploadReport._from(u) for u in json.loads(text)]
+        return _uploads(self._native.upload(os.fspath(file), window, chunk, _callback(progress)))
 
     def dfu(self, file: PathLike, *, mode: str | None = None, force: bool = False, recovery: bool = False,
             window: int | None = None, chunk: int | None = None, progress: Progress | None = None) -> DfuReport:
@@ -239,28 +242,33 @@ def connect(udp: str | None = None, *, serial: str | None = None, ble: str | Non
     return Device(_native.NativeDevice.open(aio=False, **args))
 
 
-class DfuRun:
-    """A DFU started by :meth:`AsyncDevice.dfu`. Await it for the :class:`DfuReport`, or iterate
-    it for the progress events first::
+T = TypeVar("T")
+
+
+class DfuRun(Generic[T]):
+    """A DFU (or an upload) started by :meth:`AsyncDevice.dfu` (:meth:`AsyncDevice.upload`).
+    Await it for the result, or iterate it for the progress events first::
 
         run = dev.dfu("app.bin")
         async for event in run:
             print(event)
         report = await run
 
-    The DFU starts at the first ``await`` or iteration; cancelling the awaiting task stops it."""
+    The work starts at the first ``await`` or iteration; cancelling the task that awaits or
+    iterates it (or calling :meth:`cancel`) stops it."""
 
-    def __init__(self, native: _native.NativeDevice, args: dict[str, Any], progress: Progress | None) -> None:
-        self._native = native
-        self._args = args
+    def __init__(self, start: Callable[[], tuple[Awaitable[str], _native.EventStream]],
+                 parse: Callable[[str], T], progress: Progress | None) -> None:
+        self._start_native = start
+        self._parse = parse
         self._progress = progress
         self._result: Awaitable[str] | None = None
         self._events: _native.EventStream | None = None
-        self._report: DfuReport | None = None
+        self._report: T | None = None
 
     def _start(self) -> None:
         if self._result is None:
-            self._result, self._events = self._native.dfu_async(**self._args)
+            self._result, self._events = self._start_native()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
@@ -283,7 +291,7 @@ class DfuRun:
         if isinstance(self._result, asyncio.Future):
             self._result.cancel()
 
-    async def _finish(self) -> DfuReport:
+    async def _finish(self) -> T:
         if self._report is None:
             self._start()
             if self._progress is not None:
@@ -294,10 +302,10 @@ class DfuRun:
                     self.cancel()
                     raise
             assert self._result is not None
-            self._report = DfuReport._from_json(await self._result)
+            self._report = self._parse(await self._result)
         return self._report
 
-    def __await__(self) -> Generator[Any, None, DfuReport]:
+    def __await__(self) -> Generator[Any, None, T]:
         return self._finish().__await__()
 
 
@@ -358,12 +366,21 @@ class AsyncDevice:
         await self._native.reset(force, boot_mode, True)
 
     def dfu(self, file: PathLike, *, mode: str | None = None, force: bool = False, recovery: bool = False,
-            window: int | None = None, chunk: int | None = None, progress: Progress | None = None) -> DfuRun:
+            window: int | None = None, chunk: int | None = None,
+            progress: Progress | None = None) -> DfuRun[DfuReport]:
         """Updates the device with ``file``; see :meth:`Device.dfu`. Returns a :class:`DfuRun`:
         await it for the report, or ``async for`` over it for the events. ``progress``, if
         given, is called with each event on the event loop's thread."""
-        args = dict(path=os.fspath(file), mode=mode, force=force, recovery=recovery, window=window, chunk=chunk)
-        return DfuRun(self._native, args, progress)
+        path = os.fspath(file)
+        return DfuRun(lambda: self._native.dfu_async(path, mode, force, recovery, window, chunk),
+                      DfuReport._from_json, progress)
+
+    def upload(self, file: PathLike, *, window: int | None = None, chunk: int | None = None,
+               progress: Progress | None = None) -> DfuRun[list[UploadReport]]:
+        """Uploads the file's images to their free slots (no marking, no reset); await the
+        :class:`DfuRun` for the reports, or iterate it for the events."""
+        path = os.fspath(file)
+        return DfuRun(lambda: self._native.upload_async(path, window, chunk), _uploads, progress)
 
     async def close(self) -> None:
         """Ends the link. Closing twice is harmless."""

@@ -36,6 +36,9 @@ class NativeDevice:
     def upload(self, path: str, window: int | None = ..., chunk: int | None = ...,
                progress: Callable[[str], object] | None = ...) -> str: ...
 
+    def upload_async(self, path: str, window: int | None = ..., chunk: int | None = ...
+                     ) -> tuple[Awaitable[str], EventStream]: ...
+
 class NativeSim:
     def __init__(self, profile: str, udp: str | None, pty: bool, pty_baud: int | None = ...,
                  time_scale: float = ..., overrides: list[str] = ..., state: str | None = ...,

@@ -376,8 +376,35 @@ impl NativeDevice {
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<String> {
         let (tx, rx) = unbounded_channel();
+        block(py, self.upload_future(path, window, chunk, tx), Some(rx), progress.as_ref())
+    }
+
+    /// The upload for asyncio: an awaitable of the reports' JSON, and the stream of its events.
+    #[pyo3(signature = (path, window=None, chunk=None))]
+    fn upload_async<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        window: Option<usize>,
+        chunk: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyAny>, EventStream)> {
+        let (tx, rx) = unbounded_channel();
+        let awaitable = run(py, true, self.upload_future(path, window, chunk, tx))?;
+        Ok((awaitable, EventStream { rx: Arc::new(Mutex::new(rx)) }))
+    }
+}
+
+impl NativeDevice {
+    /// Every image of the file to its image's free slot, as `smpflash image upload`.
+    fn upload_future(
+        &self,
+        path: PathBuf,
+        window: Option<usize>,
+        chunk: Option<usize>,
+        tx: UnboundedSender<String>,
+    ) -> impl std::future::Future<Output = Result<String, Failure>> + Send + 'static {
         let inner = self.inner();
-        let fut = async move {
+        async move {
             let package = mcuboot::load(&path)?;
             session!(s, inner);
             let limits = Limits::query(s.client()).await?;
@@ -394,12 +421,9 @@ impl NativeDevice {
                 reports.push(upload::upload(s, image.image.bytes(), &limits, &options, &events).await?);
             }
             json(&reports)
-        };
-        block(py, fut, Some(rx), progress.as_ref())
+        }
     }
-}
 
-impl NativeDevice {
     #[allow(clippy::too_many_arguments)]
     fn dfu_future(
         &self,

@@ -118,3 +118,27 @@ def test_cancelling_while_iterating_events_stops_the_dfu_too() -> None:
 
     seen, untouched = asyncio.run(main())
     assert seen >= 1 and untouched
+
+
+def test_async_upload_then_test_and_confirm_by_hand(virtual_device: smpflash.VirtualDevice) -> None:
+    async def main() -> list[smpflash.ImageState]:
+        async with await smpflash.AsyncDevice.connect(udp=virtual_device.udp_address, timeout=1) as dev:
+            events: list[smpflash.Event] = []
+            [upload] = await dev.upload(image("ed25519.bin"), progress=events.append)
+            assert upload.bytes == image("ed25519.bin").stat().st_size
+            assert events[0].kind == "upload_started" and events[-1].kind == "upload_finished"
+            state = await dev.image_test(digest("ed25519.bin"))
+            assert next(s for s in state if s.slot == 1).pending
+            await dev.reset()
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                try:
+                    await dev.image_state()
+                    break
+                except (smpflash.Timeout, smpflash.ConnectionError):
+                    assert asyncio.get_running_loop().time() < deadline
+            return await dev.image_confirm()
+
+    state = asyncio.run(main())
+    now = next(s for s in state if s.active)
+    assert now.hash == digest("ed25519.bin") and now.confirmed
