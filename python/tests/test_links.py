@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import smpflash
-from conftest import digest, image
+from conftest import REPO, digest, image
 
 
 def test_dfu_over_a_pty() -> None:
@@ -26,3 +26,18 @@ def test_dfu_over_ble_through_bluez(bluez_sim: str) -> None:
     assert after.hash == digest("ecdsa-p256.bin") and after.confirmed
     # The reset dropped the BLE link; the session found the device again and reconnected.
     assert report.reset and any(e.kind == "step" and e.step["step"] == "verify_running" for e in events)
+
+
+def test_nrf5340_multi_image_package_over_the_simulated_ble_link() -> None:
+    # The first example: an NCS dfu_application.zip (application and network core) to
+    # an nRF5340, here the in-process virtual one behind the simulated phone BLE link.
+    package = REPO / "examples" / "dfu_application.zip"
+    with smpflash.connect(sim="nrf5340", sim_time_scale=0) as dev:
+        assert dev.transport.startswith("simulated ble")
+        before = {s.image: s.hash for s in dev.image_state() if s.active}
+        report = dev.dfu(package)
+    assert report.mode == "confirm-only" and sorted(u.image for u in report.uploads) == [0, 1]
+    running = {s.image: s for s in report.after if s.active}
+    assert set(running) == {0, 1}
+    for n, slot in running.items():
+        assert slot.version == "1.1.0" and slot.confirmed and slot.hash != before[n]
