@@ -411,16 +411,23 @@ class VirtualDevice:
     (``["buf_size=1024"]``); ``time_scale`` scales flash and boot delays (1 real time, 0 none);
     ``state`` keeps the flash in a file. Faults: ``test_image_crashes`` (a new image under test
     never confirms itself, so MCUboot reverts it), ``reset_after_upload_bytes``,
-    ``power_loss_after_swap_sectors``."""
+    ``power_loss_after_swap_sectors``.
+
+    ``bluez=True`` (or a BLE link name, ``"ble-legacy"``) also serves the device as a BlueZ
+    peripheral (``org.bluez``) on a private D-Bus bus it starts (needs ``dbus-daemon``), as
+    ``smpflash sim --bluez`` does: set ``DBUS_SYSTEM_BUS_ADDRESS`` to ``dbus_address`` and
+    connect with ``connect(ble=sim.ble_name)``, through btleplug and BlueZ's D-Bus API."""
 
     def __init__(self, profile: str = "nrf5340", *, udp: str | None = "127.0.0.1:0", pty: bool = False,
                  pty_baud: int | None = None, time_scale: float = 1.0, set: Iterable[str] = (),
                  state: PathLike | None = None, test_image_crashes: bool = False,
                  reset_after_upload_bytes: int | None = None,
-                 power_loss_after_swap_sectors: int | None = None) -> None:
+                 power_loss_after_swap_sectors: int | None = None, bluez: bool | str = False,
+                 ble_name: str | None = None) -> None:
+        link = (bluez if isinstance(bluez, str) else "ble-phone-fast") if bluez else None
         self._native = _native.NativeSim(
             profile, udp, pty, pty_baud, time_scale, list(set), None if state is None else os.fspath(state),
-            test_image_crashes, reset_after_upload_bytes, power_loss_after_swap_sectors,
+            test_image_crashes, reset_after_upload_bytes, power_loss_after_swap_sectors, link, ble_name,
         )
 
     @property
@@ -438,6 +445,22 @@ class VirtualDevice:
         if path is None:
             raise ValueError("this virtual device serves no pty (pty=False)")
         return path
+
+    @property
+    def dbus_address(self) -> str:
+        """The private bus serving ``org.bluez``: the value for ``DBUS_SYSTEM_BUS_ADDRESS``."""
+        address = self._native.dbus_address
+        if address is None:
+            raise ValueError("this virtual device serves no BlueZ (bluez=False)")
+        return address
+
+    @property
+    def ble_name(self) -> str:
+        """The name the device advertises (``connect(ble=...)``)."""
+        name = self._native.ble_name
+        if name is None:
+            raise ValueError("this virtual device serves no BlueZ (bluez=False)")
+        return name
 
     @property
     def profile(self) -> str:

@@ -1,5 +1,6 @@
-//! `NativeSim`: the virtual device in-process, served over UDP and, on request, a pty, for
-//! tests that need a device (the Python `VirtualDevice`).
+//! `NativeSim`: the virtual device in-process, served over UDP and, on request, a pty and as a
+//! BlueZ peripheral on a private D-Bus bus, for tests that need a device (the Python
+//! `VirtualDevice`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use smpflash_sim::faults::DeviceFaults;
+use smpflash_sim::front::ble_link::{BleLinkProfile, LinkParams};
+use smpflash_sim::front::bluez::{self, BluezOptions, BluezServer, PrivateBus};
 use smpflash_sim::front::pty::{self, PtyOptions, PtyServer};
 use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::profile::SimProfile;
@@ -18,6 +21,9 @@ use crate::runtime;
 struct Servers {
     _udp: Option<UdpServer>,
     _pty: Option<PtyServer>,
+    // The server leaves the bus before the bus (a dbus-daemon child) stops: fields drop in order.
+    _bluez: Option<BluezServer>,
+    _bus: Option<PrivateBus>,
 }
 
 /// A running virtual device (`smpflash._native.NativeSim`); it stops at `close()` or when
@@ -28,6 +34,8 @@ pub struct NativeSim {
     servers: Mutex<Option<Servers>>,
     udp: Option<String>,
     pty: Option<String>,
+    dbus: Option<String>,
+    ble_name: Option<String>,
 }
 
 impl Drop for NativeSim {
@@ -41,10 +49,13 @@ impl Drop for NativeSim {
 #[pymethods]
 impl NativeSim {
     /// Builds the device from `profile` (with `overrides`, `KEY=VALUE` as `smpflash sim --set`)
-    /// and serves it on `udp` (an address, port 0 for a free one) and, with `pty`, on a pty.
+    /// and serves it on `udp` (an address, port 0 for a free one), with `pty` on a pty, and with
+    /// `bluez` (a BLE link name, `ble-phone-fast`, …) as `org.bluez` on a private D-Bus bus, as
+    /// `smpflash sim --bluez` does.
     #[new]
     #[pyo3(signature = (profile, udp, pty, pty_baud=None, time_scale=1.0, overrides=Vec::new(), state=None,
-        test_image_crashes=false, reset_after_upload_bytes=None, power_loss_after_swap_sectors=None))]
+        test_image_crashes=false, reset_after_upload_bytes=None, power_loss_after_swap_sectors=None,
+        bluez=None, ble_name=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -58,7 +69,18 @@ impl NativeSim {
         test_image_crashes: bool,
         reset_after_upload_bytes: Option<u64>,
         power_loss_after_swap_sectors: Option<usize>,
+        bluez: Option<String>,
+        ble_name: Option<String>,
     ) -> PyResult<Self> {
+        let bluez = bluez
+            .map(|name| {
+                let profile = name.strip_prefix("ble-").unwrap_or(&name);
+                LinkParams::by_name(profile).ok_or_else(|| {
+                    let names: Vec<String> = BleLinkProfile::ALL.iter().map(|p| format!("ble-{p}")).collect();
+                    PyValueError::new_err(format!("unknown BLE link {name:?}: {}", names.join(", ")))
+                })
+            })
+            .transpose()?;
         let kind: SimProfile = profile.parse().map_err(|e| PyValueError::new_err(format!("profile: {e}")))?;
         let profile = Profile::with_overrides(kind, &overrides).map_err(PyValueError::new_err)?;
         let bind: Option<SocketAddr> = udp
@@ -95,13 +117,30 @@ impl NativeSim {
                 } else {
                     None
                 };
-                Ok::<_, String>(Servers { _udp: udp, _pty: pty })
+                let (bluez, bus) = match bluez {
+                    Some(link) => {
+                        let bus = PrivateBus::start()
+                            .map_err(|e| format!("cannot start a private D-Bus bus: {e}"))?;
+                        let mut options = BluezOptions { link, ..Default::default() };
+                        if let Some(name) = ble_name {
+                            options.device_name = name;
+                        }
+                        let server = bluez::serve(device.clone(), options, bus.address())
+                            .await
+                            .map_err(|e| format!("cannot serve org.bluez on {}: {e}", bus.address()))?;
+                        (Some(server), Some(bus))
+                    }
+                    None => (None, None),
+                };
+                Ok::<_, String>(Servers { _udp: udp, _pty: pty, _bluez: bluez, _bus: bus })
             })
         });
         let servers = served.map_err(PyRuntimeError::new_err)?;
         let udp = servers._udp.as_ref().map(|s| s.local_addr().to_string());
         let pty = servers._pty.as_ref().map(|s| s.path().to_string());
-        Ok(NativeSim { device, servers: Mutex::new(Some(servers)), udp, pty })
+        let dbus = servers._bus.as_ref().map(|b| b.address().to_string());
+        let ble_name = servers._bluez.as_ref().map(|b| b.device_name().to_string());
+        Ok(NativeSim { device, servers: Mutex::new(Some(servers)), udp, pty, dbus, ble_name })
     }
 
     /// `HOST:PORT` of the UDP server.
@@ -114,6 +153,18 @@ impl NativeSim {
     #[getter]
     fn pty_path(&self) -> Option<String> {
         self.pty.clone()
+    }
+
+    /// The private bus's address, for `DBUS_SYSTEM_BUS_ADDRESS`.
+    #[getter]
+    fn dbus_address(&self) -> Option<String> {
+        self.dbus.clone()
+    }
+
+    /// The name the device advertises over the emulated BlueZ.
+    #[getter]
+    fn ble_name(&self) -> Option<String> {
+        self.ble_name.clone()
     }
 
     /// The profile's name.

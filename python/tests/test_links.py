@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import smpflash
 from conftest import REPO, digest, image
 
@@ -41,3 +45,28 @@ def test_nrf5340_multi_image_package_over_the_simulated_ble_link() -> None:
     assert set(running) == {0, 1}
     for n, slot in running.items():
         assert slot.version == "1.1.0" and slot.confirmed and slot.hash != before[n]
+
+
+# btleplug keeps its first D-Bus connection for the life of the process, so a process talks to
+# one bus: this test (whose bus is its own) runs in a process of its own.
+IN_PROCESS_BLUEZ = """
+import json, os, sys, smpflash
+with smpflash.VirtualDevice(profile="zephyr-default", udp=None, time_scale=0, bluez="ble-phone-slow",
+                            ble_name="my-test-device") as sim:
+    os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = sim.dbus_address
+    with smpflash.connect(ble=sim.ble_name) as dev:
+        transport = dev.transport
+        report = dev.dfu(sys.argv[1])
+print(json.dumps({"transport": transport, "after": [s.to_dict() for s in report.after]}))
+"""
+
+
+def test_the_virtual_device_serves_bluez_in_process() -> None:
+    # No smpflash binary: the fixture a user's own BLE tests write.
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS_BLUEZ, str(image("ed25519.bin"))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["transport"].startswith("ble ") and "my-test-device" in result["transport"]
+    after = next(s for s in result["after"] if s["active"])
+    assert after["hash"] == digest("ed25519.bin") and after["confirmed"]
