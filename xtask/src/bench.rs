@@ -7,6 +7,7 @@ mod child;
 mod device;
 mod images;
 mod matrix;
+mod python_dfu;
 mod report;
 mod tools;
 
@@ -64,6 +65,12 @@ pub struct Args {
     /// buffer + 28 (2503) lets one datagram fill a buffer where fragmentation is fine.
     #[arg(long, value_name = "BYTES", default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
     udp_mtu: u16,
+    /// Instead of the upload matrix: whole DFUs by the CLI and by the Python package
+    /// (`pip install ./python` into $PYTHON first), taking turns on the same link, and their
+    /// ratio. Links: UDP and serial ones of --links (default udp-15ms); flash: --flash (default
+    /// fast); image: the first of --sizes (default 256 KiB).
+    #[arg(long)]
+    python_dfu: bool,
     /// Use this smpflash binary instead of building target/release/smpflash.
     #[arg(long, value_name = "PATH")]
     smpflash: Option<PathBuf>,
@@ -301,6 +308,38 @@ fn load(files: &[PathBuf]) -> Result<Vec<Record>> {
     Ok(report::merge(all))
 }
 
+/// `--python-dfu`: the CLI's and the Python package's DFU times side by side.
+fn python_dfu_bench(args: &Args, root: &Path, smpflash: &Path, payload: Option<u64>) -> Result<()> {
+    let links = match &args.links {
+        Some(list) => matrix::select(&LINKS, Some(list), "link")?,
+        None => vec![Link::Udp(15)],
+    };
+    let flashes = match &args.flash {
+        Some(list) => matrix::select(&FLASHES, Some(list), "flash model")?,
+        None => vec![Flash::Fast],
+    };
+    let work = std::env::temp_dir().join(format!("smpflash-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let rows = python_dfu::run(
+        root,
+        smpflash,
+        &python(),
+        &work,
+        &links,
+        &flashes,
+        payload.unwrap_or(256 * KIB),
+        args.repeat,
+        args.udp_mtu.into(),
+    )?;
+    let table = format!("{}\n{}\n", python_dfu::HEADER, rows.join("\n"));
+    println!("{table}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &table).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
 /// Runs the bench.
 pub fn run(args: Args, root: &Path) -> Result<()> {
     if !args.report.is_empty() {
@@ -317,7 +356,10 @@ pub fn run(args: Args, root: &Path) -> Result<()> {
     let plan: Vec<(Link, Vec<u64>)> =
         links.iter().map(|&l| (l, sizes.clone().unwrap_or_else(|| matrix::payload_sizes(l, full)))).collect();
 
-    let smpflash = smpflash_binary(root, args.smpflash)?;
+    let smpflash = smpflash_binary(root, args.smpflash.clone())?;
+    if args.python_dfu {
+        return python_dfu_bench(&args, root, &smpflash, sizes.as_ref().and_then(|s| s.first().copied()));
+    }
     let peers_missing = if tools.iter().any(|t| t.is_peer()) { install_peers(root) } else { None };
     let work = std::env::temp_dir().join(format!("smpflash-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;

@@ -31,11 +31,13 @@
 #![forbid(unsafe_code)]
 
 pub mod btleplug_link;
+pub mod connector;
 
 pub use btleplug_link::{
     finish_disconnects, first_adapter, scan, BtleplugLink, ConnectOptions, ScanResult, ADAPTER_TIMEOUT,
     NO_ADAPTER,
 };
+pub use connector::BleConnector;
 // I/O-free, so it lives in core where the virtual device's connector can use it without
 // btleplug; re-exported here because it is half of what this crate offers.
 pub use smpflash_core::gatt_transport::{FrameReassembler, GattTransport, MAX_FRAME};

@@ -1,16 +1,12 @@
 //! Turning the connection options into a [`Session`]: UDP, serial, BLE, or the built-in virtual
 //! device over one of its simulated media.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use clap::Args;
-use smpflash_ble::{BtleplugLink, ConnectOptions, GattTransport};
+use smpflash_ble::{BleConnector, ConnectOptions};
 use smpflash_core::session::{Connector, Session};
-use smpflash_core::transport::Transport;
-use smpflash_core::Result;
-use smpflash_serial::{Framing, SerialTransport, DEFAULT_PROBE_WAIT};
+use smpflash_serial::{Framing, SerialConnector};
 #[cfg(feature = "sim")]
 use smpflash_sim::connect::{SimConnector, SimLink, SimOptions, SimStartError};
 #[cfg(feature = "sim")]
@@ -109,60 +105,6 @@ pub struct Connection {
     pub timeout: f64,
 }
 
-struct Serial {
-    path: String,
-    baud: u32,
-    max_frame: Option<usize>,
-    line_delay: Option<Duration>,
-    /// Given with `--framing`, or found by the first connection's probe and kept for
-    /// reconnections (after a reset the device speaks what it spoke before).
-    framing: std::sync::Mutex<Option<Framing>>,
-}
-
-#[async_trait]
-impl Connector for Serial {
-    async fn connect(&self) -> Result<Arc<dyn Transport>> {
-        let mut t = SerialTransport::connect(&self.path, self.baud).await?;
-        if let Some(n) = self.max_frame {
-            t = t.with_max_frame(n);
-        }
-        // Before the framing probe: a device that needs pacing needs it for the probe too.
-        if let Some(delay) = self.line_delay {
-            t = t.with_line_delay(delay);
-        }
-        let known = *self.framing.lock().expect("framing lock");
-        t = match known {
-            Some(framing) => t.with_framing(framing),
-            None => {
-                let (t, found) = t.detect_framing(DEFAULT_PROBE_WAIT).await?;
-                match found {
-                    Some(framing) => {
-                        tracing::debug!("serial framing detected: {framing}");
-                        *self.framing.lock().expect("framing lock") = Some(framing);
-                    }
-                    None => tracing::debug!(
-                        "serial framing: no answer to a console or a raw echo; using console (see --framing)"
-                    ),
-                }
-                t
-            }
-        };
-        Ok(Arc::new(t))
-    }
-}
-
-struct Ble {
-    target: String,
-    options: ConnectOptions,
-}
-
-#[async_trait]
-impl Connector for Ble {
-    async fn connect(&self) -> Result<Arc<dyn Transport>> {
-        Ok(Arc::new(GattTransport::new(BtleplugLink::connect(&self.target, &self.options).await?)))
-    }
-}
-
 /// An open session (the in-process virtual device's servers live in its connector).
 pub struct Connected {
     /// The session.
@@ -204,17 +146,15 @@ impl Connection {
                 Some(mtu) => UdpConnector::new(target.to_string()).with_path_mtu(mtu),
                 None => UdpConnector::new(target.to_string()),
             }),
-            Some(Link::Serial(path)) => Box::new(Serial {
-                path: path.to_string(),
-                baud: self.baud,
-                max_frame: self.mtu,
-                line_delay: self.line_delay.map(Duration::from_millis),
-                framing: std::sync::Mutex::new(self.framing),
-            }),
-            Some(Link::Ble(target)) => Box::new(Ble {
-                target: target.to_string(),
-                options: ConnectOptions { mtu: self.mtu, ..Default::default() },
-            }),
+            Some(Link::Serial(path)) => Box::new(
+                SerialConnector::new(path, self.baud)
+                    .with_max_frame(self.mtu)
+                    .with_line_delay(self.line_delay.map(Duration::from_millis))
+                    .with_framing(self.framing),
+            ),
+            Some(Link::Ble(target)) => {
+                Box::new(BleConnector::new(target, ConnectOptions { mtu: self.mtu, ..Default::default() }))
+            }
             Some(Link::Sim(profile)) => self.virtual_device(profile).await?,
         };
         let session = Session::open(connector, self.timeout()).await.map_err(Failure::from)?;

@@ -31,11 +31,13 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod connector;
 pub mod framing;
 pub mod raw;
 pub mod transport;
 
 pub use codec::{decode_all, encode_frame, ConsoleCodec, ConsoleItem, Discard, FrameCodec};
+pub use connector::SerialConnector;
 pub use framing::Framing;
 pub use raw::{Accept, RawCodec};
 pub use transport::{SerialTransport, DEFAULT_MAX_FRAME, DEFAULT_PROBE_WAIT, RAW_IDLE_RESYNC};

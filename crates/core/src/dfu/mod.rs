@@ -13,7 +13,7 @@ pub mod verdict;
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::command::image::SlotState;
 use crate::command::os::Reset;
@@ -28,8 +28,9 @@ pub use plan::{Action, Candidate, Plan, Route};
 pub use run::{reset_and_wait, reset_into};
 pub use verdict::{DfuError, NotApplied, RecoveryNotBooted, Refusal};
 
-/// How the new images are marked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How the new images are marked. Named in kebab case (`test-and-confirm`) by serde both ways,
+/// so front ends take the names the CLI prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use serde::Serialize;
+
 use crate::command::image::SlotState;
 use crate::image_hash::ImageHash;
 use crate::mcuboot::ImageVersion;
@@ -23,8 +25,10 @@ pub enum DfuError {
     NotApplied(#[from] NotApplied),
 }
 
-/// Why the planner refused a package for this device.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the planner refused a package for this device. Serializes with its cause under
+/// `"refusal"` (`no_such_image`, …) and its fields, for front ends that hand it on as data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Refusal {
     /// The package image is for an image number the device does not have.
@@ -69,8 +73,10 @@ fn nrf53_hint(image: u32) -> &'static str {
     }
 }
 
-/// Why the device did not end up with the new image.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the device did not end up with the new image. Serializes with its cause under
+/// `"verdict"` (`rejected_at_boot`, …) and its fields (hashes as hex).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NotApplied {
     /// After the upload the slot does not hold what was sent.
@@ -162,8 +168,10 @@ pub enum NotApplied {
     },
 }
 
-/// Why an update through serial recovery did not boot.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why an update through serial recovery did not boot. Serializes with its cause under
+/// `"reason"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RecoveryNotBooted {
     /// The device still answers as the recovery bootloader after the reset, and its primary
@@ -315,6 +323,26 @@ pub fn diagnose(state: &[SlotState], image: u32, hash: &ImageHash) -> NotApplied
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts_and_refusals_serialize_as_tagged_data() {
+        let v = NotApplied::NotBootedAfterRecovery(RecoveryNotBooted::OtherImageRuns {
+            image: 0,
+            running: Some("1.0.0".into()),
+            expected: ImageHash::from(vec![0xab; 2]),
+        });
+        assert_eq!(
+            serde_json::to_value(&v).unwrap(),
+            serde_json::json!({"verdict": "not_booted_after_recovery", "reason": "other_image_runs",
+                "image": 0, "running": "1.0.0", "expected": "abab"})
+        );
+        assert_eq!(
+            serde_json::to_value(NotApplied::DidNotComeBack { seconds: 3 }).unwrap(),
+            serde_json::json!({"verdict": "did_not_come_back", "seconds": 3})
+        );
+        let r = Refusal::TooLarge { name: "a.bin".into(), image: 1, size: 10, limit: 5 };
+        assert_eq!(serde_json::to_value(&r).unwrap()["refusal"], "too_large");
+    }
 
     fn slot(image: u32, slot: u32, hash: u8, f: &str) -> SlotState {
         SlotState {

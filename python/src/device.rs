@@ -1,0 +1,453 @@
+//! `NativeDevice`: one [`Session`] to one device, opened through smpflash's connectors, and the
+//! device commands over it. Each method takes `aio`: false blocks ([`crate::wait::block`]),
+//! true returns an asyncio awaitable. Results are JSON documents of the library's types.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
+use serde_bytes::ByteBuf;
+use smpflash_ble::{BleConnector, ConnectOptions};
+use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite};
+use smpflash_core::command::os::{Echo, Reset};
+use smpflash_core::dfu::{self, DfuOptions, Mode};
+use smpflash_core::mcuboot;
+use smpflash_core::progress::{Event, Progress};
+use smpflash_core::session::{Connector, Session};
+use smpflash_core::upload::{self, Limits, UploadOptions};
+use smpflash_serial::{Framing, SerialConnector};
+use smpflash_sim::connect::{SimConnector, SimLink, SimOptions};
+use smpflash_sim::profile::SimProfile;
+use smpflash_udp::UdpConnector;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Mutex;
+
+use crate::errors::{to_py, Failure};
+use crate::wait::block;
+
+/// How long closing a link may take (BLE: the disconnect), as in the CLI.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
+struct Inner {
+    session: Mutex<Option<Session>>,
+    /// The request timeout the device was opened with; uploads use it too.
+    timeout: Duration,
+    /// Over BLE, closing also waits for btleplug's disconnects.
+    ble: bool,
+    /// What the link is, from the first client (`udp 127.0.0.1:1337`, …).
+    describe: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A device Python dropped without closing: end its link on the runtime, where its
+        // sockets were registered.
+        if let Some(session) = self.session.get_mut().take() {
+            crate::runtime().spawn(async move {
+                let _ = tokio::time::timeout(CLOSE_LIMIT, session.close()).await;
+            });
+        }
+    }
+}
+
+/// One open device (`smpflash._native.NativeDevice`); the Python `Device` and `AsyncDevice`
+/// wrap it.
+#[pyclass(module = "smpflash._native", frozen)]
+pub struct NativeDevice {
+    inner: Arc<Inner>,
+}
+
+/// Progress events of a running DFU, for `async for` (`smpflash._native.EventStream`): each
+/// `next()` is an awaitable of the next event's JSON, or `None` once the DFU has ended.
+#[pyclass(module = "smpflash._native", frozen)]
+pub struct EventStream {
+    rx: Arc<Mutex<UnboundedReceiver<String>>>,
+}
+
+#[pymethods]
+impl EventStream {
+    /// The next event (JSON text), or `None` at the end.
+    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rx = self.rx.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(rx.lock().await.recv().await) })
+    }
+}
+
+/// Sends each event, as JSON with its sentence under `message`, to the caller.
+struct Events(UnboundedSender<String>);
+
+impl Progress for Events {
+    fn event(&self, event: &Event) {
+        let _ = self.0.send(event_json(event));
+    }
+}
+
+/// An event as the CLI's JSON lines have it, plus the sentence the CLI prints for steps, notes
+/// and reconnections, so a script can show what the CLI shows.
+fn event_json(event: &Event) -> String {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    let message = match event {
+        Event::Step { step } => Some(step.to_string()),
+        Event::Note { note } => Some(note.to_string()),
+        Event::Reconnecting { reason } | Event::Restarted { reason } => Some(reason.clone()),
+        Event::UploadStarted { start, .. } => Some(start.to_string()),
+        Event::Progress { .. } | Event::UploadFinished { .. } => None,
+    };
+    if let (Some(m), Some(object)) = (message, value.as_object_mut()) {
+        object.insert("message".into(), m.into());
+    }
+    value.to_string()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string(value).map_err(|e| Failure::Usage(format!("cannot encode the result: {e}")))
+}
+
+/// Runs `fut` blocking or as an awaitable.
+fn run<'py, T, F>(py: Python<'py>, aio: bool, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+    F: std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+{
+    if aio {
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            fut.await.map_err(|f| Python::attach(|py| to_py(py, f)))
+        })
+    } else {
+        block(py, fut, None, None)?.into_bound_py_any(py)
+    }
+}
+
+fn parse<T: std::str::FromStr>(what: &str, text: &str) -> PyResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("{what}: {e}")))
+}
+
+fn mode(text: Option<String>) -> PyResult<Option<Mode>> {
+    text.map(|m| {
+        serde_json::from_value(serde_json::Value::String(m.clone())).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown mode {m:?}; choose one of test-and-confirm, confirm-only, test-only, upload-only"
+            ))
+        })
+    })
+    .transpose()
+}
+
+impl NativeDevice {
+    fn inner(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+}
+
+/// Locks the session, or says the device is closed.
+macro_rules! session {
+    ($guard:ident, $inner:expr) => {
+        let mut $guard = $inner.session.lock().await;
+        let $guard = $guard.as_mut().ok_or(Failure::Closed)?;
+    };
+}
+
+#[pymethods]
+impl NativeDevice {
+    /// Opens a session to the device `link` (`udp`, `serial`, `ble` or `sim`) names with
+    /// `target`, through the connector the CLI uses for the same option.
+    #[staticmethod]
+    #[pyo3(signature = (link, target, aio, baud=115_200, framing=None, line_delay_ms=None, mtu=None,
+        timeout=5.0, sim_link=None, sim_set=Vec::new(), sim_time_scale=1.0, sim_state=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn open<'py>(
+        py: Python<'py>,
+        link: &str,
+        target: String,
+        aio: bool,
+        baud: u32,
+        framing: Option<String>,
+        line_delay_ms: Option<u64>,
+        mtu: Option<usize>,
+        timeout: f64,
+        sim_link: Option<String>,
+        sim_set: Vec<String>,
+        sim_time_scale: f64,
+        sim_state: Option<PathBuf>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = Duration::from_secs_f64(timeout.max(0.05));
+        let framing: Option<Framing> = framing.map(|f| parse("framing", &f)).transpose()?;
+        enum Chosen {
+            Ready(Box<dyn Connector>),
+            Sim(SimOptions),
+        }
+        let chosen = match link {
+            "udp" => Chosen::Ready(Box::new(match mtu {
+                Some(mtu) => UdpConnector::new(target).with_path_mtu(mtu),
+                None => UdpConnector::new(target),
+            })),
+            "serial" => Chosen::Ready(Box::new(
+                SerialConnector::new(target, baud)
+                    .with_max_frame(mtu)
+                    .with_line_delay(line_delay_ms.map(Duration::from_millis))
+                    .with_framing(framing),
+            )),
+            "ble" => Chosen::Ready(Box::new(BleConnector::new(
+                target,
+                ConnectOptions { mtu, ..Default::default() },
+            ))),
+            "sim" => Chosen::Sim(SimOptions {
+                profile: parse::<SimProfile>("sim", &target)?,
+                overrides: sim_set,
+                time_scale: sim_time_scale,
+                state_file: sim_state,
+                link: match sim_link {
+                    Some(l) => parse::<SimLink>("sim_link", &l)?,
+                    None => SimLink::BlePhoneFast,
+                },
+                mtu,
+            }),
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown link {other:?}: udp, serial, ble or sim"
+                )))
+            }
+        };
+        let ble = link == "ble";
+        run(py, aio, async move {
+            let connector = match chosen {
+                Chosen::Ready(c) => c,
+                Chosen::Sim(options) => Box::new(SimConnector::start(&options).await?),
+            };
+            let session = Session::open(connector, timeout).await?;
+            let describe = session.client().describe();
+            Ok(NativeDevice {
+                inner: Arc::new(Inner { session: Mutex::new(Some(session)), timeout, ble, describe }),
+            })
+        })
+    }
+
+    /// What the link is.
+    fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    /// Ends the link (BLE: disconnects). Closing twice is harmless.
+    fn close<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            let session = inner.session.lock().await.take();
+            if let Some(session) = session {
+                match tokio::time::timeout(CLOSE_LIMIT, session.close()).await {
+                    Ok(Ok(())) => tracing::debug!("link closed"),
+                    Ok(Err(e)) => tracing::debug!("closing the link failed: {e}"),
+                    Err(_) => tracing::debug!("closing the link took longer than {CLOSE_LIMIT:?}"),
+                }
+                drop(session);
+                if inner.ble {
+                    smpflash_ble::finish_disconnects(CLOSE_LIMIT).await;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// `echo`: the text the device sends back.
+    fn echo<'py>(&self, py: Python<'py>, text: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            Ok(s.client().request(&Echo { d: text }).await?.r)
+        })
+    }
+
+    /// `params`: the device's SMP buffers (JSON of `Limits`).
+    fn params<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            json(&Limits::query(s.client()).await?)
+        })
+    }
+
+    /// Image state (JSON list of slots).
+    fn image_state<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            json(&s.client().request(&ImageStateRead {}).await?.images)
+        })
+    }
+
+    /// Image state write: mark `hash` for test, or confirm it (or, without a hash, the
+    /// running image). Returns the new image state.
+    #[pyo3(signature = (hash, confirm, aio))]
+    fn image_write<'py>(
+        &self,
+        py: Python<'py>,
+        hash: Option<Vec<u8>>,
+        confirm: bool,
+        aio: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            let hash = hash.map(ByteBuf::from);
+            json(&s.client().request(&ImageStateWrite { hash, confirm }).await?.images)
+        })
+    }
+
+    /// Erases a slot (the device's default, the secondary, without one).
+    #[pyo3(signature = (slot, aio))]
+    fn image_erase<'py>(&self, py: Python<'py>, slot: Option<u32>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&ImageErase { slot }).await?;
+            Ok(())
+        })
+    }
+
+    /// Resets the device.
+    #[pyo3(signature = (force, boot_mode, aio))]
+    fn reset<'py>(
+        &self,
+        py: Python<'py>,
+        force: bool,
+        boot_mode: Option<u8>,
+        aio: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&Reset { force: force.then_some(1), boot_mode }).await?;
+            Ok(())
+        })
+    }
+
+    /// A whole DFU, blocking; `progress` gets each event's JSON on the calling thread.
+    /// Returns the report's JSON.
+    #[pyo3(signature = (path, mode=None, force=false, recovery=false, window=None, chunk=None, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn dfu(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        mode: Option<String>,
+        force: bool,
+        recovery: bool,
+        window: Option<usize>,
+        chunk: Option<usize>,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let (tx, rx) = unbounded_channel();
+        let fut = self.dfu_future(path, self::mode(mode)?, force, recovery, window, chunk, tx);
+        block(py, fut, Some(rx), progress.as_ref())
+    }
+
+    /// A whole DFU for asyncio: an awaitable of the report's JSON, and the stream of its events.
+    #[pyo3(signature = (path, mode=None, force=false, recovery=false, window=None, chunk=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn dfu_async<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        mode: Option<String>,
+        force: bool,
+        recovery: bool,
+        window: Option<usize>,
+        chunk: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyAny>, EventStream)> {
+        let (tx, rx) = unbounded_channel();
+        let fut = self.dfu_future(path, self::mode(mode)?, force, recovery, window, chunk, tx);
+        let awaitable = run(py, true, fut)?;
+        Ok((awaitable, EventStream { rx: Arc::new(Mutex::new(rx)) }))
+    }
+
+    /// Uploads a file's images to their free slots (no marking, no reset), blocking; returns
+    /// the JSON list of upload reports.
+    #[pyo3(signature = (path, window=None, chunk=None, progress=None))]
+    fn upload(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        window: Option<usize>,
+        chunk: Option<usize>,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let (tx, rx) = unbounded_channel();
+        block(py, self.upload_future(path, window, chunk, tx), Some(rx), progress.as_ref())
+    }
+
+    /// The upload for asyncio: an awaitable of the reports' JSON, and the stream of its events.
+    #[pyo3(signature = (path, window=None, chunk=None))]
+    fn upload_async<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        window: Option<usize>,
+        chunk: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyAny>, EventStream)> {
+        let (tx, rx) = unbounded_channel();
+        let awaitable = run(py, true, self.upload_future(path, window, chunk, tx))?;
+        Ok((awaitable, EventStream { rx: Arc::new(Mutex::new(rx)) }))
+    }
+}
+
+impl NativeDevice {
+    /// Every image of the file to its image's free slot, as `smpflash image upload`.
+    fn upload_future(
+        &self,
+        path: PathBuf,
+        window: Option<usize>,
+        chunk: Option<usize>,
+        tx: UnboundedSender<String>,
+    ) -> impl std::future::Future<Output = Result<String, Failure>> + Send + 'static {
+        let inner = self.inner();
+        async move {
+            let package = mcuboot::load(&path)?;
+            session!(s, inner);
+            let limits = Limits::query(s.client()).await?;
+            let events = Events(tx);
+            let mut reports = Vec::new();
+            for image in &package.images {
+                let options = UploadOptions {
+                    image: image.image_index,
+                    window,
+                    chunk,
+                    timeout: inner.timeout,
+                    ..Default::default()
+                };
+                reports.push(upload::upload(s, image.image.bytes(), &limits, &options, &events).await?);
+            }
+            json(&reports)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dfu_future(
+        &self,
+        path: PathBuf,
+        mode: Option<Mode>,
+        force: bool,
+        recovery: bool,
+        window: Option<usize>,
+        chunk: Option<usize>,
+        tx: UnboundedSender<String>,
+    ) -> impl std::future::Future<Output = Result<String, Failure>> + Send + 'static {
+        let inner = self.inner();
+        async move {
+            let package = mcuboot::load(&path)?;
+            let options = DfuOptions {
+                mode,
+                upload: UploadOptions { window, chunk, timeout: inner.timeout, ..Default::default() },
+                force,
+                enter_recovery: recovery,
+                ..Default::default()
+            };
+            session!(s, inner);
+            let events = Events(tx);
+            json(&dfu::dfu(s, &package, &options, &events).await?)
+        }
+    }
+}
