@@ -7,6 +7,7 @@
 mod commands;
 mod connect;
 mod exit;
+mod groups;
 mod output;
 mod render;
 mod show;
@@ -93,6 +94,9 @@ enum Command {
     /// Image management.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Files on the device (fs group): upload, download, length, hash.
+    #[command(subcommand)]
+    Fs(FsCommand),
     /// Update the device: check, upload, verify, mark, reset, verify, confirm.
     Dfu {
         /// A signed image (.bin, .hex) or an NCS dfu_application.zip.
@@ -158,6 +162,43 @@ enum ImageCommand {
         #[arg(long)]
         slot: Option<u32>,
     },
+}
+
+#[derive(Subcommand)]
+enum FsCommand {
+    /// Copy a local file to the device (created or replaced), pipelined, then check it with
+    /// the device's hash or checksum when it has one.
+    Upload {
+        /// The local file.
+        local: PathBuf,
+        /// Path on the device, e.g. `/lfs1/config.bin`.
+        remote: String,
+    },
+    /// Copy a file from the device, pipelined, checked with the device's hash when it has one;
+    /// LOCAL is written only once the file is whole.
+    Download {
+        /// Path on the device.
+        remote: String,
+        /// The local file to write.
+        local: PathBuf,
+    },
+    /// A file's length.
+    Stat {
+        /// Path on the device.
+        remote: String,
+    },
+    /// The device's hash or checksum of a file.
+    Hash {
+        /// Path on the device.
+        remote: String,
+        /// The type; the device's default (crc32 on Zephyr when built in) if not given.
+        #[arg(long = "type", value_enum)]
+        kind: Option<smpflash_core::fs::HashKind>,
+    },
+    /// The hash and checksum types the device has.
+    Types,
+    /// Close the file an interrupted transfer left open on the device.
+    Close,
 }
 
 fn init_tracing(verbose: u8) {
@@ -249,6 +290,16 @@ async fn on_device(
         Command::Image(ImageCommand::Test { hash }) => commands::mark(c, Some(&hash), false).await,
         Command::Image(ImageCommand::Confirm { hash }) => commands::mark(c, hash.as_deref(), true).await,
         Command::Image(ImageCommand::Erase { slot }) => commands::erase(c, slot).await,
+        Command::Fs(FsCommand::Upload { local, remote }) => {
+            groups::fs_upload(c, &local, &remote, upload, reporter).await
+        }
+        Command::Fs(FsCommand::Download { remote, local }) => {
+            groups::fs_download(c, &remote, &local, upload, reporter).await
+        }
+        Command::Fs(FsCommand::Stat { remote }) => groups::fs_stat(c, &remote).await,
+        Command::Fs(FsCommand::Hash { remote, kind }) => groups::fs_hash(c, &remote, kind).await,
+        Command::Fs(FsCommand::Types) => groups::fs_types(c).await,
+        Command::Fs(FsCommand::Close) => groups::fs_close(c).await,
         Command::Dfu { file, image, mode, force, recovery } => {
             let opts = DfuOptions { mode, upload, force, enter_recovery: recovery, ..Default::default() };
             commands::dfu(c, &file, image, opts, reporter).await

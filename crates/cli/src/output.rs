@@ -5,9 +5,11 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 use smpflash_ble::ScanResult;
+use smpflash_core::command::fs::HashType;
 use smpflash_core::command::image::SlotState;
 use smpflash_core::command::os::McubootMode;
 use smpflash_core::dfu::DfuReport;
+use smpflash_core::fs::FileReport;
 use smpflash_core::upload::{Limits, UploadReport};
 
 use crate::show::ShowReport;
@@ -75,6 +77,49 @@ pub enum Outcome {
     Dfu(DfuReport),
     /// `image show`.
     Show(ShowReport),
+    /// `fs upload`.
+    FileUpload {
+        /// What the upload did.
+        upload: FileReport,
+    },
+    /// `fs download`.
+    FileDownload {
+        /// What the download did.
+        download: FileReport,
+    },
+    /// `fs stat`.
+    FileStatus {
+        /// Path on the device.
+        name: String,
+        /// Its length in bytes.
+        len: u64,
+    },
+    /// `fs hash`.
+    FileHash(FileHashOutcome),
+    /// `fs types`.
+    FileHashTypes {
+        /// Type name to format (1 hash, 0 checksum) and size.
+        types: std::collections::BTreeMap<String, HashType>,
+    },
+    /// `fs close`.
+    FileClosed {
+        /// Always true: the device closed its open file (if any).
+        closed: bool,
+    },
+}
+
+/// What `fs hash` found.
+#[derive(Debug, Serialize)]
+pub struct FileHashOutcome {
+    /// Path on the device.
+    pub name: String,
+    /// The type the device used.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Bytes hashed.
+    pub len: u64,
+    /// The hash (hex) or checksum (8 hex digits).
+    pub output: String,
 }
 
 /// Renders outcomes as text or JSON.
@@ -160,6 +205,36 @@ fn text(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
             image_table(out, &report.after)
         }
         Outcome::Show(report) => crate::show::text(out, report),
+        Outcome::FileUpload { upload: r } => file_line(out, "uploaded", "to", r),
+        Outcome::FileDownload { download: r } => file_line(out, "downloaded", "from", r),
+        Outcome::FileStatus { name, len } => writeln!(out, "{name}: {len} bytes"),
+        Outcome::FileHash(h) => writeln!(out, "{}  {} ({}, {} bytes)", h.output, h.name, h.kind, h.len),
+        Outcome::FileHashTypes { types } => {
+            for (name, t) in types {
+                let what = if t.format == 1 { "hash" } else { "checksum" };
+                writeln!(out, "{name:<8} {what}, {} bytes", t.size)?;
+            }
+            Ok(())
+        }
+        Outcome::FileClosed { .. } => writeln!(out, "open file closed"),
+    }
+}
+
+fn file_line(out: &mut impl Write, did: &str, dir: &str, r: &FileReport) -> io::Result<()> {
+    let secs = r.seconds.max(1e-6);
+    write!(
+        out,
+        "{did} {} bytes {dir} {} in {:.2} s ({:.1} KiB/s, {}-byte chunks, {} in flight)",
+        r.bytes,
+        r.remote,
+        r.seconds,
+        r.bytes as f64 / secs / 1024.0,
+        r.chunk,
+        r.window
+    )?;
+    match &r.verified {
+        Some(v) => writeln!(out, "; {} matches: {}", v.kind.name(), v.value),
+        None => writeln!(out, "; not checked (the device has no file hash)"),
     }
 }
 

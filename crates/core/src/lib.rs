@@ -12,6 +12,7 @@ pub mod command;
 pub mod dfu;
 pub mod error;
 pub mod frame;
+pub mod fs;
 pub mod gatt;
 pub mod gatt_transport;
 pub mod image_hash;

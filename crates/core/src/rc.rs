@@ -75,6 +75,30 @@ pub mod os {
     pub const QUERY_YIELDS_NO_ANSWER: i64 = 3;
 }
 
+/// The file system group's own codes (`FS_MGMT_ERR_*`, `fs_mgmt.h`).
+pub mod fs {
+    /// `FS_MGMT_ERR_UNKNOWN`.
+    pub const UNKNOWN: i64 = 1;
+    /// `FS_MGMT_ERR_FILE_INVALID_NAME`.
+    pub const FILE_INVALID_NAME: i64 = 2;
+    /// `FS_MGMT_ERR_FILE_NOT_FOUND`.
+    pub const FILE_NOT_FOUND: i64 = 3;
+    /// `FS_MGMT_ERR_FILE_IS_DIRECTORY`.
+    pub const FILE_IS_DIRECTORY: i64 = 4;
+    /// `FS_MGMT_ERR_FILE_WRITE_FAILED`.
+    pub const FILE_WRITE_FAILED: i64 = 10;
+    /// `FS_MGMT_ERR_FILE_OFFSET_NOT_VALID`: the answer carries the file's length as `len`.
+    pub const FILE_OFFSET_NOT_VALID: i64 = 11;
+    /// `FS_MGMT_ERR_FILE_OFFSET_LARGER_THAN_FILE`.
+    pub const FILE_OFFSET_LARGER_THAN_FILE: i64 = 12;
+    /// `FS_MGMT_ERR_CHECKSUM_HASH_NOT_FOUND`.
+    pub const CHECKSUM_HASH_NOT_FOUND: i64 = 13;
+    /// `FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND`.
+    pub const MOUNT_POINT_NOT_FOUND: i64 = 14;
+    /// `FS_MGMT_ERR_FILE_EMPTY`.
+    pub const FILE_EMPTY: i64 = 16;
+}
+
 /// Group numbers Zephyr assigns.
 pub mod group {
     /// OS management.
@@ -178,6 +202,27 @@ const ZEPHYRBASIC_MGMT_ERR: Table = &[
     ("ZEPHYRBASIC_MGMT_ERR_FLASH_ERASE_FAILED", "erasing the storage flash area failed"),
 ];
 
+const FS_MGMT_ERR: Table = &[
+    ("FS_MGMT_ERR_OK", "no error"),
+    ("FS_MGMT_ERR_UNKNOWN", "unknown file system error"),
+    ("FS_MGMT_ERR_FILE_INVALID_NAME", "the file name is not valid"),
+    ("FS_MGMT_ERR_FILE_NOT_FOUND", "no such file"),
+    ("FS_MGMT_ERR_FILE_IS_DIRECTORY", "the path is a directory, not a file"),
+    ("FS_MGMT_ERR_FILE_OPEN_FAILED", "opening the file failed"),
+    ("FS_MGMT_ERR_FILE_SEEK_FAILED", "seeking in the file failed"),
+    ("FS_MGMT_ERR_FILE_READ_FAILED", "reading the file failed"),
+    ("FS_MGMT_ERR_FILE_TRUNCATE_FAILED", "truncating the file failed"),
+    ("FS_MGMT_ERR_FILE_DELETE_FAILED", "deleting the file failed"),
+    ("FS_MGMT_ERR_FILE_WRITE_FAILED", "writing the file failed (is the file system full?)"),
+    ("FS_MGMT_ERR_FILE_OFFSET_NOT_VALID", "the offset is not the file's length on the device"),
+    ("FS_MGMT_ERR_FILE_OFFSET_LARGER_THAN_FILE", "the offset is past the end of the file"),
+    ("FS_MGMT_ERR_CHECKSUM_HASH_NOT_FOUND", "the device does not have this hash or checksum type"),
+    ("FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND", "no file system is mounted there"),
+    ("FS_MGMT_ERR_READ_ONLY_FILESYSTEM", "the file system is read-only"),
+    ("FS_MGMT_ERR_FILE_EMPTY", "the file is empty"),
+    ("FS_MGMT_ERR_FILE_CLOSE_FAILED", "closing the file failed"),
+];
+
 fn lookup(table: Table, rc: i64) -> Option<(&'static str, &'static str)> {
     usize::try_from(rc).ok().and_then(|i| table.get(i)).copied()
 }
@@ -187,6 +232,7 @@ fn group_table(group: u16) -> Option<Table> {
         group::OS => Some(OS_MGMT_ERR),
         group::IMAGE => Some(IMG_MGMT_ERR),
         group::ZEPHYR_BASIC => Some(ZEPHYRBASIC_MGMT_ERR),
+        group::FS => Some(FS_MGMT_ERR),
         _ => None,
     }
 }
@@ -249,7 +295,16 @@ mod tests {
         assert_eq!(mgmt_err_name(13), Some("MGMT_ERR_UNSUPPORTED_TOO_NEW"));
         assert_eq!(mgmt_err_name(-1), None);
         assert_eq!(group_err_name(0, 3), Some("OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER"));
-        assert_eq!(group_err_name(8, 1), None);
+        assert_eq!(group_err_name(8, 1), Some("FS_MGMT_ERR_UNKNOWN"));
+        assert_eq!(
+            group_err_name(group::FS, fs::FILE_OFFSET_NOT_VALID),
+            Some("FS_MGMT_ERR_FILE_OFFSET_NOT_VALID")
+        );
+        assert_eq!(
+            group_err_name(group::FS, fs::MOUNT_POINT_NOT_FOUND),
+            Some("FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND")
+        );
+        assert_eq!(group_err_name(group::FS, fs::FILE_EMPTY), Some("FS_MGMT_ERR_FILE_EMPTY"));
     }
 
     #[test]

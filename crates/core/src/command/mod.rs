@@ -1,6 +1,7 @@
 //! Typed SMP commands: each request type names its response type, group, id and op, so callers
 //! never build frames by hand.
 
+pub mod fs;
 pub mod image;
 pub mod os;
 

@@ -2,6 +2,8 @@
 //! group's handler ([`os`], [`img`]) and encodes the answer. The handlers and the dispatcher
 //! share one vocabulary, [`request`], so neither imports the other.
 
+pub mod fs;
+pub mod groups;
 pub mod img;
 pub mod os;
 pub mod request;
