@@ -5,9 +5,13 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 use smpflash_ble::ScanResult;
+use std::collections::BTreeMap;
+
 use smpflash_core::command::fs::HashType;
+use smpflash_core::command::image::SlotInfoImage;
 use smpflash_core::command::image::SlotState;
 use smpflash_core::command::os::McubootMode;
+use smpflash_core::command::os::{MemPool, TaskStat};
 use smpflash_core::dfu::DfuReport;
 use smpflash_core::fs::FileReport;
 use smpflash_core::upload::{Limits, UploadReport};
@@ -106,6 +110,106 @@ pub enum Outcome {
         /// Always true: the device closed its open file (if any).
         closed: bool,
     },
+    /// `shell exec`: the exit code follows `ret`.
+    Shell {
+        /// What the command printed.
+        output: String,
+        /// Its return value (0 success, a negative errno otherwise).
+        ret: i32,
+    },
+    /// `stat list`.
+    StatList {
+        /// Statistics group names.
+        groups: Vec<String>,
+    },
+    /// `stat read`.
+    Stat {
+        /// The group.
+        name: String,
+        /// Counter name to value.
+        fields: BTreeMap<String, u64>,
+    },
+    /// `settings get`.
+    Setting(SettingOutcome),
+    /// `settings set|delete|commit|load|save`.
+    SettingsDone {
+        /// What was done: set, deleted, committed, loaded, saved.
+        done: String,
+        /// The setting, for set and delete.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// `enum`.
+    Groups {
+        /// The device's groups, in its order.
+        groups: Vec<GroupOutcome>,
+    },
+    /// `os tasks`.
+    Tasks {
+        /// Thread name to its statistics.
+        tasks: BTreeMap<String, TaskStat>,
+    },
+    /// `os mempool`.
+    MemPools {
+        /// Pool name to its statistics.
+        mpools: BTreeMap<String, MemPool>,
+    },
+    /// `os datetime`.
+    DateTime {
+        /// The device's clock, as it reports it.
+        datetime: String,
+    },
+    /// `storage erase`.
+    StorageErased {
+        /// Always true.
+        erased: bool,
+    },
+    /// `image slots`.
+    Slots {
+        /// Each image's slots and sizes.
+        images: Vec<SlotInfoImage>,
+    },
+}
+
+impl Outcome {
+    /// The process's exit code for a command that succeeded: 0, except `shell exec`, whose code
+    /// follows the command's `ret` (its magnitude, 1 if that is a multiple of 256).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Shell { ret, .. } if *ret != 0 => match (ret.unsigned_abs() % 256) as u8 {
+                0 => 1,
+                n => n,
+            },
+            _ => 0,
+        }
+    }
+}
+
+/// What `settings get` found.
+#[derive(Debug, Serialize)]
+pub struct SettingOutcome {
+    /// The setting.
+    pub name: String,
+    /// Its value, hex.
+    pub hex: String,
+    /// Its value as text, when it is printable UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The device's value limit, when the request asked for more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u32>,
+}
+
+/// One group of `enum`.
+#[derive(Debug, Serialize)]
+pub struct GroupOutcome {
+    /// Group id.
+    pub group: u16,
+    /// Its name: the device's, or smpflash's for a known id.
+    pub name: String,
+    /// Number of command ids, when the device says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handlers: Option<u32>,
 }
 
 /// What `fs hash` found.
@@ -217,6 +321,88 @@ fn text(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
             Ok(())
         }
         Outcome::FileClosed { .. } => writeln!(out, "open file closed"),
+        Outcome::Shell { output, ret } => {
+            write!(out, "{output}")?;
+            if !output.is_empty() && !output.ends_with('\n') {
+                writeln!(out)?;
+            }
+            if *ret != 0 {
+                eprintln!("command returned {ret}");
+            }
+            Ok(())
+        }
+        Outcome::StatList { groups } => {
+            for g in groups {
+                writeln!(out, "{g}")?;
+            }
+            Ok(())
+        }
+        Outcome::Stat { name, fields } => {
+            writeln!(out, "{name}:")?;
+            for (k, v) in fields {
+                writeln!(out, "  {k:<24} {v}")?;
+            }
+            Ok(())
+        }
+        Outcome::Setting(s) => match &s.text {
+            Some(t) => writeln!(out, "{} = {} ({t:?})", s.name, s.hex),
+            None => writeln!(out, "{} = {}", s.name, s.hex),
+        },
+        Outcome::SettingsDone { done, name: Some(n) } => writeln!(out, "{n} {done}"),
+        Outcome::SettingsDone { done, name: None } => writeln!(out, "settings {done}"),
+        Outcome::Groups { groups } => {
+            for g in groups {
+                match g.handlers {
+                    Some(h) => writeln!(out, "{:<5} {} ({h} commands)", g.group, g.name)?,
+                    None => writeln!(out, "{:<5} {}", g.group, g.name)?,
+                }
+            }
+            Ok(())
+        }
+        Outcome::Tasks { tasks } => {
+            writeln!(
+                out,
+                "{:<20} {:>5} {:>4} {:>6} {:>12} {:>8}",
+                "task", "prio", "tid", "state", "stack", "switches"
+            )?;
+            for (name, t) in tasks {
+                writeln!(
+                    out,
+                    "{name:<20} {:>5} {:>4} {:>6} {:>12} {:>8}",
+                    t.prio,
+                    t.tid,
+                    t.state,
+                    format!("{}/{}", t.stkuse, t.stksiz),
+                    t.cswcnt
+                )?;
+            }
+            Ok(())
+        }
+        Outcome::MemPools { mpools } => {
+            for (name, p) in mpools {
+                writeln!(
+                    out,
+                    "{name:<20} {} blocks of {} bytes, {} free (fewest {})",
+                    p.nblks, p.blksiz, p.nfree, p.min
+                )?;
+            }
+            if mpools.is_empty() {
+                writeln!(out, "(no memory pools)")?;
+            }
+            Ok(())
+        }
+        Outcome::DateTime { datetime } => writeln!(out, "{datetime}"),
+        Outcome::StorageErased { .. } => writeln!(out, "storage partition erased"),
+        Outcome::Slots { images } => {
+            writeln!(out, "{:<6} {:<5} {:>10} {:>14}", "image", "slot", "size", "max image")?;
+            for i in images {
+                for s in &i.slots {
+                    let max = i.max_image_size.map_or("-".into(), |m| m.to_string());
+                    writeln!(out, "{:<6} {:<5} {:>10} {:>14}", i.image, s.slot, s.size, max)?;
+                }
+            }
+            Ok(())
+        }
     }
 }
 

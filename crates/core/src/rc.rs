@@ -99,6 +99,38 @@ pub mod fs {
     pub const FILE_EMPTY: i64 = 16;
 }
 
+/// The statistics group's own codes (`STAT_MGMT_ERR_*`).
+pub mod stat {
+    /// `STAT_MGMT_ERR_INVALID_STAT_NAME`: Zephyr 4.4 answers it for an unknown group name.
+    pub const INVALID_STAT_NAME: i64 = 3;
+}
+
+/// The settings group's own codes (`SETTINGS_MGMT_ERR_*`).
+pub mod settings {
+    /// `SETTINGS_MGMT_ERR_KEY_TOO_LONG`.
+    pub const KEY_TOO_LONG: i64 = 2;
+    /// `SETTINGS_MGMT_ERR_KEY_NOT_FOUND`.
+    pub const KEY_NOT_FOUND: i64 = 3;
+    /// `SETTINGS_MGMT_ERR_ROOT_KEY_NOT_FOUND`.
+    pub const ROOT_KEY_NOT_FOUND: i64 = 5;
+    /// `SETTINGS_MGMT_ERR_SAVE_NOT_SUPPORTED`.
+    pub const SAVE_NOT_SUPPORTED: i64 = 8;
+}
+
+/// The shell group's own codes (`SHELL_MGMT_RET_RC_*`).
+pub mod shell {
+    /// `SHELL_MGMT_RET_RC_COMMAND_TOO_LONG`.
+    pub const COMMAND_TOO_LONG: i64 = 2;
+    /// `SHELL_MGMT_RET_RC_EMPTY_COMMAND`.
+    pub const EMPTY_COMMAND: i64 = 3;
+}
+
+/// The enumeration group's own codes (`ENUM_MGMT_ERR_*`).
+pub mod enumeration {
+    /// `ENUM_MGMT_ERR_INDEX_TOO_LARGE`.
+    pub const INDEX_TOO_LARGE: i64 = 4;
+}
+
 /// Group numbers Zephyr assigns.
 pub mod group {
     /// OS management.
@@ -223,6 +255,42 @@ const FS_MGMT_ERR: Table = &[
     ("FS_MGMT_ERR_FILE_CLOSE_FAILED", "closing the file failed"),
 ];
 
+const STAT_MGMT_ERR: Table = &[
+    ("STAT_MGMT_ERR_OK", "no error"),
+    ("STAT_MGMT_ERR_UNKNOWN", "unknown statistics error"),
+    ("STAT_MGMT_ERR_INVALID_GROUP", "no such statistics group"),
+    ("STAT_MGMT_ERR_INVALID_STAT_NAME", "no such statistics group or counter"),
+    ("STAT_MGMT_ERR_INVALID_STAT_SIZE", "the counter's size cannot be handled"),
+    ("STAT_MGMT_ERR_WALK_ABORTED", "reading the counters was aborted"),
+];
+
+const SETTINGS_MGMT_ERR: Table = &[
+    ("SETTINGS_MGMT_ERR_OK", "no error"),
+    ("SETTINGS_MGMT_ERR_UNKNOWN", "unknown settings error"),
+    ("SETTINGS_MGMT_ERR_KEY_TOO_LONG", "the setting's name is too long"),
+    ("SETTINGS_MGMT_ERR_KEY_NOT_FOUND", "no such setting"),
+    ("SETTINGS_MGMT_ERR_READ_NOT_SUPPORTED", "the setting cannot be read"),
+    ("SETTINGS_MGMT_ERR_ROOT_KEY_NOT_FOUND", "no settings handler for the name's root key"),
+    ("SETTINGS_MGMT_ERR_WRITE_NOT_SUPPORTED", "the setting cannot be written"),
+    ("SETTINGS_MGMT_ERR_DELETE_NOT_SUPPORTED", "the setting cannot be deleted"),
+    ("SETTINGS_MGMT_ERR_SAVE_NOT_SUPPORTED", "the settings cannot be saved (no storage backend?)"),
+];
+
+const SHELL_MGMT_RET_RC: Table = &[
+    ("SHELL_MGMT_RET_RC_OK", "no error"),
+    ("SHELL_MGMT_RET_RC_UNKNOWN", "unknown shell error"),
+    ("SHELL_MGMT_RET_RC_COMMAND_TOO_LONG", "the command line is too long for the device's shell"),
+    ("SHELL_MGMT_RET_RC_EMPTY_COMMAND", "no command given"),
+];
+
+const ENUM_MGMT_ERR: Table = &[
+    ("ENUM_MGMT_ERR_OK", "no error"),
+    ("ENUM_MGMT_ERR_UNKNOWN", "unknown enumeration error"),
+    ("ENUM_MGMT_ERR_TOO_MANY_GROUP_ENTRIES", "too many groups asked"),
+    ("ENUM_MGMT_ERR_INSUFFICIENT_HEAP_FOR_ENTRIES", "the device has no memory for the groups asked"),
+    ("ENUM_MGMT_ERR_INDEX_TOO_LARGE", "the index is past the last group"),
+];
+
 fn lookup(table: Table, rc: i64) -> Option<(&'static str, &'static str)> {
     usize::try_from(rc).ok().and_then(|i| table.get(i)).copied()
 }
@@ -233,6 +301,10 @@ fn group_table(group: u16) -> Option<Table> {
         group::IMAGE => Some(IMG_MGMT_ERR),
         group::ZEPHYR_BASIC => Some(ZEPHYRBASIC_MGMT_ERR),
         group::FS => Some(FS_MGMT_ERR),
+        group::STAT => Some(STAT_MGMT_ERR),
+        group::SETTINGS => Some(SETTINGS_MGMT_ERR),
+        group::SHELL => Some(SHELL_MGMT_RET_RC),
+        group::ENUM => Some(ENUM_MGMT_ERR),
         _ => None,
     }
 }
@@ -305,6 +377,26 @@ mod tests {
             Some("FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND")
         );
         assert_eq!(group_err_name(group::FS, fs::FILE_EMPTY), Some("FS_MGMT_ERR_FILE_EMPTY"));
+        assert_eq!(
+            group_err_name(group::STAT, stat::INVALID_STAT_NAME),
+            Some("STAT_MGMT_ERR_INVALID_STAT_NAME")
+        );
+        assert_eq!(
+            group_err_name(group::SETTINGS, settings::ROOT_KEY_NOT_FOUND),
+            Some("SETTINGS_MGMT_ERR_ROOT_KEY_NOT_FOUND")
+        );
+        assert_eq!(
+            group_err_name(group::SETTINGS, settings::SAVE_NOT_SUPPORTED),
+            Some("SETTINGS_MGMT_ERR_SAVE_NOT_SUPPORTED")
+        );
+        assert_eq!(
+            group_err_name(group::SHELL, shell::EMPTY_COMMAND),
+            Some("SHELL_MGMT_RET_RC_EMPTY_COMMAND")
+        );
+        assert_eq!(
+            group_err_name(group::ENUM, enumeration::INDEX_TOO_LARGE),
+            Some("ENUM_MGMT_ERR_INDEX_TOO_LARGE")
+        );
     }
 
     #[test]

@@ -34,10 +34,13 @@ async fn serve(link: LinkFaults) -> (Arc<Device>, UdpServer) {
         DeviceOptions { time_scale: 0.0, ..Default::default() },
     )
     .unwrap();
-    let server =
-        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions { faults: link, ..Default::default() })
-            .await
-            .unwrap();
+    let server = udp::serve(
+        device.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        UdpOptions { faults: link, ..Default::default() },
+    )
+    .await
+    .unwrap();
     (device, server)
 }
 
@@ -97,7 +100,8 @@ async fn a_lossy_link_still_moves_the_exact_file_both_ways() {
     let up = fs::upload_file(&mut session, "/lfs1/lossy.bin", &bytes, &limits, &opts(), &()).await.unwrap();
     assert!(up.retransmits > 0, "a 5 % loss costs retransmissions: {up:?}");
     assert_eq!(device.snapshot().await.groups.files.files["/lfs1/lossy.bin"], bytes);
-    let (back, down) = fs::download_file(&mut session, "/lfs1/lossy.bin", &limits, &opts(), &()).await.unwrap();
+    let (back, down) =
+        fs::download_file(&mut session, "/lfs1/lossy.bin", &limits, &opts(), &()).await.unwrap();
     assert_eq!(back, bytes);
     assert!(down.retransmits > 0, "{down:?}");
 }
