@@ -372,7 +372,10 @@ fn text(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
                     t.prio,
                     t.tid,
                     t.state,
-                    format!("{}/{}", t.stkuse, t.stksiz),
+                    match (t.stkuse, t.stksiz) {
+                        (Some(u), Some(s)) => format!("{u}/{s}"),
+                        _ => "-".into(),
+                    },
                     t.cswcnt
                 )?;
             }

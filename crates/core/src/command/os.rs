@@ -230,10 +230,13 @@ pub struct TaskStat {
     pub tid: u64,
     /// Zephyr's `thread_state` bits.
     pub state: u64,
-    /// Stack bytes used (as the device counts them: bytes, or 4-byte words on older builds).
-    pub stkuse: u64,
-    /// Stack size.
-    pub stksiz: u64,
+    /// Stack bytes used (as the device counts them: bytes, or 4-byte words on older builds);
+    /// absent without `CONFIG_MCUMGR_GRP_OS_TASKSTAT_STACK_INFO`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stkuse: Option<u64>,
+    /// Stack size; absent like `stkuse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stksiz: Option<u64>,
     /// Context switches (0 where the kernel does not count them).
     #[serde(default)]
     pub cswcnt: u64,

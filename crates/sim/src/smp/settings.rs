@@ -107,9 +107,13 @@ pub fn load(s: &mut Settings) -> Handled {
     Ok(vec![])
 }
 
-/// `settings_mgmt_save`.
+/// `settings_mgmt_save`: everything, or the subtree `name` (`settings_save_subtree`).
 pub fn save(s: &mut Settings, r: &mut Request<'_>) -> Handled {
-    s.stored.values.extend(s.runtime.clone());
+    let subtree = field(r.body, "name").and_then(Value::as_text).map(str::to_string);
+    let under = |k: &str| subtree.as_deref().is_none_or(|t| k == t || k.starts_with(&format!("{t}/")));
+    let chosen: Vec<(String, Vec<u8>)> =
+        s.runtime.iter().filter(|(k, _)| under(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    s.stored.values.extend(chosen);
     r.reply.flash_changed = true;
     Ok(vec![])
 }
