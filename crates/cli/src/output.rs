@@ -322,8 +322,12 @@ fn text(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
         }
         Outcome::FileClosed { .. } => writeln!(out, "open file closed"),
         Outcome::Shell { output, ret } => {
-            write!(out, "{output}")?;
-            if !output.is_empty() && !output.ends_with('\n') {
+            // Zephyr's shell ends lines with CR LF and starts its output with one; a terminal
+            // wants neither the CRs nor the leading empty line (`--json` keeps the text as sent).
+            let text = output.replace("\r\n", "\n");
+            let text = text.strip_prefix('\n').unwrap_or(&text);
+            write!(out, "{text}")?;
+            if !text.is_empty() && !text.ends_with('\n') {
                 writeln!(out)?;
             }
             if *ret != 0 {

@@ -23,7 +23,7 @@ use crate::command::fs::{
 use crate::command::{self, Command};
 use crate::error::{Error, ProtocolError, Result};
 use crate::frame::Version;
-use crate::progress::{Event, Progress, UploadStart};
+use crate::progress::{Event, FileTransfer, Progress, UploadStart};
 use crate::rc;
 use crate::session::Session;
 use crate::transport::TransportKind;
@@ -91,6 +91,10 @@ impl Target for FileTarget {
 
     fn image(&self) -> u32 {
         0
+    }
+
+    fn file(&self) -> Option<FileTransfer> {
+        Some(FileTransfer { path: self.name.clone(), download: false })
     }
 }
 
@@ -359,6 +363,7 @@ pub async fn download_file(
         window: window_max,
         resumed_at: 0,
         start: UploadStart::Fresh,
+        file: Some(FileTransfer { path: name.into(), download: true }),
     });
     let mut window = window_max;
     let mut window_seen = 1;
@@ -470,7 +475,14 @@ pub async fn download_file(
     }
     let elapsed = started.elapsed();
     let reconnects = session.reconnects() - reconnects_before;
-    progress.event(&Event::UploadFinished { image: 0, bytes: total, elapsed, retransmits, reconnects });
+    progress.event(&Event::UploadFinished {
+        image: 0,
+        bytes: total,
+        elapsed,
+        retransmits,
+        reconnects,
+        file: Some(FileTransfer { path: name.into(), download: true }),
+    });
     let verified = verify(session.client(), name, &out).await?;
     let report = FileReport {
         remote: name.into(),

@@ -261,6 +261,10 @@ pub trait Target {
     ) -> impl std::future::Future<Output = Result<Ack>> + 'a;
     /// The image number for progress events (0 for a file).
     fn image(&self) -> u32;
+    /// The file, for a file upload's progress events.
+    fn file(&self) -> Option<crate::progress::FileTransfer> {
+        None
+    }
 }
 
 /// An image slot: Zephyr's and MCUboot's image upload.
@@ -569,6 +573,7 @@ pub async fn upload_to<T: Target>(
                         window: window_max,
                         resumed_at,
                         start: start.clone(),
+                        file: target.file(),
                     });
                     announced = true;
                 }
@@ -611,6 +616,7 @@ pub async fn upload_to<T: Target>(
         elapsed,
         retransmits: c.retransmits,
         reconnects,
+        file: target.file(),
     });
     Ok(UploadReport {
         image: target.image(),
