@@ -271,6 +271,13 @@ pub async fn upload_file(
 /// on a microcontroller's flash, and would be allocated in full.
 pub const MAX_DOWNLOAD: u64 = 1 << 32;
 
+/// Zephyr's `MCUMGR_GRP_FS_DL_CHUNK_SIZE` for a device with `buf_size` buffers and the default
+/// `CONFIG_MCUMGR_GRP_FS_MAX_OFFSET_LEN` (`fs_mgmt_config.h`: the frame less its header and
+/// the most the answer's CBOR can take besides the data).
+pub fn zephyr_download_chunk(buf_size: usize) -> u64 {
+    buf_size.saturating_sub(8 + 10 + 8 + 9 + 4 + 8) as u64
+}
+
 /// Offsets not yet received, as sorted disjoint ranges.
 #[derive(Debug)]
 struct Missing {
@@ -328,10 +335,31 @@ pub async fn download_file(
     let reconnects_before = session.reconnects();
     let window_max = opts.window.unwrap_or_else(|| limits.window()).max(1);
     let req = |off: u64| FileDownload { off, name: name.into() };
-    // The first answer carries the length; ask until it comes.
+    // The first answer carries the length. Waiting for it alone would cost a round trip with
+    // one request in flight, so the rest of the window goes out with it, at the offsets a
+    // Zephyr device's chunk size puts the next chunks (`buf_size - 47`); if the guess is wrong
+    // the answers still hold the file's bytes at those offsets, and the gaps are asked later.
+    let guess = if limits.reported { zephyr_download_chunk(limits.buf_size) } else { 0 };
+    let speculative: Vec<u64> =
+        if guess > 0 { (1..window_max as u64).map(|k| k * guess).collect() } else { Vec::new() };
+    let mut early: Vec<FileDownloadResponse> = Vec::new();
     let mut attempts = 0;
     let first: FileDownloadResponse = loop {
-        match session.client().request_with_timeout(&req(0), opts.timeout).await {
+        let client = session.client();
+        let answer = if attempts == 0 {
+            let asks: Vec<FileDownload> = speculative.iter().map(|&off| req(off)).collect();
+            let ahead = futures_util::future::join_all(
+                asks.iter().map(|r| client.request_with_timeout(r, opts.timeout)),
+            );
+            let (answer, ahead) =
+                futures_util::future::join(client.request_with_timeout(&req(0), opts.timeout), ahead).await;
+            // What the speculative reads brought is kept; whatever failed is asked again later.
+            early.extend(ahead.into_iter().filter_map(|r| r.ok()));
+            answer
+        } else {
+            client.request_with_timeout(&req(0), opts.timeout).await
+        };
+        match answer {
             Ok(r) => break r,
             Err(Error::Timeout { .. }) if attempts < opts.max_attempts => attempts += 1,
             Err(e) if e.is_link_lost() && attempts < opts.max_attempts => {
@@ -356,6 +384,13 @@ pub async fn download_file(
     }
     out[..chunk as usize].copy_from_slice(&first.data);
     missing.fill(0, chunk);
+    for r in early {
+        let n = r.data.len() as u64;
+        if n > 0 && r.off + n <= total {
+            out[r.off as usize..(r.off + n) as usize].copy_from_slice(&r.data);
+            missing.fill(r.off, r.off + n);
+        }
+    }
     progress.event(&Event::UploadStarted {
         image: 0,
         total,
