@@ -153,3 +153,21 @@ async fn zephyr_fs_errors() {
     let e = fs::upload_file(&mut session, "/lfs1/huge", &huge, &limits, &opts(), &()).await.unwrap_err();
     assert_eq!(group_rc(&e), Some((rc::group::FS, rc::fs::FILE_WRITE_FAILED)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_chunk_guess_for_the_first_reads_still_downloads_the_exact_file() {
+    let (_device, server) = serve(LinkFaults::default()).await;
+    let (mut session, limits) = open(&server).await;
+    let bytes = noise(30_000, 21);
+    fs::upload_file(&mut session, "/lfs1/g.bin", &bytes, &limits, &opts(), &()).await.unwrap();
+    // The device answers 2428-byte chunks; buffers said to be 1000 bytes make the reads sent
+    // with the first one land at 953 and 1906, inside the first answer's chunk.
+    let wrong = Limits { buf_size: 1000, ..limits };
+    let (back, report) = fs::download_file(&mut session, "/lfs1/g.bin", &wrong, &opts(), &()).await.unwrap();
+    assert_eq!(back, bytes);
+    assert_eq!(report.chunk, 2428, "{report:?}");
+    // And a file shorter than the guessed offsets: the reads past its end bring nothing.
+    fs::upload_file(&mut session, "/lfs1/s.bin", b"short", &limits, &opts(), &()).await.unwrap();
+    let (back, _) = fs::download_file(&mut session, "/lfs1/s.bin", &limits, &opts(), &()).await.unwrap();
+    assert_eq!(back, b"short");
+}
