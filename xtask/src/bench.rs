@@ -5,6 +5,7 @@
 mod capacity;
 mod child;
 mod device;
+mod fs;
 mod images;
 mod matrix;
 mod python_dfu;
@@ -74,6 +75,10 @@ pub struct Args {
     /// Use this smpflash binary instead of building target/release/smpflash.
     #[arg(long, value_name = "PATH")]
     smpflash: Option<PathBuf>,
+    /// File transfers (fs group) instead of image uploads: 64 KiB and 1 MiB up and down by
+    /// smpflash and smpclient over udp-15ms and serial-1000000, fast flash.
+    #[arg(long)]
+    fs: bool,
 }
 
 /// Payload of the image that primes each device's upload slot (never measured).
@@ -347,6 +352,22 @@ pub fn run(args: Args, root: &Path) -> Result<()> {
     }
     if args.repeat == 0 {
         bail!("--repeat must be at least 1");
+    }
+    if args.fs {
+        let smpflash = smpflash_binary(root, args.smpflash.clone())?;
+        if let Some(why) = install_peers(root) {
+            bail!("the fs bench compares with smpclient: {why}");
+        }
+        let work = std::env::temp_dir().join(format!("smpflash-bench-fs-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        let mut profile = Profile::by_name(device::PROFILE).context("the bench's profile exists")?;
+        for o in device::profile_overrides() {
+            profile.apply_override(&o).map_err(anyhow::Error::msg)?;
+        }
+        let device = capacity::Device { profile, udp_mtu: args.udp_mtu.into() };
+        let result = fs::run(&args, root, &device, &smpflash, &work);
+        let _ = std::fs::remove_dir_all(&work);
+        return result;
     }
     let links = matrix::select(&LINKS, args.links.as_deref(), "link")?;
     let tools = matrix::select(&TOOLS, args.tools.as_deref(), "tool")?;

@@ -107,7 +107,9 @@ fn code_of(e: &Error) -> Code {
     match e {
         Error::Device(_) => Code::DeviceRejected,
         Error::Dfu(DfuError::Refused(_)) => Code::DeviceRejected,
-        Error::Dfu(DfuError::NotApplied(_)) | Error::UploadMismatch => Code::Verification,
+        Error::Dfu(DfuError::NotApplied(_)) | Error::UploadMismatch | Error::FileMismatch { .. } => {
+            Code::Verification
+        }
         Error::Timeout { .. } | Error::UploadStalled { .. } => Code::Timeout,
         Error::Transport(_) => Code::Connection,
         // The device's answers do not follow the protocol: a failure of the exchange, not a

@@ -8,6 +8,7 @@ mod commands;
 mod connect;
 mod decode;
 mod exit;
+mod groups;
 mod output;
 mod render;
 mod show;
@@ -113,6 +114,26 @@ enum Command {
     /// Image management.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Files on the device (fs group): upload, download, length, hash.
+    #[command(subcommand)]
+    Fs(FsCommand),
+    /// The device's shell (shell group).
+    #[command(subcommand)]
+    Shell(ShellCommand),
+    /// Statistics (stat group).
+    #[command(subcommand)]
+    Stat(StatCommand),
+    /// Settings (settings group): read, write, delete; commit, load, save.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// The management groups the device has (enum group).
+    Enum,
+    /// Threads, memory pools, the clock (os group).
+    #[command(subcommand)]
+    Os(OsCommand),
+    /// The storage partition (Zephyr basic group).
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Update the device: check, upload, verify, mark, reset, verify, confirm.
     Dfu {
         /// A signed image (.bin, .hex) or an NCS dfu_application.zip.
@@ -178,6 +199,125 @@ enum ImageCommand {
         #[arg(long)]
         slot: Option<u32>,
     },
+    /// Each image's slots and their sizes (slot info).
+    Slots,
+}
+
+#[derive(Subcommand)]
+enum FsCommand {
+    /// Copy a local file to the device (created or replaced), pipelined, then check it with
+    /// the device's hash or checksum when it has one.
+    Upload {
+        /// The local file.
+        local: PathBuf,
+        /// Path on the device, e.g. `/lfs1/config.bin`.
+        remote: String,
+    },
+    /// Copy a file from the device, pipelined, checked with the device's hash when it has one;
+    /// LOCAL is written only once the file is whole.
+    Download {
+        /// Path on the device.
+        remote: String,
+        /// The local file to write.
+        local: PathBuf,
+    },
+    /// A file's length.
+    Stat {
+        /// Path on the device.
+        remote: String,
+    },
+    /// The device's hash or checksum of a file.
+    Hash {
+        /// Path on the device.
+        remote: String,
+        /// The type; the device's default (crc32 on Zephyr when built in) if not given.
+        #[arg(long = "type", value_enum)]
+        kind: Option<smpflash_core::fs::HashKind>,
+    },
+    /// The hash and checksum types the device has.
+    Types,
+    /// Close the file an interrupted transfer left open on the device.
+    Close,
+}
+
+#[derive(Subcommand)]
+enum ShellCommand {
+    /// Run a command in the device's shell; prints its output, and the exit code follows its
+    /// return value. Put `--` before the command so its options stay its own.
+    Exec {
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        argv: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StatCommand {
+    /// The statistics groups.
+    List,
+    /// One group's counters.
+    Read {
+        /// The group's name (see `stat list`).
+        group: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SettingsCommand {
+    /// Read a setting.
+    Get {
+        /// Its name, e.g. `app/threshold`.
+        name: String,
+        /// Largest value to read.
+        #[arg(long)]
+        max_size: Option<u32>,
+    },
+    /// Write a setting (at run time; `settings save` persists it).
+    Set {
+        /// Its name.
+        name: String,
+        /// The value, hex (`01ff`, `0x01ff`, `01:ff`).
+        hex: String,
+    },
+    /// Delete a setting from storage.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+    /// Apply the settings written (`settings_commit`).
+    Commit,
+    /// Load the settings from storage (`settings_load`).
+    Load,
+    /// Save the run-time settings to storage (`settings_save`).
+    Save,
+}
+
+#[derive(Subcommand)]
+enum OsCommand {
+    /// Threads: priority, state, stack use.
+    Tasks,
+    /// Memory pools.
+    Mempool,
+    /// The device's clock; `set` sets it first.
+    Datetime {
+        #[command(subcommand)]
+        set: Option<DatetimeSet>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatetimeSet {
+    /// Set the clock.
+    Set {
+        /// `YYYY-MM-DDTHH:MM:SS[.mmm][Z|+HH:MM]`.
+        value: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Erase the storage partition (settings and file systems kept there are lost).
+    Erase,
 }
 
 fn init_tracing(verbose: u8) {
@@ -283,6 +423,41 @@ async fn on_device(
         Command::Image(ImageCommand::Test { hash }) => commands::mark(c, Some(&hash), false).await,
         Command::Image(ImageCommand::Confirm { hash }) => commands::mark(c, hash.as_deref(), true).await,
         Command::Image(ImageCommand::Erase { slot }) => commands::erase(c, slot).await,
+        Command::Fs(FsCommand::Upload { local, remote }) => {
+            groups::fs_upload(c, &local, &remote, upload, reporter).await
+        }
+        Command::Fs(FsCommand::Download { remote, local }) => {
+            groups::fs_download(c, &remote, &local, upload, reporter).await
+        }
+        Command::Fs(FsCommand::Stat { remote }) => groups::fs_stat(c, &remote).await,
+        Command::Fs(FsCommand::Hash { remote, kind }) => groups::fs_hash(c, &remote, kind).await,
+        Command::Fs(FsCommand::Types) => groups::fs_types(c).await,
+        Command::Fs(FsCommand::Close) => groups::fs_close(c).await,
+        Command::Shell(ShellCommand::Exec { argv }) => groups::shell_exec(c, argv).await,
+        Command::Stat(StatCommand::List) => groups::stat_list(c).await,
+        Command::Stat(StatCommand::Read { group }) => groups::stat_read(c, &group).await,
+        Command::Settings(SettingsCommand::Get { name, max_size }) => {
+            groups::settings_get(c, &name, max_size).await
+        }
+        Command::Settings(SettingsCommand::Set { name, hex }) => groups::settings_set(c, &name, &hex).await,
+        Command::Settings(SettingsCommand::Delete { name }) => groups::settings_delete(c, &name).await,
+        Command::Settings(SettingsCommand::Commit) => {
+            groups::settings_action(c, groups::SettingsAction::Commit).await
+        }
+        Command::Settings(SettingsCommand::Load) => {
+            groups::settings_action(c, groups::SettingsAction::Load).await
+        }
+        Command::Settings(SettingsCommand::Save) => {
+            groups::settings_action(c, groups::SettingsAction::Save).await
+        }
+        Command::Enum => groups::enumerate(c).await,
+        Command::Os(OsCommand::Tasks) => groups::os_tasks(c).await,
+        Command::Os(OsCommand::Mempool) => groups::os_mempool(c).await,
+        Command::Os(OsCommand::Datetime { set }) => {
+            groups::os_datetime(c, set.map(|DatetimeSet::Set { value }| value)).await
+        }
+        Command::Storage(StorageCommand::Erase) => groups::storage_erase(c).await,
+        Command::Image(ImageCommand::Slots) => groups::image_slots(c).await,
         Command::Dfu { file, image, mode, force, recovery } => {
             let opts = DfuOptions { mode, upload, force, enter_recovery: recovery, ..Default::default() };
             commands::dfu(c, &file, image, opts, reporter).await
@@ -312,7 +487,7 @@ fn main() -> ExitCode {
     match result {
         Ok(outcome) => {
             printer.print(&outcome);
-            ExitCode::SUCCESS
+            ExitCode::from(outcome.exit_code())
         }
         Err(failure) => failure.report(printer.json),
     }

@@ -63,9 +63,13 @@ impl Progress for Reporter {
         match e {
             Event::Step { step } => eprintln!("• {step}"),
             Event::Note { note } => eprintln!("  note: {note}"),
-            Event::UploadStarted { image, total, chunk, window, start, .. } => {
+            Event::UploadStarted { image, total, chunk, window, start, file, .. } => {
+                let what = match file {
+                    Some(f) => f.path.clone(),
+                    None => format!("image {image}"),
+                };
                 eprintln!(
-                    "  image {image}: {total} bytes, {chunk}-byte chunks, {window} in flight{}",
+                    "  {what}: {total} bytes, {chunk}-byte chunks, {window} in flight{}",
                     match start {
                         UploadStart::Fresh => String::new(),
                         other => format!("; {other}"),
@@ -105,14 +109,15 @@ impl Progress for Reporter {
                 }
             }
             Event::Restarted { reason } => eprintln!("  upload restarted from 0: {reason}"),
-            Event::UploadFinished { bytes, elapsed, retransmits, reconnects, .. } => {
+            Event::UploadFinished { bytes, elapsed, retransmits, reconnects, file, .. } => {
+                let did = if file.as_ref().is_some_and(|f| f.download) { "downloaded" } else { "uploaded" };
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
                 *self.last_step.lock().unwrap_or_else(|p| p.into_inner()) = 0;
                 let secs = elapsed.as_secs_f64().max(1e-6);
                 eprintln!(
-                    "  uploaded {bytes} bytes in {secs:.1} s ({:.1} KiB/s), {retransmits} retransmits, {reconnects} reconnects",
+                    "  {did} {bytes} bytes in {secs:.1} s ({:.1} KiB/s), {retransmits} retransmits, {reconnects} reconnects",
                     *bytes as f64 / secs / 1024.0
                 );
             }

@@ -383,6 +383,13 @@ impl Client {
         }
     }
 
+    /// Sends `cmd` and returns the answer frame as it came, for a command whose error answers
+    /// carry data (fs upload's `FS_MGMT_ERR_FILE_OFFSET_NOT_VALID` with the file's `len`).
+    /// Uses the version already settled; no v1 fallback.
+    pub async fn request_frame<C: Command>(&self, cmd: &C, timeout: Duration) -> Result<Frame> {
+        self.exchange(cmd, self.version(), timeout).await
+    }
+
     async fn exchange<C: Command>(&self, cmd: &C, version: Version, timeout: Duration) -> Result<Frame> {
         let (tx, rx) = oneshot::channel();
         let seq = {

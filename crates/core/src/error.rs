@@ -130,6 +130,16 @@ pub enum Error {
     )]
     UploadMismatch,
 
+    /// A file transfer finished, but the device's hash or checksum of the file, or its
+    /// length, differs from the local file's.
+    #[error("the device's {name} does not match: {what}; transfer it again")]
+    FileMismatch {
+        /// Path on the device.
+        name: String,
+        /// What differs.
+        what: String,
+    },
+
     /// The update was refused before anything was written, or did not take.
     #[error(transparent)]
     Dfu(#[from] crate::dfu::DfuError),
@@ -200,6 +210,32 @@ pub enum ProtocolError {
         off: u64,
         /// Image length.
         total: u64,
+    },
+    /// An answer lacks a field the protocol requires in it.
+    #[error("the answer to {command} lacks `{field}`")]
+    MissingField {
+        /// The request's name.
+        command: &'static str,
+        /// The missing key.
+        field: &'static str,
+    },
+    /// A download answer whose chunk does not fit the file.
+    #[error("file download answered {len} bytes at offset {off} of a {total}-byte file")]
+    BadChunk {
+        /// Offset in the answer.
+        off: u64,
+        /// Bytes in the answer.
+        len: u64,
+        /// The file's length.
+        total: u64,
+    },
+    /// The device claims a file larger than smpflash holds in memory.
+    #[error("the device says the file has {len} bytes; more than {limit} is not a device file")]
+    FileTooLarge {
+        /// The claimed length.
+        len: u64,
+        /// The limit.
+        limit: u64,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod dfu;
 pub mod error;
 pub mod frame;
+pub mod fs;
 pub mod gatt;
 pub mod gatt_transport;
 pub mod image_hash;

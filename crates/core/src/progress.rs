@@ -31,6 +31,9 @@ pub enum Event {
         resumed_at: u64,
         /// How the upload started, and why (a resume, or a first chunk partly accepted).
         start: UploadStart,
+        /// For a file transfer (fs group), which file and which way; absent for an image.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<FileTransfer>,
     },
     /// The device acknowledged more data.
     Progress {
@@ -70,12 +73,24 @@ pub enum Event {
         retransmits: u64,
         /// Reconnections during the upload.
         reconnects: u32,
+        /// For a file transfer (fs group), which file and which way; absent for an image.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<FileTransfer>,
     },
     /// Something worth telling without stopping (an image skipped, a reset repeated).
     Note {
         /// The note.
         note: Note,
     },
+}
+
+/// A file transfer's file and direction, in the transfer events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileTransfer {
+    /// Path on the device.
+    pub path: String,
+    /// `true`: from the device; `false`: to it.
+    pub download: bool,
 }
 
 /// How an upload started, from the device's answer to its first request.

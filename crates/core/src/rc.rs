@@ -1,7 +1,6 @@
 //! Zephyr's error codes: the SMP-level `MGMT_ERR_*` set and each group's own rc space.
 //!
-//! Names and meanings follow Zephyr's `mgmt_defines.h`, `img_mgmt.h`, `os_mgmt.h`,
-//! `stat_mgmt.h`, `settings_mgmt.h`, `fs_mgmt.h`, `shell_mgmt.h`, `enum_mgmt.h` and
+//! Names and meanings follow Zephyr's `mgmt_defines.h`, `img_mgmt.h`, `os_mgmt.h` and
 //! `zephyr_basic_mgmt.h`, so a user can search for the exact name the firmware uses.
 
 /// SMP-level: the command is not supported by the device.
@@ -74,6 +73,62 @@ pub mod os {
     pub const INVALID_FORMAT: i64 = 2;
     /// `OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER`.
     pub const QUERY_YIELDS_NO_ANSWER: i64 = 3;
+}
+
+/// The file system group's own codes (`FS_MGMT_ERR_*`, `fs_mgmt.h`).
+pub mod fs {
+    /// `FS_MGMT_ERR_UNKNOWN`.
+    pub const UNKNOWN: i64 = 1;
+    /// `FS_MGMT_ERR_FILE_INVALID_NAME`.
+    pub const FILE_INVALID_NAME: i64 = 2;
+    /// `FS_MGMT_ERR_FILE_NOT_FOUND`.
+    pub const FILE_NOT_FOUND: i64 = 3;
+    /// `FS_MGMT_ERR_FILE_IS_DIRECTORY`.
+    pub const FILE_IS_DIRECTORY: i64 = 4;
+    /// `FS_MGMT_ERR_FILE_WRITE_FAILED`.
+    pub const FILE_WRITE_FAILED: i64 = 10;
+    /// `FS_MGMT_ERR_FILE_OFFSET_NOT_VALID`: the answer carries the file's length as `len`.
+    pub const FILE_OFFSET_NOT_VALID: i64 = 11;
+    /// `FS_MGMT_ERR_FILE_OFFSET_LARGER_THAN_FILE`.
+    pub const FILE_OFFSET_LARGER_THAN_FILE: i64 = 12;
+    /// `FS_MGMT_ERR_CHECKSUM_HASH_NOT_FOUND`.
+    pub const CHECKSUM_HASH_NOT_FOUND: i64 = 13;
+    /// `FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND`.
+    pub const MOUNT_POINT_NOT_FOUND: i64 = 14;
+    /// `FS_MGMT_ERR_FILE_EMPTY`.
+    pub const FILE_EMPTY: i64 = 16;
+}
+
+/// The statistics group's own codes (`STAT_MGMT_ERR_*`).
+pub mod stat {
+    /// `STAT_MGMT_ERR_INVALID_STAT_NAME`: Zephyr 4.4 answers it for an unknown group name.
+    pub const INVALID_STAT_NAME: i64 = 3;
+}
+
+/// The settings group's own codes (`SETTINGS_MGMT_ERR_*`).
+pub mod settings {
+    /// `SETTINGS_MGMT_ERR_KEY_TOO_LONG`.
+    pub const KEY_TOO_LONG: i64 = 2;
+    /// `SETTINGS_MGMT_ERR_KEY_NOT_FOUND`.
+    pub const KEY_NOT_FOUND: i64 = 3;
+    /// `SETTINGS_MGMT_ERR_ROOT_KEY_NOT_FOUND`.
+    pub const ROOT_KEY_NOT_FOUND: i64 = 5;
+    /// `SETTINGS_MGMT_ERR_SAVE_NOT_SUPPORTED`.
+    pub const SAVE_NOT_SUPPORTED: i64 = 8;
+}
+
+/// The shell group's own codes (`SHELL_MGMT_RET_RC_*`).
+pub mod shell {
+    /// `SHELL_MGMT_RET_RC_COMMAND_TOO_LONG`.
+    pub const COMMAND_TOO_LONG: i64 = 2;
+    /// `SHELL_MGMT_RET_RC_EMPTY_COMMAND`.
+    pub const EMPTY_COMMAND: i64 = 3;
+}
+
+/// The enumeration group's own codes (`ENUM_MGMT_ERR_*`).
+pub mod enumeration {
+    /// `ENUM_MGMT_ERR_INDEX_TOO_LARGE`.
+    pub const INDEX_TOO_LARGE: i64 = 4;
 }
 
 /// Group numbers Zephyr assigns.
@@ -181,63 +236,61 @@ const ZEPHYRBASIC_MGMT_ERR: Table = &[
     ("ZEPHYRBASIC_MGMT_ERR_FLASH_ERASE_FAILED", "erasing the storage flash area failed"),
 ];
 
-const STAT_MGMT_ERR: Table = &[
-    ("STAT_MGMT_RET_RC_OK", "no error"),
-    ("STAT_MGMT_RET_RC_UNKNOWN", "unknown statistics error"),
-    ("STAT_MGMT_RET_RC_INVALID_GROUP", "no statistics group of that name"),
-    ("STAT_MGMT_RET_RC_INVALID_STAT_NAME", "no statistic of that name"),
-    ("STAT_MGMT_RET_RC_INVALID_STAT_SIZE", "the statistic's size cannot be handled"),
-    ("STAT_MGMT_RET_RC_WALK_ABORTED", "the walk through the statistics was aborted"),
-];
-
-const SETTINGS_MGMT_ERR: Table = &[
-    ("SETTINGS_MGMT_ERR_OK", "no error"),
-    ("SETTINGS_MGMT_ERR_UNKNOWN", "unknown settings error"),
-    ("SETTINGS_MGMT_ERR_KEY_TOO_LONG", "the key name is too long"),
-    ("SETTINGS_MGMT_ERR_KEY_NOT_FOUND", "no such key"),
-    ("SETTINGS_MGMT_ERR_READ_NOT_SUPPORTED", "the key cannot be read"),
-    ("SETTINGS_MGMT_ERR_ROOT_KEY_NOT_FOUND", "no such root key"),
-    ("SETTINGS_MGMT_ERR_WRITE_NOT_SUPPORTED", "the key cannot be written"),
-    ("SETTINGS_MGMT_ERR_DELETE_NOT_SUPPORTED", "the key cannot be deleted"),
-];
-
 const FS_MGMT_ERR: Table = &[
     ("FS_MGMT_ERR_OK", "no error"),
     ("FS_MGMT_ERR_UNKNOWN", "unknown file system error"),
     ("FS_MGMT_ERR_FILE_INVALID_NAME", "the file name is not valid"),
     ("FS_MGMT_ERR_FILE_NOT_FOUND", "no such file"),
-    ("FS_MGMT_ERR_FILE_IS_DIRECTORY", "the name is a directory, not a file"),
+    ("FS_MGMT_ERR_FILE_IS_DIRECTORY", "the path is a directory, not a file"),
     ("FS_MGMT_ERR_FILE_OPEN_FAILED", "opening the file failed"),
     ("FS_MGMT_ERR_FILE_SEEK_FAILED", "seeking in the file failed"),
     ("FS_MGMT_ERR_FILE_READ_FAILED", "reading the file failed"),
     ("FS_MGMT_ERR_FILE_TRUNCATE_FAILED", "truncating the file failed"),
     ("FS_MGMT_ERR_FILE_DELETE_FAILED", "deleting the file failed"),
-    ("FS_MGMT_ERR_FILE_WRITE_FAILED", "writing the file failed"),
-    (
-        "FS_MGMT_ERR_FILE_OFFSET_NOT_VALID",
-        "the offset is not valid (the file changed?); the answer's len is the file's size",
-    ),
+    ("FS_MGMT_ERR_FILE_WRITE_FAILED", "writing the file failed (is the file system full?)"),
+    ("FS_MGMT_ERR_FILE_OFFSET_NOT_VALID", "the offset is not the file's length on the device"),
     ("FS_MGMT_ERR_FILE_OFFSET_LARGER_THAN_FILE", "the offset is past the end of the file"),
-    ("FS_MGMT_ERR_CHECKSUM_HASH_NOT_FOUND", "the checksum or hash type is not supported"),
-    ("FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND", "the mount point is not found or not mounted"),
+    ("FS_MGMT_ERR_CHECKSUM_HASH_NOT_FOUND", "the device does not have this hash or checksum type"),
+    ("FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND", "no file system is mounted there"),
     ("FS_MGMT_ERR_READ_ONLY_FILESYSTEM", "the file system is read-only"),
     ("FS_MGMT_ERR_FILE_EMPTY", "the file is empty"),
     ("FS_MGMT_ERR_FILE_CLOSE_FAILED", "closing the file failed"),
 ];
 
-const SHELL_MGMT_ERR: Table = &[
+const STAT_MGMT_ERR: Table = &[
+    ("STAT_MGMT_ERR_OK", "no error"),
+    ("STAT_MGMT_ERR_UNKNOWN", "unknown statistics error"),
+    ("STAT_MGMT_ERR_INVALID_GROUP", "no such statistics group"),
+    ("STAT_MGMT_ERR_INVALID_STAT_NAME", "no such statistics group or counter"),
+    ("STAT_MGMT_ERR_INVALID_STAT_SIZE", "the counter's size cannot be handled"),
+    ("STAT_MGMT_ERR_WALK_ABORTED", "reading the counters was aborted"),
+];
+
+const SETTINGS_MGMT_ERR: Table = &[
+    ("SETTINGS_MGMT_ERR_OK", "no error"),
+    ("SETTINGS_MGMT_ERR_UNKNOWN", "unknown settings error"),
+    ("SETTINGS_MGMT_ERR_KEY_TOO_LONG", "the setting's name is too long"),
+    ("SETTINGS_MGMT_ERR_KEY_NOT_FOUND", "no such setting"),
+    ("SETTINGS_MGMT_ERR_READ_NOT_SUPPORTED", "the setting cannot be read"),
+    ("SETTINGS_MGMT_ERR_ROOT_KEY_NOT_FOUND", "no settings handler for the name's root key"),
+    ("SETTINGS_MGMT_ERR_WRITE_NOT_SUPPORTED", "the setting cannot be written"),
+    ("SETTINGS_MGMT_ERR_DELETE_NOT_SUPPORTED", "the setting cannot be deleted"),
+    ("SETTINGS_MGMT_ERR_SAVE_NOT_SUPPORTED", "the settings cannot be saved (no storage backend?)"),
+];
+
+const SHELL_MGMT_RET_RC: Table = &[
     ("SHELL_MGMT_RET_RC_OK", "no error"),
     ("SHELL_MGMT_RET_RC_UNKNOWN", "unknown shell error"),
-    ("SHELL_MGMT_RET_RC_COMMAND_TOO_LONG", "the command is too long"),
+    ("SHELL_MGMT_RET_RC_COMMAND_TOO_LONG", "the command line is too long for the device's shell"),
     ("SHELL_MGMT_RET_RC_EMPTY_COMMAND", "no command given"),
 ];
 
 const ENUM_MGMT_ERR: Table = &[
     ("ENUM_MGMT_ERR_OK", "no error"),
     ("ENUM_MGMT_ERR_UNKNOWN", "unknown enumeration error"),
-    ("ENUM_MGMT_ERR_TOO_MANY_GROUP_ENTRIES", "too many group entries"),
-    ("ENUM_MGMT_ERR_INSUFFICIENT_HEAP_FOR_ENTRIES", "not enough heap for the entries"),
-    ("ENUM_MGMT_ERR_INDEX_TOO_LARGE", "the index is larger than the number of groups"),
+    ("ENUM_MGMT_ERR_TOO_MANY_GROUP_ENTRIES", "too many groups asked"),
+    ("ENUM_MGMT_ERR_INSUFFICIENT_HEAP_FOR_ENTRIES", "the device has no memory for the groups asked"),
+    ("ENUM_MGMT_ERR_INDEX_TOO_LARGE", "the index is past the last group"),
 ];
 
 fn lookup(table: Table, rc: i64) -> Option<(&'static str, &'static str)> {
@@ -248,12 +301,12 @@ fn group_table(group: u16) -> Option<Table> {
     match group {
         group::OS => Some(OS_MGMT_ERR),
         group::IMAGE => Some(IMG_MGMT_ERR),
+        group::ZEPHYR_BASIC => Some(ZEPHYRBASIC_MGMT_ERR),
+        group::FS => Some(FS_MGMT_ERR),
         group::STAT => Some(STAT_MGMT_ERR),
         group::SETTINGS => Some(SETTINGS_MGMT_ERR),
-        group::FS => Some(FS_MGMT_ERR),
-        group::SHELL => Some(SHELL_MGMT_ERR),
+        group::SHELL => Some(SHELL_MGMT_RET_RC),
         group::ENUM => Some(ENUM_MGMT_ERR),
-        group::ZEPHYR_BASIC => Some(ZEPHYRBASIC_MGMT_ERR),
         _ => None,
     }
 }
@@ -317,13 +370,35 @@ mod tests {
         assert_eq!(mgmt_err_name(-1), None);
         assert_eq!(group_err_name(0, 3), Some("OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER"));
         assert_eq!(group_err_name(8, 1), Some("FS_MGMT_ERR_UNKNOWN"));
-        assert_eq!(group_err_name(8, 17), Some("FS_MGMT_ERR_FILE_CLOSE_FAILED"));
-        assert_eq!(group_err_name(8, 18), None);
-        assert_eq!(group_err_name(3, 7), Some("SETTINGS_MGMT_ERR_DELETE_NOT_SUPPORTED"));
-        assert_eq!(group_err_name(2, 5), Some("STAT_MGMT_RET_RC_WALK_ABORTED"));
-        assert_eq!(group_err_name(9, 3), Some("SHELL_MGMT_RET_RC_EMPTY_COMMAND"));
-        assert_eq!(group_err_name(10, 4), Some("ENUM_MGMT_ERR_INDEX_TOO_LARGE"));
-        assert_eq!(group_err_name(4, 1), None, "the log group has no codes of its own");
+        assert_eq!(
+            group_err_name(group::FS, fs::FILE_OFFSET_NOT_VALID),
+            Some("FS_MGMT_ERR_FILE_OFFSET_NOT_VALID")
+        );
+        assert_eq!(
+            group_err_name(group::FS, fs::MOUNT_POINT_NOT_FOUND),
+            Some("FS_MGMT_ERR_MOUNT_POINT_NOT_FOUND")
+        );
+        assert_eq!(group_err_name(group::FS, fs::FILE_EMPTY), Some("FS_MGMT_ERR_FILE_EMPTY"));
+        assert_eq!(
+            group_err_name(group::STAT, stat::INVALID_STAT_NAME),
+            Some("STAT_MGMT_ERR_INVALID_STAT_NAME")
+        );
+        assert_eq!(
+            group_err_name(group::SETTINGS, settings::ROOT_KEY_NOT_FOUND),
+            Some("SETTINGS_MGMT_ERR_ROOT_KEY_NOT_FOUND")
+        );
+        assert_eq!(
+            group_err_name(group::SETTINGS, settings::SAVE_NOT_SUPPORTED),
+            Some("SETTINGS_MGMT_ERR_SAVE_NOT_SUPPORTED")
+        );
+        assert_eq!(
+            group_err_name(group::SHELL, shell::EMPTY_COMMAND),
+            Some("SHELL_MGMT_RET_RC_EMPTY_COMMAND")
+        );
+        assert_eq!(
+            group_err_name(group::ENUM, enumeration::INDEX_TOO_LARGE),
+            Some("ENUM_MGMT_ERR_INDEX_TOO_LARGE")
+        );
     }
 
     #[test]

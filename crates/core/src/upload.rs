@@ -1,6 +1,11 @@
 //! The upload engine: exact chunk sizing, several chunks in flight, the device's offset as the
 //! truth, retransmission, and resuming after a dropped link.
 //!
+//! The engine moves bytes into a [`Target`]: an image slot ([`ImageTarget`], [`upload`]) or a
+//! file ([`crate::fs::FileTarget`]). A target builds the request for a chunk and reads the
+//! device's answer as the offset it wants next; everything else (sizing, the window, resyncs,
+//! reconnects) is the engine's.
+//!
 //! Chunks are sized so the whole request (header, CBOR map with `off` and `data`, and on the
 //! first request `image`, `len`, `sha`, `upgrade`) fits both the transport's frame limit and
 //! the device's `buf_size`, measured by encoding rather than estimated. Up to W requests are in
@@ -16,8 +21,9 @@ use sha2::{Digest, Sha256};
 
 use crate::cbor;
 use crate::client::Client;
-use crate::command::image::{ImageUpload, ImageUploadResponse};
+use crate::command::image::ImageUpload;
 use crate::command::os::McumgrParams;
+use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::frame::HEADER_LEN;
 use crate::progress::{Event, Note, Progress, UploadStart};
@@ -214,10 +220,101 @@ pub struct UploadReport {
     pub matched: Option<bool>,
 }
 
+/// A request that carries a chunk of data in a `data` byte string.
+pub trait ChunkRequest: Command + Clone {
+    /// The chunk's bytes.
+    fn data_mut(&mut self) -> &mut ByteBuf;
+}
+
+impl ChunkRequest for ImageUpload {
+    fn data_mut(&mut self) -> &mut ByteBuf {
+        &mut self.data
+    }
+}
+
+/// What the device said about a chunk: the offset it expects next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The next offset the device takes (its truth).
+    pub off: u64,
+    /// Whether the whole upload matched the hash the first request gave, when the device says.
+    pub matched: Option<bool>,
+}
+
+/// Where an upload goes: builds each chunk's request and reads the device's answer.
+pub trait Target {
+    /// The chunk request.
+    type Request: ChunkRequest;
+    /// The request carrying `data` at `off` of a `total`-byte upload (at `off` 0 with the
+    /// fields only a first request has).
+    fn request(&self, off: u64, total: u64, data: ByteBuf) -> Self::Request;
+    /// After a dropped link, where the first request goes and the most bytes it carries, given
+    /// the last offset the device confirmed.
+    fn reopen(&self, confirmed: u64) -> (u64, Option<usize>);
+    /// Sends `req` and reads the answer as an [`Ack`]; an answer that says "not there, but
+    /// here" is an `Ack` too, so the engine resyncs.
+    fn send<'a>(
+        &'a self,
+        client: &'a Client,
+        req: &'a Self::Request,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Ack>> + 'a;
+    /// The image number for progress events (0 for a file).
+    fn image(&self) -> u32;
+    /// The file, for a file upload's progress events.
+    fn file(&self) -> Option<crate::progress::FileTransfer> {
+        None
+    }
+}
+
+/// An image slot: Zephyr's and MCUboot's image upload.
+#[derive(Debug, Clone)]
+pub struct ImageTarget {
+    /// Image number.
+    pub image: u32,
+    /// SHA-256 of the whole image, sent in the first request.
+    pub sha: ByteBuf,
+    /// Ask the device to refuse an image not newer than the running one.
+    pub upgrade: bool,
+}
+
+impl Target for ImageTarget {
+    type Request = ImageUpload;
+
+    fn request(&self, off: u64, total: u64, data: ByteBuf) -> ImageUpload {
+        let first = off == 0;
+        ImageUpload {
+            image: first.then_some(self.image),
+            len: first.then_some(total),
+            off,
+            sha: first.then(|| self.sha.clone()),
+            data,
+            upgrade: (first && self.upgrade).then_some(true),
+        }
+    }
+
+    /// Asking a device to resume needs only the header (Zephyr checks the first chunk holds
+    /// one): if it resumes, nothing else is sent twice; if it lost the upload, it starts over
+    /// from these bytes.
+    fn reopen(&self, _confirmed: u64) -> (u64, Option<usize>) {
+        (0, Some(RESUME_PROBE_LEN))
+    }
+
+    async fn send(&self, client: &Client, req: &ImageUpload, timeout: Duration) -> Result<Ack> {
+        let r = client.request_with_timeout(req, timeout).await?;
+        Ok(Ack { off: r.off, matched: r.matched })
+    }
+
+    fn image(&self) -> u32 {
+        self.image
+    }
+}
+
 /// The largest data length for which `template` (with that much data) encodes into a frame of
 /// at most `frame_limit` bytes, header included.
-pub fn max_data_len(frame_limit: usize, template: &ImageUpload) -> Result<usize> {
-    let empty = ImageUpload { data: ByteBuf::new(), ..template.clone() };
+pub fn max_data_len<R: ChunkRequest>(frame_limit: usize, template: &R) -> Result<usize> {
+    let mut empty = template.clone();
+    *empty.data_mut() = ByteBuf::new();
     // An empty byte string encodes as one byte; a longer one adds 1, 2 or 4 length bytes.
     let base = HEADER_LEN + cbor::encoded_len(&empty)? - 1;
     let fits = |n: usize| base + bstr_len(n) <= frame_limit;
@@ -232,7 +329,7 @@ pub fn max_data_len(frame_limit: usize, template: &ImageUpload) -> Result<usize>
 /// moves more image bytes per piece (2475-byte frames in 244-byte values: 10 full values and
 /// one of 35 bytes; 2440 bytes fill 10). A large tail is kept: shrinking a frame by a third
 /// would leave the window, not the pieces, limiting the link.
-pub fn limit_for_pieces(limit: usize, piece: usize, template: &ImageUpload) -> Result<usize> {
+pub fn limit_for_pieces<R: ChunkRequest>(limit: usize, piece: usize, template: &R) -> Result<usize> {
     let tail = limit % piece.max(1);
     if piece <= 1 || tail == 0 || limit < piece || tail * 10 > limit {
         return Ok(limit);
@@ -253,9 +350,9 @@ fn bstr_len(n: usize) -> usize {
     }
 }
 
-struct Plan<'a> {
+struct Plan<'a, T> {
+    target: &'a T,
     bytes: &'a [u8],
-    sha: ByteBuf,
     frame_limit: usize,
     opts: &'a UploadOptions,
     /// Write alignment learned from the device's partial acceptances (1: none seen).
@@ -286,7 +383,7 @@ fn lcm(a: usize, b: usize) -> usize {
     (a / gcd(a, b).max(1)) * b
 }
 
-impl Plan<'_> {
+impl<T: Target> Plan<'_, T> {
     fn total(&self) -> u64 {
         self.bytes.len() as u64
     }
@@ -303,16 +400,8 @@ impl Plan<'_> {
         lcm(self.opts.align.max(1), self.learned_align.load(Ordering::Relaxed).max(1))
     }
 
-    fn request(&self, off: u64) -> Result<ImageUpload> {
-        let first = off == 0;
-        let mut req = ImageUpload {
-            image: first.then_some(self.opts.image),
-            len: first.then_some(self.total()),
-            off,
-            sha: first.then(|| self.sha.clone()),
-            data: ByteBuf::new(),
-            upgrade: (first && self.opts.upgrade).then_some(true),
-        };
+    fn request(&self, off: u64) -> Result<T::Request> {
+        let mut req = self.target.request(off, self.total(), ByteBuf::new());
         let mut n = max_data_len(self.frame_limit, &req)?;
         if let Some(max) = self.opts.chunk {
             n = n.min(max);
@@ -329,7 +418,7 @@ impl Plan<'_> {
             });
         }
         let n = n.min(left);
-        req.data = ByteBuf::from(self.bytes[off as usize..off as usize + n].to_vec());
+        *req.data_mut() = ByteBuf::from(self.bytes[off as usize..off as usize + n].to_vec());
         Ok(req)
     }
 }
@@ -358,6 +447,8 @@ struct Counters {
     chunk_max: usize,
     matched: Option<bool>,
     started: Instant,
+    /// The offset the device last confirmed (where a file upload reopens after a reconnect).
+    confirmed: u64,
 }
 
 /// Uploads `bytes` as image `opts.image`, reconnecting through `session` when the link drops.
@@ -368,7 +459,25 @@ pub async fn upload(
     opts: &UploadOptions,
     progress: &dyn Progress,
 ) -> Result<UploadReport> {
-    let sha = ByteBuf::from(Sha256::digest(bytes).to_vec());
+    let target = ImageTarget {
+        image: opts.image,
+        sha: ByteBuf::from(Sha256::digest(bytes).to_vec()),
+        upgrade: opts.upgrade,
+    };
+    upload_to(session, &target, bytes, limits, opts, progress).await
+}
+
+/// Uploads `bytes` into `target`, reconnecting through `session` when the link drops. The
+/// options' `image` and `upgrade` are the target's business ([`upload`] builds an
+/// [`ImageTarget`] from them).
+pub async fn upload_to<T: Target>(
+    session: &mut Session,
+    target: &T,
+    bytes: &[u8],
+    limits: &Limits,
+    opts: &UploadOptions,
+    progress: &dyn Progress,
+) -> Result<UploadReport> {
     let total = bytes.len() as u64;
     if let Some(note) = limits.given_exceeds(opts.buf_size) {
         tracing::warn!("{note}");
@@ -391,6 +500,7 @@ pub async fn upload(
         chunk_max: 0,
         matched: None,
         started: Instant::now(),
+        confirmed: 0,
     };
     let mut attempts = 0u32;
     let mut resumed_at = 0;
@@ -403,7 +513,7 @@ pub async fn upload(
         let max_frame = session.client().max_frame();
         let mut frame_limit = max_frame.min(limits.buf_size.saturating_sub(transport_overhead));
         // Sized for a later request, which is what almost every frame is.
-        let later = ImageUpload { off: total, ..ImageUpload::default() };
+        let later = target.request(total, total, ByteBuf::new());
         match opts.chunk {
             Some(chunk) if guessed => {
                 // The assumed buffer is a guess: a later request carrying `chunk` bytes is what
@@ -419,38 +529,34 @@ pub async fn upload(
             _ => {}
         }
         let frame_limit = limit_for_pieces(frame_limit, session.client().piece_len(), &later)?;
-        let plan = Plan {
-            bytes,
-            sha: sha.clone(),
-            frame_limit,
-            opts,
-            learned_align: AtomicUsize::new(learned_align),
-        };
-        let mut first = plan.request(0)?;
-        if c.sent_high > 0 {
-            // Asking a device to resume needs only the header (Zephyr checks the first chunk
-            // holds one): if it resumes, nothing else is sent twice; if it lost the upload, it
-            // starts over from these bytes.
-            let header = first.data.len().min(RESUME_PROBE_LEN);
-            first.data.truncate(header);
+        let plan = Plan { target, bytes, frame_limit, opts, learned_align: AtomicUsize::new(learned_align) };
+        // A first request opens the upload; after a dropped link the target says where.
+        let (open_at, cap) = if c.sent_high > 0 { target.reopen(c.confirmed.min(total)) } else { (0, None) };
+        let mut first = plan.request(open_at)?;
+        if let Some(cap) = cap {
+            let data = first.data_mut();
+            let keep = data.len().min(cap);
+            data.truncate(keep);
         }
-        let n0 = first.data.len() as u64;
+        let n0 = first.data_mut().len() as u64;
         c.chunk_max = c.chunk_max.max(n0 as usize);
-        c.count_send(0, n0);
-        let answer = session.client().request_with_timeout(&first, opts.first_timeout).await;
+        c.count_send(open_at, n0);
+        let answer = target.send(session.client(), &first, opts.first_timeout).await;
         let stop = match answer {
             Ok(r) => {
                 let acked = r.off;
                 if acked > total {
                     return Err(beyond_the_image(acked, total));
                 }
-                let this_start = if acked > 0 && acked < n0 {
+                c.confirmed = acked;
+                let end0 = open_at + n0;
+                let this_start = if acked > open_at && acked < end0 {
                     // The device wrote only the first `acked` bytes (whole flash-write units)
                     // and asks for the rest: neither a resume nor a retransmission.
-                    plan.learn_partial(n0, acked);
-                    c.accept_part(0, n0, acked);
-                    UploadStart::PartialFirstChunk { accepted: acked, sent: n0 }
-                } else if acked > n0 {
+                    plan.learn_partial(n0, acked - open_at);
+                    c.accept_part(open_at, n0, acked);
+                    UploadStart::PartialFirstChunk { accepted: acked - open_at, sent: n0 }
+                } else if acked > end0 {
                     UploadStart::Resumed { at: acked }
                 } else {
                     UploadStart::Fresh
@@ -461,12 +567,13 @@ pub async fn upload(
                 if !announced {
                     start = this_start;
                     progress.event(&Event::UploadStarted {
-                        image: opts.image,
+                        image: target.image(),
                         total,
                         chunk: c.chunk_max,
                         window: window_max,
                         resumed_at,
                         start: start.clone(),
+                        file: target.file(),
                     });
                     announced = true;
                 }
@@ -504,14 +611,15 @@ pub async fn upload(
     let elapsed = c.started.elapsed();
     let reconnects = session.reconnects() - reconnects_before;
     progress.event(&Event::UploadFinished {
-        image: opts.image,
+        image: target.image(),
         bytes: total,
         elapsed,
         retransmits: c.retransmits,
         reconnects,
+        file: target.file(),
     });
     Ok(UploadReport {
-        image: opts.image,
+        image: target.image(),
         bytes: total,
         seconds: elapsed.as_secs_f64(),
         chunk: c.chunk_max,
@@ -553,11 +661,11 @@ impl Counters {
     }
 }
 
-type Answer = (u64, u64, Result<ImageUploadResponse>);
+type Answer = (u64, u64, Result<Ack>);
 
-async fn pipeline(
+async fn pipeline<T: Target>(
     client: &Client,
-    plan: &Plan<'_>,
+    plan: &Plan<'_, T>,
     mut acked: u64,
     window_max: usize,
     c: &mut Counters,
@@ -578,12 +686,12 @@ async fn pipeline(
     // crossed the link.
     let counters = std::sync::Mutex::new(c);
     let c = || counters.lock().unwrap_or_else(|e| e.into_inner());
-    let send = |off: u64, req: ImageUpload| {
+    let send = |off: u64, mut req: T::Request| {
         let c = &c;
         async move {
-            let n = req.data.len() as u64;
+            let n = req.data_mut().len() as u64;
             c().count_send(off, n);
-            (off, n, client.request_with_timeout(&req, opts.timeout).await)
+            (off, n, plan.target.send(client, &req, opts.timeout).await)
         }
     };
     let mut inflight = FuturesUnordered::new();
@@ -592,8 +700,8 @@ async fn pipeline(
             return Ok(());
         }
         while inflight.len() < window && next < total {
-            let req = plan.request(next).map_err(Stop::Fatal)?;
-            let n = req.data.len() as u64;
+            let mut req = plan.request(next).map_err(Stop::Fatal)?;
+            let n = req.data_mut().len() as u64;
             let mut c = c();
             c.chunk_max = c.chunk_max.max(n as usize);
             inflight.push(send(next, req));
@@ -661,6 +769,7 @@ async fn pipeline(
             acked = at;
             next = at;
         }
+        c().confirmed = acked;
         if acked > best {
             best = acked;
             failures = 0;
@@ -676,7 +785,7 @@ async fn pipeline(
         };
         let elapsed = started.elapsed().as_secs_f64().max(1e-6);
         progress.event(&Event::Progress {
-            image: opts.image,
+            image: plan.target.image(),
             acked,
             total,
             retransmits,

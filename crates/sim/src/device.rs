@@ -291,6 +291,7 @@ impl Device {
         let _ = self.events.send(DeviceEvent::Resetting);
         let mut state = self.state.lock().await;
         state.upload = None;
+        state.groups.reset();
         self.uploaded.store(0, Ordering::SeqCst);
         let power_loss = {
             let mut f = self.faults.lock().unwrap_or_else(|e| e.into_inner());

@@ -39,6 +39,8 @@ pub struct State {
     pub upload: Option<Upload>,
     /// What the last boot did.
     pub boot_log: Vec<BootEvent>,
+    /// The groups beside os and img: files, settings, counters, the open file.
+    pub groups: crate::smp::groups::Groups,
 }
 
 /// Version of the factory image of image `i`.
@@ -68,6 +70,7 @@ impl State {
             },
             upload: None,
             boot_log: Vec::new(),
+            groups: crate::smp::groups::Groups::default(),
         }
     }
 
@@ -104,14 +107,18 @@ impl State {
             boot: meta.boot,
             upload: None,
             boot_log: Vec::new(),
+            groups: crate::smp::groups::Groups::from_saved(meta.groups),
         }))
     }
 
     /// Writes the flash and boot state to `path` (atomically: a crash mid-write keeps the old
     /// file).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let meta =
-            Saved { slot_sizes: self.flash.slots().iter().map(Vec::len).collect(), boot: self.boot.clone() };
+        let meta = Saved {
+            slot_sizes: self.flash.slots().iter().map(Vec::len).collect(),
+            boot: self.boot.clone(),
+            groups: self.groups.saved(),
+        };
         let meta = serde_json::to_vec(&meta).expect("state metadata serializes");
         let mut out =
             Vec::with_capacity(meta.len() + self.flash.slots().iter().map(Vec::len).sum::<usize>() + 12);
@@ -133,4 +140,7 @@ const STATE_MAGIC: &[u8; 8] = b"SMPFSIM1";
 struct Saved {
     slot_sizes: Vec<usize>,
     boot: BootState,
+    /// Defaulted so state files from before the groups load.
+    #[serde(default)]
+    groups: crate::smp::groups::Saved,
 }

@@ -22,9 +22,9 @@ use super::intended::{self, Intended};
 use super::shape;
 
 /// The servers of the differential test by default: native_sim over UDP (every group but
-/// img), native_sim over the console framing with a bigger buffer, mps2 with MCUboot and the
-/// img group.
-pub const DEFAULT_SERVERS: [&str; 3] = ["udp", "serial_buf1024", "serial_recovery_buf1024"];
+/// img), native_sim over the console framing with a bigger buffer (os, stat, enum) and with
+/// every group but img (`serial_bigrx`), mps2 with MCUboot and the img group.
+pub const DEFAULT_SERVERS: [&str; 4] = ["udp", "serial_buf1024", "serial_bigrx", "serial_recovery_buf1024"];
 
 /// The answers of one target to one case: the frames with the case's sequence number, then
 /// any that came later (before the next case was sent).

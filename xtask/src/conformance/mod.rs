@@ -16,6 +16,7 @@ pub mod cases;
 pub mod child;
 pub mod diff;
 pub mod fixtures;
+pub mod groups;
 pub mod intended;
 pub mod run;
 pub mod shape;

@@ -37,6 +37,20 @@ pub enum Column {
     Upload,
     /// `smpflash image erase`, then `image list`.
     Erase,
+    /// `smpflash fs upload|stat|hash|download` of a small file (fs group).
+    Fs,
+    /// `smpflash shell exec -- kernel version`.
+    Shell,
+    /// `smpflash stat list` and `stat read smp_svr_stats`.
+    Stat,
+    /// `smpflash settings get` (no handler registered: root key not found) and `settings commit`.
+    Settings,
+    /// `smpflash enum`: the groups the manifest lists.
+    Enum,
+    /// `smpflash os tasks` and `os datetime`.
+    OsTasks,
+    /// `smpflash storage erase` (Zephyr basic).
+    Storage,
     /// `smpflash reset`, then what the device does.
     Reset,
     /// `smpflash dfu` of an image that differs from the running one (the fixture's image
@@ -48,7 +62,7 @@ pub enum Column {
 }
 
 /// Every column.
-pub const COLUMNS: [Column; 11] = [
+pub const COLUMNS: [Column; 18] = [
     Column::Start,
     Column::Echo,
     Column::EchoFull,
@@ -57,6 +71,13 @@ pub const COLUMNS: [Column; 11] = [
     Column::ImageList,
     Column::Upload,
     Column::Erase,
+    Column::Fs,
+    Column::Shell,
+    Column::Stat,
+    Column::Settings,
+    Column::Enum,
+    Column::OsTasks,
+    Column::Storage,
     Column::Reset,
     Column::Dfu,
     Column::Recovery,
@@ -74,6 +95,13 @@ impl Column {
             Column::ImageList => "image list",
             Column::Upload => "image upload",
             Column::Erase => "image erase",
+            Column::Fs => "fs",
+            Column::Shell => "shell",
+            Column::Stat => "stat",
+            Column::Settings => "settings",
+            Column::Enum => "enum",
+            Column::OsTasks => "os tasks",
+            Column::Storage => "storage erase",
             Column::Reset => "reset",
             Column::Dfu => "dfu",
             Column::Recovery => "dfu in recovery",
@@ -402,6 +430,13 @@ pub fn row(fixtures: &Fixtures, entry: &Entry, bin: &Path, scratch: &Path, progr
     for column in &COLUMNS[1..] {
         let cell = match column {
             Column::Dfu | Column::Recovery => check_dfu(*column, &rules, &server, &images, bin),
+            Column::Fs
+            | Column::Shell
+            | Column::Stat
+            | Column::Settings
+            | Column::Enum
+            | Column::OsTasks
+            | Column::Storage => super::groups::check(*column, &rules, &server, bin, scratch),
             _ => check(*column, &rules, &mut server, fixtures, bin),
         };
         progress(&format!("{}: {:?}: {}", column.title(), cell.verdict, cell.note));
@@ -430,6 +465,13 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
     match column {
         Column::Start => unreachable!("the start cell comes from the launcher"),
         Column::Dfu | Column::Recovery => unreachable!("check_dfu runs the DFU columns"),
+        Column::Fs
+        | Column::Shell
+        | Column::Stat
+        | Column::Settings
+        | Column::Enum
+        | Column::OsTasks
+        | Column::Storage => unreachable!("groups::check runs the group columns"),
         Column::Echo => {
             let text = "conformance";
             let o = smpflash(server, bin, &["--json", "--timeout", "2", "echo", text], SHORT);

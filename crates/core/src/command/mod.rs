@@ -1,8 +1,14 @@
 //! Typed SMP commands: each request type names its response type, group, id and op, so callers
 //! never build frames by hand.
 
+pub mod basic;
+pub mod enumeration;
+pub mod fs;
 pub mod image;
 pub mod os;
+pub mod settings;
+pub mod shell;
+pub mod stat;
 
 use std::time::Duration;
 

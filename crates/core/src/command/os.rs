@@ -1,4 +1,5 @@
-//! OS management group (0): echo, reset, MCUmgr parameters, application and bootloader info.
+//! OS management group (0): echo, reset, task and memory pool statistics, date and time,
+//! MCUmgr parameters, application and bootloader info.
 
 use serde::{Deserialize, Serialize};
 
@@ -206,4 +207,116 @@ impl McubootMode {
                 | McubootMode::DirectXipWithRevert
         )
     }
+}
+
+/// Read the threads' statistics (`CONFIG_MCUMGR_GRP_OS_TASKSTAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TaskStats {}
+
+/// Answer to [`TaskStats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TaskStatsResponse {
+    /// Thread name (or id) to its statistics.
+    #[serde(default)]
+    pub tasks: std::collections::BTreeMap<String, TaskStat>,
+}
+
+/// One thread's statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TaskStat {
+    /// Priority.
+    pub prio: i64,
+    /// Thread id (a sequence number, not the address).
+    pub tid: u64,
+    /// Zephyr's `thread_state` bits.
+    pub state: u64,
+    /// Stack bytes used (as the device counts them: bytes, or 4-byte words on older builds);
+    /// absent without `CONFIG_MCUMGR_GRP_OS_TASKSTAT_STACK_INFO`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stkuse: Option<u64>,
+    /// Stack size; absent like `stkuse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stksiz: Option<u64>,
+    /// Context switches (0 where the kernel does not count them).
+    #[serde(default)]
+    pub cswcnt: u64,
+    /// Run time (0 where the kernel does not count it).
+    #[serde(default)]
+    pub runtime: u64,
+}
+
+impl Command for TaskStats {
+    type Response = TaskStatsResponse;
+    const GROUP: u16 = OS;
+    const ID: u8 = 2;
+    const OP: Op = Op::Read;
+    const NAME: &'static str = "task statistics";
+}
+
+/// Read the memory pools' statistics (`CONFIG_MCUMGR_GRP_OS_MEMPOOL`... whichever the
+/// firmware has; many answer "not supported").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MemPoolStats {}
+
+/// Answer to [`MemPoolStats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MemPoolStatsResponse {
+    /// Pool name to its statistics.
+    #[serde(default)]
+    pub mpools: std::collections::BTreeMap<String, MemPool>,
+}
+
+/// One memory pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MemPool {
+    /// Block size.
+    pub blksiz: u64,
+    /// Blocks.
+    pub nblks: u64,
+    /// Free blocks.
+    pub nfree: u64,
+    /// Fewest free blocks seen.
+    pub min: u64,
+}
+
+impl Command for MemPoolStats {
+    type Response = MemPoolStatsResponse;
+    const GROUP: u16 = OS;
+    const ID: u8 = 3;
+    const OP: Op = Op::Read;
+    const NAME: &'static str = "memory pool statistics";
+}
+
+/// Read the device's clock (`CONFIG_MCUMGR_GRP_OS_DATETIME`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct DateTimeGet {}
+
+/// Answer to [`DateTimeGet`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct DateTimeResponse {
+    /// `YYYY-MM-DDTHH:MM:SS` (with `.mmm` when the device has milliseconds).
+    pub datetime: String,
+}
+
+impl Command for DateTimeGet {
+    type Response = DateTimeResponse;
+    const GROUP: u16 = OS;
+    const ID: u8 = 4;
+    const OP: Op = Op::Read;
+    const NAME: &'static str = "datetime get";
+}
+
+/// Set the device's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct DateTimeSet {
+    /// `YYYY-MM-DDTHH:MM:SS`, optionally with `.mmm` and a `Z` or `+HH:MM` suffix.
+    pub datetime: String,
+}
+
+impl Command for DateTimeSet {
+    type Response = Empty;
+    const GROUP: u16 = OS;
+    const ID: u8 = 4;
+    const OP: Op = Op::Write;
+    const NAME: &'static str = "datetime set";
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ciborium::Value;
 
 /// A failed request, as the handler reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Fail {
     /// An SMP-level `MGMT_ERR_*` code: always sent as `{"rc": N}`.
     Smp(i64),
@@ -21,6 +21,17 @@ pub enum Fail {
         rc: i64,
         /// `rsn` text (sent when the profile has verbose errors).
         reason: Option<&'static str>,
+    },
+    /// A group's own code with more of the answer beside it (fs upload's
+    /// `FS_MGMT_ERR_FILE_OFFSET_NOT_VALID` with the file's `len`): in v1 the extra entries are
+    /// lost with the translation, as in Zephyr.
+    GroupWith {
+        /// Group.
+        group: u16,
+        /// Code.
+        rc: i64,
+        /// Entries after `err`.
+        extra: Vec<(&'static str, Value)>,
     },
 }
 
@@ -74,6 +85,12 @@ pub enum Kind {
     Bool,
     /// An unsigned integer that fits 32 bits.
     Uint,
+    /// An unsigned integer that fits 64 bits (`zcbor_uint64_decode`).
+    Uint64,
+    /// A signed integer that fits 32 bits (`zcbor_int32_decode`).
+    Int,
+    /// A list (decoded by the handler itself, e.g. shell's `argv`).
+    Array,
 }
 
 impl Kind {
@@ -83,6 +100,9 @@ impl Kind {
             Kind::Bytes => v.is_bytes(),
             Kind::Bool => v.is_bool(),
             Kind::Uint => v.as_integer().is_some_and(|i| u32::try_from(i).is_ok()),
+            Kind::Uint64 => v.as_integer().is_some_and(|i| u64::try_from(i).is_ok()),
+            Kind::Int => v.as_integer().is_some_and(|i| i32::try_from(i).is_ok()),
+            Kind::Array => v.is_array(),
         }
     }
 }

@@ -14,6 +14,7 @@ use smpflash_core::frame::{Frame, Header, Op, Version, HEADER_LEN};
 use smpflash_core::rc::{self, group, img as img_rc, os as os_rc};
 
 use crate::profile::{BootMode, Profile};
+use crate::smp::groups::{self, GroupCmd};
 use crate::smp::request::{decode_bulk, map, Fail, Handled, Kind, Reply, Request};
 use crate::smp::{img, os};
 use crate::state::State;
@@ -96,6 +97,8 @@ enum Cmd {
     Upload,
     Erase,
     SlotInfo,
+    /// A command of the groups beside os and img ([`groups`]).
+    Group(GroupCmd),
 }
 
 impl Cmd {
@@ -112,6 +115,7 @@ impl Cmd {
             Cmd::Upload => ImageUpload::NAME,
             Cmd::Erase => ImageErase::NAME,
             Cmd::SlotInfo => SlotInfo::NAME,
+            Cmd::Group(g) => g.name(),
         }
     }
 
@@ -134,6 +138,7 @@ impl Cmd {
                 ("upgrade", Kind::Bool),
             ],
             Cmd::Erase => &[("slot", Kind::Uint)],
+            Cmd::Group(g) => return g.keys(),
             Cmd::Reset | Cmd::Params | Cmd::StateRead | Cmd::SlotInfo => return None,
         })
     }
@@ -168,6 +173,10 @@ fn lookup(profile: &Profile, entered: bool, group: u16, id: u8) -> Option<(Optio
         (ImageUpload::GROUP, ImageUpload::ID) => (None, Some(Cmd::Upload)),
         (ImageErase::GROUP, ImageErase::ID) => (None, Some(Cmd::Erase)),
         (SlotInfo::GROUP, SlotInfo::ID) => (Some(Cmd::SlotInfo), None),
+        _ if !recovery && !entered => {
+            let (read, write) = groups::lookup(group, id)?;
+            (read.map(Cmd::Group), write.map(Cmd::Group))
+        }
         _ => return None,
     };
     Some(found)
@@ -381,11 +390,24 @@ fn request(state: &mut State, profile: &Profile, h: &RawHeader, body: &[u8], rep
             reply.frames.push(encode(profile, h, e));
             true
         }
+        Err(Fail::GroupWith { group, rc, extra }) if version == Version::V2 => {
+            let mut e = vec![(
+                "err",
+                map(vec![("group", Value::Integer(group.into())), ("rc", Value::Integer(rc.into()))]),
+            )];
+            e.extend(extra);
+            reply.frames.push(encode(profile, h, e));
+            true
+        }
+        Err(Fail::GroupWith { group, rc, .. }) => {
+            reply.frames.push(error_frame(profile, h, groups::to_v1(group, rc), None));
+            false
+        }
         Err(Fail::Group { group, rc, reason }) => {
             let v1 = match group {
                 group::IMAGE => img_rc_to_v1(rc),
                 group::OS => os_rc_to_v1(rc),
-                _ => rc::MGMT_ERR_EUNKNOWN,
+                _ => groups::to_v1(group, rc),
             };
             reply.frames.push(error_frame(profile, h, v1, reason));
             false
@@ -405,5 +427,6 @@ fn run(state: &mut State, profile: &Profile, cmd: Cmd, r: &mut Request<'_>) -> H
         Cmd::Upload => img::upload(state, profile, r),
         Cmd::Erase => img::erase(state, profile, r),
         Cmd::SlotInfo => Ok(img::slot_info(profile)),
+        Cmd::Group(g) => groups::run(state, profile, g, r),
     }
 }
