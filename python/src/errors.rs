@@ -93,6 +93,9 @@ pub fn classify(e: &Error) -> Raised {
             json!({ "offset": offset, "total": total, "attempts": attempts }),
         ),
         Error::UploadMismatch => raised("UploadError", "upload_mismatch", json!({})),
+        Error::FileMismatch { name, what } => {
+            raised("UploadError", "file_mismatch", json!({ "name": name, "what": what }))
+        }
         Error::Transport(t) => {
             raised("ConnectionError", transport_kind(t.kind), json!({ "context": t.context }))
         }
