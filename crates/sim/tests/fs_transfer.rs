@@ -171,3 +171,32 @@ async fn a_wrong_chunk_guess_for_the_first_reads_still_downloads_the_exact_file(
     let (back, _) = fs::download_file(&mut session, "/lfs1/s.bin", &limits, &opts(), &()).await.unwrap();
     assert_eq!(back, b"short");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_goes_on_where_the_file_ends_after_the_device_resets_mid_way() {
+    // Real flash timing, so the 300 kB upload takes seconds and the reset lands inside it.
+    let device = Device::new(
+        Profile::by_name("nrf5340").unwrap(),
+        DeviceOptions { time_scale: 1.0, ..Default::default() },
+    )
+    .unwrap();
+    let server =
+        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
+    let (mut session, limits) = open(&server).await;
+    let bytes = noise(300_000, 13);
+    let resetter = {
+        let device = device.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let at = device.snapshot().await.groups.files.files.get("/lfs1/r.bin").map_or(0, Vec::len);
+            device.reset().await;
+            at
+        })
+    };
+    let report = fs::upload_file(&mut session, "/lfs1/r.bin", &bytes, &limits, &opts(), &()).await.unwrap();
+    let reset_at = resetter.await.unwrap();
+    assert!(reset_at > 0 && reset_at < bytes.len(), "the reset came mid-upload, at {reset_at}");
+    assert!(report.retransmits > 0, "the requests lost to the reset were sent again: {report:?}");
+    assert_eq!(report.verified.map(|v| v.kind), Some(HashKind::Sha256));
+    assert_eq!(device.snapshot().await.groups.files.files["/lfs1/r.bin"], bytes);
+}
