@@ -155,6 +155,26 @@ async fn zephyr_fs_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_sets_the_file_system_size() {
+    // The native_sim fixtures' 16 KiB littlefs.
+    let mut profile = Profile::by_name("nrf5340").unwrap();
+    profile.apply_override("fs_size=16384").unwrap();
+    let device = Device::new(profile, DeviceOptions { time_scale: 0.0, ..Default::default() }).unwrap();
+    let server =
+        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
+    let (mut session, limits) = open(&server).await;
+    fs::upload_file(&mut session, "/lfs1/a", &noise(10_000, 1), &limits, &opts(), &()).await.unwrap();
+    let e =
+        fs::upload_file(&mut session, "/lfs1/b", &noise(10_000, 2), &limits, &opts(), &()).await.unwrap_err();
+    assert_eq!(group_rc(&e), Some((rc::group::FS, rc::fs::FILE_WRITE_FAILED)));
+    // What `b` got before the file system filled stays, as littlefs keeps it; replacing `a`
+    // frees its old bytes first, so 8000 new ones fit beside `b`'s.
+    let b = device.snapshot().await.groups.files.files["/lfs1/b"].len();
+    assert!(b > 0 && 10_000 + b <= 16_384, "{b}");
+    fs::upload_file(&mut session, "/lfs1/a", &noise(8_000, 3), &limits, &opts(), &()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_chunk_guess_for_the_first_reads_still_downloads_the_exact_file() {
     let (_device, server) = serve(LinkFaults::default()).await;
     let (mut session, limits) = open(&server).await;
