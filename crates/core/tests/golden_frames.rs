@@ -229,3 +229,132 @@ fn answers_to_another_command_are_protocol_errors() {
     let e = decode_response::<Echo>(&Frame::decode(&raw).unwrap()).unwrap_err();
     assert!(matches!(e, Error::Protocol(_)), "{e}");
 }
+
+// The groups beside os and img: frames written from Zephyr's fs_mgmt.c, shell_mgmt.c,
+// stat_mgmt.c, settings_mgmt.c, enum_mgmt.c and basic_mgmt.c (group ids 8, 9, 2, 3, 10, 63),
+// and answers as Zephyr 4.4's smp_svr sent them to smpflash (captured with `-v`).
+
+#[test]
+fn fs_upload_first_and_later_chunk_and_the_offset_error() {
+    use smpflash_core::command::fs::*;
+    let first =
+        FileUpload { off: 0, data: ByteBuf::from(vec![0xAA, 0xBB]), name: "/lfs1/a".into(), len: Some(2) };
+    assert_eq!(
+        encoded(&first, Version::V2, 1),
+        bytes(&format!(
+            "0a 00 0020 0008 01 00 a4 {} 00 {} 42 aabb {} {} {} 02",
+            tstr("off"),
+            tstr("data"),
+            tstr("name"),
+            tstr("/lfs1/a"),
+            tstr("len")
+        ))
+    );
+    // A later chunk has no `len`.
+    let later = FileUpload { off: 2, data: ByteBuf::from(vec![1]), name: "/lfs1/a".into(), len: None };
+    assert_eq!(
+        encoded(&later, Version::V2, 2),
+        bytes(&format!(
+            "0a 00 001a 0008 02 00 a3 {} 02 {} 41 01 {} {}",
+            tstr("off"),
+            tstr("data"),
+            tstr("name"),
+            tstr("/lfs1/a")
+        ))
+    );
+    assert_eq!(answer::<FileUpload>(0x0B, 1, &format!("a1 {} 19 03c4", tstr("off"))).unwrap().off, 964);
+    // v2: FS_MGMT_ERR_FILE_OFFSET_NOT_VALID (11) is a device error; `len` beside it is the
+    // file's length (fs::FileTarget reads it from the frame).
+    let e = answer::<FileUpload>(
+        0x0B,
+        2,
+        &format!("a2 {} a2 {} 08 {} 0b {} 19 0bb8", tstr("err"), tstr("group"), tstr("rc"), tstr("len")),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Device(d) if d.group == Some(8) && d.rc == 11 && d.name() == Some("FS_MGMT_ERR_FILE_OFFSET_NOT_VALID"))
+    );
+}
+
+#[test]
+fn fs_download_status_and_hash_answers() {
+    use smpflash_core::command::fs::*;
+    assert_eq!(
+        encoded(&FileDownload { off: 0, name: "/lfs1/a".into() }, Version::V2, 3),
+        bytes(&format!("08 00 0013 0008 03 00 a2 {} 00 {} {}", tstr("off"), tstr("name"), tstr("/lfs1/a")))
+    );
+    let r = answer::<FileDownload>(
+        0x09,
+        3,
+        &format!("a3 {} 00 {} 43 010203 {} 19 0bb8", tstr("off"), tstr("data"), tstr("len")),
+    )
+    .unwrap();
+    assert_eq!((r.off, r.data.as_slice(), r.len), (0, &[1u8, 2, 3][..], Some(3000)));
+    assert_eq!(answer::<FileStatus>(0x09, 4, &format!("a1 {} 19 0bb8", tstr("len"))).unwrap().len, 3000);
+    // crc32 answers a number, sha256 a byte string.
+    let crc = answer::<FileHash>(
+        0x09,
+        5,
+        &format!(
+            "a3 {} {} {} 19 0bb8 {} 1a fb115138",
+            tstr("type"),
+            tstr("crc32"),
+            tstr("len"),
+            tstr("output")
+        ),
+    )
+    .unwrap();
+    assert_eq!((crc.kind.as_str(), crc.output.to_hex()), ("crc32", "fb115138".to_string()));
+}
+
+#[test]
+fn shell_stat_settings_enum_and_storage() {
+    use smpflash_core::command::basic::StorageErase;
+    use smpflash_core::command::enumeration::*;
+    use smpflash_core::command::settings::*;
+    use smpflash_core::command::shell::*;
+    use smpflash_core::command::stat::*;
+    assert_eq!(
+        encoded(&ShellExec { argv: vec!["kernel".into(), "version".into()] }, Version::V2, 0),
+        bytes(&format!(
+            "0a 00 0016 0009 00 00 a1 {} 82 {} {}",
+            tstr("argv"),
+            tstr("kernel"),
+            tstr("version")
+        ))
+    );
+    let r = answer::<ShellExec>(
+        0x0B,
+        0,
+        &format!("a2 {} {} {} 20", tstr("o"), tstr("\r\nbogus\r\n"), tstr("ret")),
+    )
+    .unwrap();
+    assert_eq!(r.ret, -1);
+    assert_eq!(
+        encoded(&StatShow { name: "smp_svr_stats".into() }, Version::V2, 1),
+        bytes(&format!("08 00 0014 0002 01 00 a1 {} {}", tstr("name"), tstr("smp_svr_stats")))
+    );
+    let s = answer::<StatShow>(
+        0x09,
+        1,
+        &format!(
+            "a2 {} {} {} a1 {} 18 23",
+            tstr("name"),
+            tstr("smp_svr_stats"),
+            tstr("fields"),
+            tstr("ticks")
+        ),
+    )
+    .unwrap();
+    assert_eq!(s.fields["ticks"], 35);
+    assert_eq!(
+        encoded(&SettingWrite { name: "app/x".into(), val: ByteBuf::from(vec![0x2a]) }, Version::V2, 2),
+        bytes(&format!("0a 00 0012 0003 02 00 a2 {} {} {} 41 2a", tstr("name"), tstr("app/x"), tstr("val")))
+    );
+    assert_eq!(encoded(&SettingsSave {}, Version::V2, 3), bytes("0a 00 0001 0003 03 03 a0"));
+    assert_eq!(encoded(&SettingsLoad {}, Version::V2, 3), bytes("08 00 0001 0003 03 03 a0"));
+    let list =
+        answer::<GroupList>(0x09, 4, &format!("a1 {} 87 0a 08 00 03 09 02 18 3f", tstr("groups"))).unwrap();
+    assert_eq!(list.groups, [10, 8, 0, 3, 9, 2, 63]);
+    assert_eq!(encoded(&StorageErase {}, Version::V2, 5), bytes("0a 00 0001 003f 05 00 a0"));
+}

@@ -129,6 +129,10 @@ pub struct Profile {
     /// reported. Defaulted so older profiles load.
     #[serde(default)]
     pub no_bootloader_info: bool,
+    /// Bytes the file system at `/lfs1` holds (the fs group); `None`: 2 MiB
+    /// (`smp::fs::CAPACITY`). Defaulted so older profiles load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_size: Option<usize>,
 }
 
 named_enum! {
@@ -195,6 +199,7 @@ impl Profile {
             serial_recovery: false,
             recovery_params: false,
             no_bootloader_info: false,
+            fs_size: None,
         };
         match kind {
             // nRF5340 DK with NCS partition manager defaults: 0xF0000 application slots (the
@@ -241,7 +246,7 @@ impl Profile {
     /// `no_downgrade=true`, `verbose_errors=true`, `smp_v2=false`, `params=false`,
     /// `boot_ms=0`, `signing_key=root-ec-p256.pem` (a PEM public or private key file),
     /// `erase_progressively=true`, `serial_recovery=true`, `recovery_params=true`,
-    /// `bootloader_info=false`.
+    /// `bootloader_info=false`, `fs_size=16384`.
     pub fn apply_override(&mut self, spec: &str) -> Result<(), String> {
         let (key, value) =
             spec.split_once('=').ok_or_else(|| format!("override {spec:?} is not key=value"))?;
@@ -267,6 +272,7 @@ impl Profile {
             "serial_recovery" => self.serial_recovery = flag()?,
             "recovery_params" => self.recovery_params = flag()?,
             "bootloader_info" => self.no_bootloader_info = !flag()?,
+            "fs_size" => self.fs_size = Some(num()? as usize),
             other => return Err(format!("unknown profile field {other:?}")),
         }
         self.validate()

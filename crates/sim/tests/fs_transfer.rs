@@ -155,6 +155,26 @@ async fn zephyr_fs_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_sets_the_file_system_size() {
+    // The native_sim fixtures' 16 KiB littlefs.
+    let mut profile = Profile::by_name("nrf5340").unwrap();
+    profile.apply_override("fs_size=16384").unwrap();
+    let device = Device::new(profile, DeviceOptions { time_scale: 0.0, ..Default::default() }).unwrap();
+    let server =
+        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
+    let (mut session, limits) = open(&server).await;
+    fs::upload_file(&mut session, "/lfs1/a", &noise(10_000, 1), &limits, &opts(), &()).await.unwrap();
+    let e =
+        fs::upload_file(&mut session, "/lfs1/b", &noise(10_000, 2), &limits, &opts(), &()).await.unwrap_err();
+    assert_eq!(group_rc(&e), Some((rc::group::FS, rc::fs::FILE_WRITE_FAILED)));
+    // What `b` got before the file system filled stays, as littlefs keeps it; replacing `a`
+    // frees its old bytes first, so 8000 new ones fit beside `b`'s.
+    let b = device.snapshot().await.groups.files.files["/lfs1/b"].len();
+    assert!(b > 0 && 10_000 + b <= 16_384, "{b}");
+    fs::upload_file(&mut session, "/lfs1/a", &noise(8_000, 3), &limits, &opts(), &()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_chunk_guess_for_the_first_reads_still_downloads_the_exact_file() {
     let (_device, server) = serve(LinkFaults::default()).await;
     let (mut session, limits) = open(&server).await;
@@ -170,4 +190,33 @@ async fn a_wrong_chunk_guess_for_the_first_reads_still_downloads_the_exact_file(
     fs::upload_file(&mut session, "/lfs1/s.bin", b"short", &limits, &opts(), &()).await.unwrap();
     let (back, _) = fs::download_file(&mut session, "/lfs1/s.bin", &limits, &opts(), &()).await.unwrap();
     assert_eq!(back, b"short");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_goes_on_where_the_file_ends_after_the_device_resets_mid_way() {
+    // Real flash timing, so the 300 kB upload takes seconds and the reset lands inside it.
+    let device = Device::new(
+        Profile::by_name("nrf5340").unwrap(),
+        DeviceOptions { time_scale: 1.0, ..Default::default() },
+    )
+    .unwrap();
+    let server =
+        udp::serve(device.clone(), "127.0.0.1:0".parse().unwrap(), UdpOptions::default()).await.unwrap();
+    let (mut session, limits) = open(&server).await;
+    let bytes = noise(300_000, 13);
+    let resetter = {
+        let device = device.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let at = device.snapshot().await.groups.files.files.get("/lfs1/r.bin").map_or(0, Vec::len);
+            device.reset().await;
+            at
+        })
+    };
+    let report = fs::upload_file(&mut session, "/lfs1/r.bin", &bytes, &limits, &opts(), &()).await.unwrap();
+    let reset_at = resetter.await.unwrap();
+    assert!(reset_at > 0 && reset_at < bytes.len(), "the reset came mid-upload, at {reset_at}");
+    assert!(report.retransmits > 0, "the requests lost to the reset were sent again: {report:?}");
+    assert_eq!(report.verified.map(|v| v.kind), Some(HashKind::Sha256));
+    assert_eq!(device.snapshot().await.groups.files.files["/lfs1/r.bin"], bytes);
 }

@@ -15,9 +15,15 @@ use smpflash_core::rc::{fs as rc, group, MGMT_ERR_EINVAL};
 /// Where the file system is mounted (`smp_svr`'s littlefs).
 pub const MOUNT: &str = "/lfs1";
 
-/// Bytes the file system holds. Zephyr's native_sim fixtures mount a 16 KiB littlefs; the
-/// virtual device models a board with a 2 MiB storage partition so megabyte transfers fit.
+/// Bytes the file system holds unless the profile says (`fs_size`). Zephyr's native_sim
+/// fixtures mount a 16 KiB littlefs; the virtual device models a board with a 2 MiB storage
+/// partition so megabyte transfers fit.
 pub const CAPACITY: usize = 2 * 1024 * 1024;
+
+/// The profile's file system size.
+pub fn capacity(profile: &Profile) -> usize {
+    profile.fs_size.unwrap_or(CAPACITY)
+}
 
 /// `CONFIG_MCUMGR_GRP_FS_PATH_LEN` (default 64).
 pub const PATH_LEN: usize = 64;
@@ -181,7 +187,7 @@ pub fn upload(files: &mut Files, t: &mut Transfer, profile: &Profile, r: &mut Re
     if !data.is_empty() {
         let file_len = files.files.get(&path).map_or(0, Vec::len);
         let (base, keep) = if off == 0 { (files.used() - file_len, 0) } else { (files.used(), file_len) };
-        if base + data.len() > CAPACITY {
+        if base + data.len() > capacity(profile) {
             // littlefs: -ENOSPC from fs_write.
             *t = Transfer::default();
             return Err(fs_err(rc::FILE_WRITE_FAILED));
