@@ -22,6 +22,7 @@ Errors are the exceptions of :mod:`smpflash.errors`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from typing import Any, Generic, TypeVar
@@ -39,7 +40,7 @@ from .errors import (
     Timeout,
     UploadError,
 )
-from .results import DfuReport, Event, ImageState, Limits, UploadReport
+from .results import DfuReport, Event, FileReport, ImageState, Limits, ShellResult, UploadReport
 
 __version__: str = _native.__version__
 
@@ -54,6 +55,8 @@ __all__ = [
     "ImageState",
     "Limits",
     "UploadReport",
+    "ShellResult",
+    "FileReport",
     "Error",
     "DeviceError",
     "DfuError",
@@ -202,6 +205,46 @@ class Device:
         text = self._native.dfu(os.fspath(file), mode, force, recovery, window, chunk, _callback(progress))
         return DfuReport._from_json(text)
 
+    def shell_exec(self, *argv: str) -> ShellResult:
+        """Runs a command in the device's shell (``dev.shell_exec("kernel", "version")``)."""
+        return _shell(self._native.shell_exec(list(argv), False))
+
+    def stat_list(self) -> list[str]:
+        """The statistics groups' names."""
+        names: list[str] = json.loads(self._native.stat_list(False))
+        return names
+
+    def stat_read(self, group: str) -> dict[str, int]:
+        """One statistics group's counters."""
+        fields: dict[str, int] = json.loads(self._native.stat_read(group, False))
+        return fields
+
+    def settings_get(self, name: str) -> bytes:
+        """A setting's value (``app/threshold``)."""
+        return bytes.fromhex(self._native.settings_get(name, False))
+
+    def settings_set(self, name: str, value: bytes) -> None:
+        """Writes a setting at run time; :meth:`settings_save` keeps it across resets."""
+        self._native.settings_set(name, value, False)
+
+    def settings_save(self) -> None:
+        """Saves the written settings to the device's storage."""
+        self._native.settings_save(False)
+
+    def fs_stat(self, remote: str) -> int:
+        """The length of the device's file ``remote``."""
+        length: int = self._native.fs_stat(remote, False)
+        return length
+
+    def fs_upload(self, data: bytes, remote: str) -> FileReport:
+        """Writes ``data`` to the device's file ``remote`` (created or replaced), pipelined,
+        then checks it with the device's hash; raises :class:`UploadError` on a mismatch."""
+        return FileReport._from_dict(json.loads(self._native.fs_upload(data, remote, False)))
+
+    def fs_download(self, remote: str) -> bytes:
+        """Reads the device's file ``remote``, pipelined, checked with the device's hash."""
+        return _file(self._native.fs_download(remote, False))
+
     def close(self) -> None:
         """Ends the link (BLE: disconnects). Closing twice is harmless."""
         self._native.close(False)
@@ -211,6 +254,15 @@ class Device:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _shell(text: str) -> ShellResult:
+    d = json.loads(text)
+    return ShellResult(output=d["output"], ret=d["ret"])
+
+
+def _file(text: str) -> bytes:
+    return bytes.fromhex(json.loads(text)["hex"])
 
 
 def _callback(progress: Progress | None) -> Callable[[str], object] | None:
@@ -381,6 +433,45 @@ class AsyncDevice:
         :class:`DfuRun` for the reports, or iterate it for the events."""
         path = os.fspath(file)
         return DfuRun(lambda: self._native.upload_async(path, window, chunk), _uploads, progress)
+
+    async def shell_exec(self, *argv: str) -> ShellResult:
+        """Runs a command in the device's shell."""
+        return _shell(await self._native.shell_exec(list(argv), True))
+
+    async def stat_list(self) -> list[str]:
+        """The statistics groups' names."""
+        names: list[str] = json.loads(await self._native.stat_list(True))
+        return names
+
+    async def stat_read(self, group: str) -> dict[str, int]:
+        """One statistics group's counters."""
+        fields: dict[str, int] = json.loads(await self._native.stat_read(group, True))
+        return fields
+
+    async def settings_get(self, name: str) -> bytes:
+        """A setting's value."""
+        return bytes.fromhex(await self._native.settings_get(name, True))
+
+    async def settings_set(self, name: str, value: bytes) -> None:
+        """Writes a setting at run time."""
+        await self._native.settings_set(name, value, True)
+
+    async def settings_save(self) -> None:
+        """Saves the written settings to the device's storage."""
+        await self._native.settings_save(True)
+
+    async def fs_stat(self, remote: str) -> int:
+        """The length of the device's file ``remote``."""
+        length: int = await self._native.fs_stat(remote, True)
+        return length
+
+    async def fs_upload(self, data: bytes, remote: str) -> FileReport:
+        """Writes ``data`` to the device's file ``remote``, pipelined and checked."""
+        return FileReport._from_dict(json.loads(await self._native.fs_upload(data, remote, True)))
+
+    async def fs_download(self, remote: str) -> bytes:
+        """Reads the device's file ``remote``, pipelined and checked."""
+        return _file(await self._native.fs_download(remote, True))
 
     async def close(self) -> None:
         """Ends the link. Closing twice is harmless."""

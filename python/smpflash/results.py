@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ImageState", "Limits", "UploadReport", "DfuReport", "Event"]
+__all__ = ["ImageState", "Limits", "UploadReport", "DfuReport", "Event", "ShellResult", "FileReport"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,38 @@ class Limits:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    """What a shell command printed, and its return value (0 success, a negative errno)."""
+
+    output: str
+    ret: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What a file transfer did: the device's path, the bytes moved, how long it took, and how
+    the result was checked (``verified``: the hash or checksum kind and value, ``None`` when
+    the device has none)."""
+
+    remote: str
+    bytes: int
+    seconds: float
+    verified: dict[str, Any] | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> FileReport:
+        return cls(remote=d["remote"], bytes=d["bytes"], seconds=d.get("seconds", 0.0),
+                   verified=d.get("verified"), raw=d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::IntoPyObjectExt;
 use serde_bytes::ByteBuf;
 use smpflash_ble::{BleConnector, ConnectOptions};
+use smpflash_core::command::fs::FileStatus;
 use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite};
 use smpflash_core::command::os::{Echo, Reset};
+use smpflash_core::command::settings::{SettingRead, SettingWrite, SettingsSave};
+use smpflash_core::command::shell::ShellExec;
+use smpflash_core::command::stat::{StatList, StatShow};
 use smpflash_core::dfu::{self, DfuOptions, Mode};
+use smpflash_core::fs;
 use smpflash_core::mcuboot;
 use smpflash_core::progress::{Event, Progress};
 use smpflash_core::session::{Connector, Session};
@@ -294,6 +300,111 @@ impl NativeDevice {
             session!(s, inner);
             let hash = hash.map(ByteBuf::from);
             json(&s.client().request(&ImageStateWrite { hash, confirm }).await?.images)
+        })
+    }
+
+    /// Shell exec: `argv` runs in the device's shell. JSON `{"output", "ret"}`.
+    fn shell_exec<'py>(&self, py: Python<'py>, argv: Vec<String>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            let r = s.client().request(&ShellExec { argv }).await?;
+            json(&serde_json::json!({ "output": r.o, "ret": r.ret }))
+        })
+    }
+
+    /// Stat list: the statistics groups' names (JSON list).
+    fn stat_list<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            json(&s.client().request(&StatList {}).await?.stat_list)
+        })
+    }
+
+    /// Stat show: one group's counters (JSON map of name to value).
+    fn stat_read<'py>(&self, py: Python<'py>, name: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            json(&s.client().request(&StatShow { name }).await?.fields)
+        })
+    }
+
+    /// Settings read: the value's bytes, as hex.
+    fn settings_get<'py>(&self, py: Python<'py>, name: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            Ok(hex::encode(s.client().request(&SettingRead { name, max_size: None }).await?.val))
+        })
+    }
+
+    /// Settings write (at run time; `settings_save` keeps it).
+    fn settings_set<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        value: PyBackedBytes,
+        aio: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let value = value.to_vec();
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&SettingWrite { name, val: ByteBuf::from(value) }).await?;
+            Ok(())
+        })
+    }
+
+    /// Settings save: what was written goes to storage.
+    fn settings_save<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&SettingsSave {}).await?;
+            Ok(())
+        })
+    }
+
+    /// fs status: a file's length.
+    fn fs_stat<'py>(&self, py: Python<'py>, remote: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            Ok(s.client().request(&FileStatus { name: remote }).await?.len)
+        })
+    }
+
+    /// fs upload of `data` to the device's file `remote`, pipelined and checked with the
+    /// device's hash, as `smpflash fs upload`. JSON of the file report.
+    fn fs_upload<'py>(
+        &self,
+        py: Python<'py>,
+        data: PyBackedBytes,
+        remote: String,
+        aio: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let data = data.to_vec();
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            let limits = Limits::query(s.client()).await?;
+            let opts = UploadOptions { timeout: inner.timeout, ..Default::default() };
+            json(&fs::upload_file(s, &remote, &data, &limits, &opts, &()).await?)
+        })
+    }
+
+    /// fs download of the device's file `remote`, pipelined and checked, as `smpflash fs
+    /// download`. JSON `{"report", "hex"}`.
+    fn fs_download<'py>(&self, py: Python<'py>, remote: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            let limits = Limits::query(s.client()).await?;
+            let opts = UploadOptions { timeout: inner.timeout, ..Default::default() };
+            let (bytes, report) = fs::download_file(s, &remote, &limits, &opts, &()).await?;
+            json(&serde_json::json!({ "report": report, "hex": hex::encode(bytes) }))
         })
     }
 
