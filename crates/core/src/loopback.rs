@@ -355,3 +355,18 @@ impl Connector for LoopbackConnector {
         Ok(Arc::new(link))
     }
 }
+
+/// `len` bytes of reproducible noise from `seed` (xorshift32): test data that is recognisable
+/// yet compresses badly and has no long runs, for uploads and file transfers in tests and
+/// benches.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}

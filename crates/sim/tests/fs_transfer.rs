@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use smpflash_core::command::fs::{FileHash, FileStatus, FileUpload};
 use smpflash_core::fs::{self, HashKind};
+use smpflash_core::loopback::noise;
 use smpflash_core::rc;
 use smpflash_core::session::Session;
 use smpflash_core::upload::{Limits, UploadOptions};
@@ -15,18 +16,6 @@ use smpflash_sim::faults::LinkFaults;
 use smpflash_sim::front::udp::{self, UdpOptions, UdpServer};
 use smpflash_sim::{Device, DeviceOptions, Profile};
 use smpflash_udp::UdpConnector;
-
-fn noise(n: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
 
 async fn serve(link: LinkFaults) -> (Arc<Device>, UdpServer) {
     let device = Device::new(

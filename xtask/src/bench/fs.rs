@@ -157,18 +157,6 @@ struct Run {
     error: Option<String>,
 }
 
-fn noise(n: u64, seed: u32) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 fn link_args(link: Link, sim: &SimProcess, mtu: usize) -> Vec<String> {
     match link {
         Link::Udp(_) => vec!["--udp".into(), sim.udp.clone(), "--mtu".into(), mtu.to_string()],
@@ -213,7 +201,7 @@ pub fn run(args: &Args, root: &Path, device: &Device, smpflash: &Path, work: &Pa
         let la = link_args(link, &sim, device.udp_mtu);
         for &size in &sizes {
             let local = work.join(format!("fs-{size}.bin"));
-            std::fs::write(&local, noise(size, size as u32))?;
+            std::fs::write(&local, smpflash_core::loopback::noise(size as usize, size as u32))?;
             // The uploads replace one file, which the downloads then read (and compare with the
             // local file): the 2 MiB file system holds it beside nothing else.
             let source = "/lfs1/up.bin";

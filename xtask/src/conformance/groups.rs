@@ -48,19 +48,6 @@ fn expected_error(o: &Outcome, name: &str) -> Cell {
     }
 }
 
-/// The file the fs cell moves: recognisable, not compressible.
-fn fs_content() -> Vec<u8> {
-    let mut x = 0x2545_f491u32;
-    (0..FS_FILE_LEN)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 /// README: on this build an fs download's final partial chunk crashes the device's SMP thread
 /// (heap corruption, a server bug): every later cell would time out.
 pub const DOWNLOAD_CRASHES: [&str; 1] = ["serial_recovery_buf2048"];
@@ -98,7 +85,8 @@ pub fn check(column: Column, r: &Rules, server: &Server, bin: &Path, scratch: &P
                 let all: Vec<&str> = window.iter().copied().chain(args.iter().copied()).collect();
                 run(&all, limit)
             };
-            let content = fs_content();
+            // The file the fs cell moves: recognisable, not compressible.
+            let content = smpflash_core::loopback::noise(FS_FILE_LEN, 0x2545_f491);
             // The server's own scratch directory: servers run side by side.
             let dir = scratch.join(&e.config);
             if let Err(err) = std::fs::create_dir_all(&dir) {

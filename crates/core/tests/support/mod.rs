@@ -209,13 +209,5 @@ impl ImgDevice {
 
 /// `len` bytes of noise.
 pub fn image(len: usize) -> Vec<u8> {
-    let mut x = 0x1234_5678u32;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    smpflash_core::loopback::noise(len, 0x1234_5678)
 }
