@@ -2,46 +2,20 @@
 //! device running as its own process (`smpflash sim`) over a real UDP socket: text, `--json`
 //! and exit codes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command as Std, Stdio};
+mod support;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
+use support::SimProcess;
 
-/// `smpflash sim` in the background; killed on drop.
-struct Sim {
-    child: Child,
-    addr: String,
+fn sim() -> SimProcess {
+    SimProcess::start(&["--profile", "nrf5340", "--udp", "127.0.0.1:0", "--time-scale", "0"])
 }
 
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sim() -> Sim {
-    let mut child = Std::new(assert_cmd::cargo::cargo_bin("smpflash"))
-        .args(["sim", "--profile", "nrf5340", "--udp", "127.0.0.1:0", "--time-scale", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("sim printed where to connect").unwrap();
-        if let Some(rest) = line.strip_prefix("SMP over UDP: ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    Sim { child, addr }
-}
-
-fn cli(sim: &Sim) -> Command {
+fn cli(sim: &SimProcess) -> Command {
     let mut c = Command::cargo_bin("smpflash").unwrap();
-    c.args(["--udp", &sim.addr]);
+    c.args(["--udp", &sim.udp]);
     c
 }
 
