@@ -201,6 +201,11 @@ pub enum Problem {
         /// Bytes there are.
         got: usize,
     },
+    /// Fewer than 8 bytes that are a CBOR map: a body printed without its header.
+    BodyWithoutHeader {
+        /// Bytes there are.
+        got: usize,
+    },
     /// Bits 7-5 of byte 0 are set.
     ReservedBits {
         /// Byte 0.
@@ -316,6 +321,12 @@ impl fmt::Display for Problem {
             Problem::TooShort { got } => {
                 write!(f, "only {got} byte{}: an SMP frame starts with an 8-byte header", plural(got))
             }
+            Problem::BodyWithoutHeader { got } => write!(
+                f,
+                "only {got} byte{} and no header: this is an SMP body alone (a frame starts with \
+                 the 8-byte header), decoded as such",
+                plural(got)
+            ),
             Problem::ReservedBits { byte0 } => {
                 write!(f, "byte 0 is {byte0:#04x}: its top three bits are reserved and must be 0")
             }
@@ -499,13 +510,24 @@ fn header_bytes(bytes: &[u8]) -> Option<[u8; HEADER_LEN]> {
 /// Explains one frame: `bytes` are its header and everything taken as its body.
 pub fn inspect_one(bytes: &[u8], offset: usize, direction: Option<Direction>) -> FrameReport {
     let Some(raw) = header_bytes(bytes) else {
+        // Often what a script printed is the answer's body alone (`a1 62 72 63 03`): when the
+        // bytes are a CBOR map, say what it holds, its rc included.
+        let body = match ciborium::from_reader::<Value, _>(bytes) {
+            Ok(v @ Value::Map(_)) => Ok(Body(v)),
+            _ => Err(BodyProblem::Empty),
+        };
+        let outcome = body.as_ref().ok().and_then(outcome_of);
+        let problem = match body {
+            Ok(_) => Problem::BodyWithoutHeader { got: bytes.len() },
+            Err(_) => Problem::TooShort { got: bytes.len() },
+        };
         return FrameReport {
             offset,
             bytes: bytes.len(),
             header: None,
-            body: Err(BodyProblem::Empty),
-            outcome: None,
-            problems: vec![Problem::TooShort { got: bytes.len() }],
+            body,
+            outcome,
+            problems: vec![problem],
         };
     };
     let h = HeaderFields::new(raw);
@@ -598,7 +620,21 @@ fn decode_body(bytes: &[u8], problems: &mut Vec<Problem>) -> Result<Body, BodyPr
             }
             Ok(Body(v))
         }
-        Err(e) => Err(BodyProblem::NotCbor { error: e.to_string() }),
+        Err(e) => Err(BodyProblem::NotCbor { error: cbor_error(&e, bytes.len()) }),
+    }
+}
+
+/// What the CBOR decoder's error means, in words (its `Debug`/`Display` is for programmers).
+fn cbor_error(e: &ciborium::de::Error<std::io::Error>, len: usize) -> String {
+    use ciborium::de::Error as E;
+    match e {
+        E::Io(_) => format!("its {len} byte(s) end before the CBOR value they start is complete"),
+        E::Syntax(at) => format!("invalid CBOR at byte {at}"),
+        E::Semantic(at, what) => match at {
+            Some(at) => format!("{what} at byte {at}"),
+            None => what.clone(),
+        },
+        E::RecursionLimitExceeded => "CBOR nested too deeply".into(),
     }
 }
 
@@ -1097,6 +1133,23 @@ mod tests {
             .ends_with("sent as a read, the device answers the read and ignores it"));
         // as a write it is what it should be
         assert!(inspect(&frame([0x02, 0, 0, body.len() as u8, 0, 1, 0, 0], &body), None)[0].is_clean());
+    }
+
+    #[test]
+    fn an_answer_body_printed_without_its_header_is_read_as_a_body() {
+        // What the hand-written script printed of every answer: `{"rc": 3}`.
+        let r = inspect(&[0xA1, 0x62, b'r', b'c', 0x03], None);
+        assert_eq!(r[0].problems, [Problem::BodyWithoutHeader { got: 5 }]);
+        let rc = r[0].outcome.as_ref().expect("the rc is read");
+        assert_eq!((rc.rc, rc.name), (3, Some("MGMT_ERR_EINVAL")));
+        // Bytes that are no CBOR map stay "too short".
+        let r = inspect(&[0x01, 0x02], None);
+        assert_eq!(r[0].problems, [Problem::TooShort { got: 2 }]);
+        assert!(r[0].outcome.is_none());
+        // A truncated body says so in words, not with the decoder's debug output.
+        let r = inspect(&[0x02, 0, 0, 2, 0, 0, 0, 0, 0xA5, 0x01], None);
+        let Err(BodyProblem::NotCbor { error }) = &r[0].body else { panic!("{:?}", r[0].body) };
+        assert!(error.contains("end before the CBOR value"), "{error}");
     }
 
     #[test]
