@@ -14,6 +14,7 @@ use smpflash_core::command::os::Echo;
 use smpflash_core::command::{decode_response, encode_request};
 use smpflash_core::frame::{Frame, Version, HEADER_LEN};
 use smpflash_sim::boot::bootloader;
+use smpflash_sim::referee;
 use smpflash_sim::smp::server;
 use smpflash_sim::profile::SimProfile;
 use smpflash_sim::state::State;
@@ -54,8 +55,15 @@ fn check_answers(request: &[u8], answers: &[Vec<u8>]) {
 }
 
 fn handle(state: &mut State, profile: &Profile, raw: &[u8], power_loss: Option<usize>) {
+    // The referee judges every packet the device gets, whatever it holds: it must not panic.
+    let slots = referee::needs_slots(raw).then(|| referee::slots::read(state, profile));
+    let entered = state.boot.in_recovery;
     let reply = server::handle(state, profile, raw);
     check_answers(raw, &reply.frames);
+    let ctx = referee::Context { profile, entered, slots_before: slots.as_deref() };
+    let mut judge = referee::Referee::default();
+    let _ = judge.packet(&referee::Client::Direct, &ctx, raw, &reply.frames);
+    let _ = judge.observe(&referee::Client::Ble, referee::Observation::LengthMismatch { write: raw.to_vec() });
     if reply.reset {
         // What the device does on reset: RAM is lost, MCUboot decides, maybe power fails
         // mid-swap and the next boot resumes.
