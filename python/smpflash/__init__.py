@@ -40,7 +40,19 @@ from .errors import (
     Timeout,
     UploadError,
 )
-from .results import DfuReport, Event, FileReport, ImageState, Limits, ShellResult, UploadReport
+from .results import (
+    DfuReport,
+    Event,
+    FileHash,
+    FileReport,
+    Group,
+    ImageState,
+    Limits,
+    MemPool,
+    ShellResult,
+    TaskStat,
+    UploadReport,
+)
 
 __version__: str = _native.__version__
 
@@ -57,6 +69,10 @@ __all__ = [
     "UploadReport",
     "ShellResult",
     "FileReport",
+    "FileHash",
+    "Group",
+    "TaskStat",
+    "MemPool",
     "Error",
     "DeviceError",
     "DfuError",
@@ -245,6 +261,61 @@ class Device:
         """Reads the device's file ``remote``, pipelined, checked with the device's hash."""
         return _file(self._native.fs_download(remote, False))
 
+    def settings_delete(self, name: str) -> None:
+        """Deletes a setting from storage (Zephyr's ``settings_delete``): the value the device
+        holds now stays until it restarts."""
+        self._native.settings_delete(name, False)
+
+    def settings_commit(self) -> None:
+        """Has the device's settings handlers apply what was written."""
+        self._native.settings_commit(False)
+
+    def settings_load(self) -> None:
+        """Reads the stored settings back into the device's handlers."""
+        self._native.settings_load(False)
+
+    def info(self, format: str | None = None) -> str:
+        """The application's ``os info`` text (``format``: Zephyr's letters, ``s`` kernel name,
+        ``v`` kernel version, ``a`` all, the default)."""
+        text: str = self._native.info(format, False)
+        return text
+
+    def groups(self) -> list[Group]:
+        """The management groups the device has (the enum group), with names and command
+        counts where the device gives them."""
+        return _groups(self._native.groups(False))
+
+    def os_tasks(self) -> dict[str, TaskStat]:
+        """The device's threads and their statistics."""
+        return _tasks(self._native.os_tasks(False))
+
+    def os_mempool(self) -> dict[str, MemPool]:
+        """The device's memory pools and their statistics."""
+        return _mempools(self._native.os_mempool(False))
+
+    def datetime_get(self) -> str:
+        """The device's clock (``2026-01-02T03:04:05``); :class:`DeviceError` while it is unset."""
+        text: str = self._native.datetime_get(False)
+        return text
+
+    def datetime_set(self, datetime: str) -> None:
+        """Sets the device's clock (``YYYY-MM-DDTHH:MM:SS``; the device checks the text)."""
+        self._native.datetime_set(datetime, False)
+
+    def storage_erase(self) -> None:
+        """Erases the device's storage partition (Zephyr basic group): settings and files."""
+        self._native.storage_erase(False)
+
+    def image_slots(self) -> list[dict[str, Any]]:
+        """Each image's slots and their sizes (``image slots``), as the device reports them."""
+        images: list[dict[str, Any]] = json.loads(self._native.image_slots(False))
+        return images
+
+    def fs_hash(self, remote: str, type: str | None = None) -> FileHash:
+        """The device's hash (``sha256``) or checksum (``crc32``) of its file ``remote``; the
+        device's default type without ``type``."""
+        return FileHash(**json.loads(self._native.fs_hash(remote, type, False)))
+
     def close(self) -> None:
         """Ends the link (BLE: disconnects). Closing twice is harmless."""
         self._native.close(False)
@@ -263,6 +334,18 @@ def _shell(text: str) -> ShellResult:
 
 def _file(text: str) -> bytes:
     return bytes.fromhex(json.loads(text)["hex"])
+
+
+def _groups(text: str) -> list[Group]:
+    return [Group(**g) for g in json.loads(text)]
+
+
+def _tasks(text: str) -> dict[str, TaskStat]:
+    return {name: TaskStat._from(t) for name, t in json.loads(text).items()}
+
+
+def _mempools(text: str) -> dict[str, MemPool]:
+    return {name: MemPool(**p) for name, p in json.loads(text).items()}
 
 
 def _callback(progress: Progress | None) -> Callable[[str], object] | None:
@@ -472,6 +555,61 @@ class AsyncDevice:
     async def fs_download(self, remote: str) -> bytes:
         """Reads the device's file ``remote``, pipelined and checked."""
         return _file(await self._native.fs_download(remote, True))
+
+    async def settings_delete(self, name: str) -> None:
+        """Deletes a setting from storage (Zephyr's ``settings_delete``): the value the device
+        holds now stays until it restarts."""
+        await self._native.settings_delete(name, True)
+
+    async def settings_commit(self) -> None:
+        """Has the device's settings handlers apply what was written."""
+        await self._native.settings_commit(True)
+
+    async def settings_load(self) -> None:
+        """Reads the stored settings back into the device's handlers."""
+        await self._native.settings_load(True)
+
+    async def info(self, format: str | None = None) -> str:
+        """The application's ``os info`` text (``format``: Zephyr's letters, ``s`` kernel name,
+        ``v`` kernel version, ``a`` all, the default)."""
+        text: str = await self._native.info(format, True)
+        return text
+
+    async def groups(self) -> list[Group]:
+        """The management groups the device has (the enum group), with names and command
+        counts where the device gives them."""
+        return _groups(await self._native.groups(True))
+
+    async def os_tasks(self) -> dict[str, TaskStat]:
+        """The device's threads and their statistics."""
+        return _tasks(await self._native.os_tasks(True))
+
+    async def os_mempool(self) -> dict[str, MemPool]:
+        """The device's memory pools and their statistics."""
+        return _mempools(await self._native.os_mempool(True))
+
+    async def datetime_get(self) -> str:
+        """The device's clock (``2026-01-02T03:04:05``); :class:`DeviceError` while it is unset."""
+        text: str = await self._native.datetime_get(True)
+        return text
+
+    async def datetime_set(self, datetime: str) -> None:
+        """Sets the device's clock (``YYYY-MM-DDTHH:MM:SS``; the device checks the text)."""
+        await self._native.datetime_set(datetime, True)
+
+    async def storage_erase(self) -> None:
+        """Erases the device's storage partition (Zephyr basic group): settings and files."""
+        await self._native.storage_erase(True)
+
+    async def image_slots(self) -> list[dict[str, Any]]:
+        """Each image's slots and their sizes (``image slots``), as the device reports them."""
+        images: list[dict[str, Any]] = json.loads(await self._native.image_slots(True))
+        return images
+
+    async def fs_hash(self, remote: str, type: str | None = None) -> FileHash:
+        """The device's hash (``sha256``) or checksum (``crc32``) of its file ``remote``; the
+        device's default type without ``type``."""
+        return FileHash(**json.loads(await self._native.fs_hash(remote, type, True)))
 
     async def close(self) -> None:
         """Ends the link. Closing twice is harmless."""

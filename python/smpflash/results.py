@@ -7,7 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ImageState", "Limits", "UploadReport", "DfuReport", "Event", "ShellResult", "FileReport"]
+__all__ = ["ImageState", "Limits", "UploadReport", "DfuReport", "Event", "ShellResult", "FileReport", "FileHash",
+           "Group", "TaskStat", "MemPool"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,68 @@ class FileReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
+
+
+@dataclass(frozen=True)
+class FileHash:
+    """The device's hash or checksum of one of its files: ``type`` (``sha256``, ``crc32``),
+    the bytes it covered, and ``output`` in hex."""
+
+    type: str
+    len: int
+    output: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One management group of a device: its id, its name (the device's, or smpflash's for a
+    known id) and, when the device says, how many command ids it has."""
+
+    group: int
+    name: str
+    handlers: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaskStat:
+    """One thread's statistics (``os tasks``); ``stkuse``/``stksiz`` are ``None`` when the
+    device does not report stacks."""
+
+    prio: int
+    tid: int
+    state: int
+    stkuse: int | None
+    stksiz: int | None
+    cswcnt: int
+    runtime: int
+
+    @classmethod
+    def _from(cls, d: dict[str, Any]) -> TaskStat:
+        return cls(prio=d["prio"], tid=d["tid"], state=d["state"], stkuse=d.get("stkuse"),
+                   stksiz=d.get("stksiz"), cswcnt=d.get("cswcnt", 0), runtime=d.get("runtime", 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MemPool:
+    """One memory pool's statistics (``os mempool``): block size, blocks, free blocks and the
+    fewest free blocks seen."""
+
+    blksiz: int
+    nblks: int
+    nfree: int
+    min: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

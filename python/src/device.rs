@@ -11,14 +11,18 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::IntoPyObjectExt;
 use serde_bytes::ByteBuf;
 use smpflash_ble::{BleConnector, ConnectOptions};
-use smpflash_core::command::fs::FileStatus;
-use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite};
-use smpflash_core::command::os::{Echo, Reset};
-use smpflash_core::command::settings::{SettingRead, SettingWrite, SettingsSave};
+use smpflash_core::command::basic::StorageErase;
+use smpflash_core::command::fs::{FileHash, FileStatus};
+use smpflash_core::command::image::{ImageErase, ImageStateRead, ImageStateWrite, SlotInfo};
+use smpflash_core::command::os::{AppInfo, DateTimeGet, DateTimeSet, Echo, MemPoolStats, Reset, TaskStats};
+use smpflash_core::command::settings::{
+    SettingDelete, SettingRead, SettingWrite, SettingsCommit, SettingsLoad, SettingsSave,
+};
 use smpflash_core::command::shell::ShellExec;
 use smpflash_core::command::stat::{StatList, StatShow};
 use smpflash_core::dfu::{self, DfuOptions, Mode};
-use smpflash_core::fs;
+use smpflash_core::fs::{self, HashKind};
+use smpflash_core::groups;
 use smpflash_core::mcuboot;
 use smpflash_core::progress::{Event, Progress};
 use smpflash_core::session::{Connector, Session};
@@ -364,6 +368,136 @@ impl NativeDevice {
             session!(s, inner);
             s.client().request(&SettingsSave {}).await?;
             Ok(())
+        })
+    }
+
+    /// Settings delete: the setting is gone (at run time; `settings_save` keeps that).
+    fn settings_delete<'py>(&self, py: Python<'py>, name: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&SettingDelete { name }).await?;
+            Ok(())
+        })
+    }
+
+    /// Settings commit: the handlers apply what was written.
+    fn settings_commit<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&SettingsCommit {}).await?;
+            Ok(())
+        })
+    }
+
+    /// Settings load: the stored values are read back into the handlers.
+    fn settings_load<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&SettingsLoad {}).await?;
+            Ok(())
+        })
+    }
+
+    /// `os info`: the application's text (`uname`-like; `format` as the CLI's `--format`).
+    #[pyo3(signature = (format, aio))]
+    fn info<'py>(&self, py: Python<'py>, format: Option<String>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            Ok(s.client().request(&AppInfo { format }).await?.output)
+        })
+    }
+
+    /// The device's management groups (JSON list of `{group, name, handlers}`).
+    fn groups<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            json(&groups::list(s.client()).await?)
+        })
+    }
+
+    /// `os tasks`: thread name to its statistics (JSON map).
+    fn os_tasks<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            json(&s.client().request(&TaskStats {}).await?.tasks)
+        })
+    }
+
+    /// `os mempool`: memory pool name to its statistics (JSON map).
+    fn os_mempool<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            json(&s.client().request(&MemPoolStats {}).await?.mpools)
+        })
+    }
+
+    /// `os datetime`: the device's clock as its text (`2026-01-02T03:04:05`).
+    fn datetime_get<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            Ok(s.client().request(&DateTimeGet {}).await?.datetime)
+        })
+    }
+
+    /// `os datetime set`: sets the device's clock (the device checks the text).
+    fn datetime_set<'py>(&self, py: Python<'py>, datetime: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&DateTimeSet { datetime }).await?;
+            Ok(())
+        })
+    }
+
+    /// Zephyr basic `storage erase`: the storage partition (settings, files) is erased.
+    fn storage_erase<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            s.client().request(&StorageErase {}).await?;
+            Ok(())
+        })
+    }
+
+    /// `image slots`: each image's slots with their sizes (JSON list).
+    fn image_slots<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            json(&s.client().request(&SlotInfo {}).await?.images)
+        })
+    }
+
+    /// fs hash: the device's hash or checksum of a file (`kind`: `sha256`, `crc32`, or the
+    /// device's default). JSON `{"type", "len", "output"}` with `output` in hex.
+    #[pyo3(signature = (remote, kind, aio))]
+    fn fs_hash<'py>(
+        &self,
+        py: Python<'py>,
+        remote: String,
+        kind: Option<String>,
+        aio: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kind = match kind {
+            None => None,
+            Some(k) => Some(HashKind::from_name(&k).map(HashKind::name).ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!("{k:?} is not a hash type: sha256 or crc32"))
+            })?),
+        };
+        let inner = self.inner();
+        run(py, aio, async move {
+            session!(s, inner);
+            let req = FileHash { name: remote, kind: kind.map(String::from), off: None, len: None };
+            let r = s.client().request(&req).await?;
+            json(&serde_json::json!({ "type": r.kind, "len": r.len, "output": r.output.to_hex() }))
         })
     }
 

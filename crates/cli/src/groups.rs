@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use smpflash_core::command::basic::StorageErase;
-use smpflash_core::command::enumeration::{GroupDetails, GroupList};
 use smpflash_core::command::fs::{FileClose, FileHash, FileStatus, SupportedHashes};
 use smpflash_core::command::image::SlotInfo;
 use smpflash_core::command::os::{DateTimeGet, DateTimeSet, MemPoolStats, TaskStats};
@@ -16,11 +15,10 @@ use smpflash_core::command::shell::ShellExec;
 use smpflash_core::command::stat::{StatList, StatShow};
 use smpflash_core::fs::{self, HashKind};
 use smpflash_core::upload::{Limits, UploadOptions};
-use smpflash_core::{rc, Error};
 
 use crate::connect::Connected;
 use crate::exit::{Code, Failure};
-use crate::output::{FileHashOutcome, GroupOutcome, Outcome, SettingOutcome};
+use crate::output::{FileHashOutcome, Outcome, SettingOutcome};
 use crate::render::Reporter;
 
 fn io_failure(what: &str, path: &Path, e: std::io::Error) -> Failure {
@@ -161,25 +159,7 @@ pub enum SettingsAction {
 
 /// `enum`: the groups, with their details when the device has them.
 pub async fn enumerate(c: &Connected) -> Result<Outcome, Failure> {
-    let client = c.session.client();
-    let list = client.request(&GroupList {}).await?.groups;
-    let details = match client.request(&GroupDetails::default()).await {
-        Ok(d) => d.groups,
-        Err(Error::Device(e)) if e.is_not_supported() => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    let groups = list
-        .into_iter()
-        .map(|id| {
-            let d = details.iter().find(|d| d.group == id);
-            GroupOutcome {
-                group: id,
-                name: d.and_then(|d| d.name.clone()).unwrap_or_else(|| rc::group_name(id)),
-                handlers: d.and_then(|d| d.handlers),
-            }
-        })
-        .collect();
-    Ok(Outcome::Groups { groups })
+    Ok(Outcome::Groups { groups: smpflash_core::groups::list(c.session.client()).await? })
 }
 
 /// `os tasks`.

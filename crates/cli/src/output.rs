@@ -153,7 +153,7 @@ pub enum Outcome {
     /// `enum`.
     Groups {
         /// The device's groups, in its order.
-        groups: Vec<GroupOutcome>,
+        groups: Vec<smpflash_core::groups::GroupSummary>,
     },
     /// `os tasks`.
     Tasks {
@@ -209,18 +209,6 @@ pub struct SettingOutcome {
     /// The device's value limit, when the request asked for more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u32>,
-}
-
-/// One group of `enum`.
-#[derive(Debug, Serialize)]
-pub struct GroupOutcome {
-    /// Group id.
-    pub group: u16,
-    /// Its name: the device's, or smpflash's for a known id.
-    pub name: String,
-    /// Number of command ids, when the device says.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub handlers: Option<u32>,
 }
 
 /// What `fs hash` found.

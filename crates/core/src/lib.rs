@@ -16,6 +16,7 @@ pub mod frame;
 pub mod fs;
 pub mod gatt;
 pub mod gatt_transport;
+pub mod groups;
 pub mod image_hash;
 pub mod loopback;
 pub mod mcuboot;
