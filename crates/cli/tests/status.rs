@@ -132,3 +132,30 @@ fn status_of_other_boot_modes() {
          image, so the next reset runs it — nothing to mark\n"
     );
 }
+
+#[test]
+fn status_when_the_device_does_not_report_its_mode() {
+    // RAM load without bootloader info, as the mps2 fixtures are: smpflash cannot tell the mode,
+    // so the advice for an unmarked image says for which modes it holds.
+    let s = sim("ram-load");
+    cli(&s).args(["image", "upload", "examples/app-update-v1.2.0-ram-load.bin"]).assert().success();
+    let said = stdout(cli(&s).arg("status"));
+    assert!(
+        said.starts_with(
+            "image 0 runs 1.0.0, confirmed; slot 1 holds 1.2.0, not marked: a reset changes nothing"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.ends_with(
+            "(so in MCUboot's swap and overwrite modes; the device does not report its mode, and under \
+             direct-XIP or RAM load the next reset runs the newest valid image without a mark)\n"
+        ),
+        "{said}"
+    );
+    assert_eq!(json(cli(&s).arg("status"))["images"][0]["mode_reported"], false);
+    // …and it does: the newer image runs after a reset, unmarked.
+    cli(&s).arg("reset").assert().success();
+    let after = status_after_reset(&s);
+    assert!(after.starts_with("image 0 runs 1.2.0"), "{after}");
+}

@@ -96,12 +96,17 @@ pub enum Situation {
         /// The empty slot's number.
         empty_slot: u32,
     },
-    /// The other slot holds an image nobody marked: a reset changes nothing.
+    /// The other slot holds an image nobody marked: a reset changes nothing (in the swap and
+    /// overwrite modes; a device that does not report its mode may run one that boots the
+    /// newest image).
     Unmarked {
         /// The running image.
         running: SlotImage,
         /// The image in the other slot.
         other: SlotImage,
+        /// The device reported MCUboot's mode (bootloader info); without it the advice holds
+        /// for the swap and overwrite modes only, and the sentence says so.
+        mode_reported: bool,
     },
     /// The other slot holds the running image itself (same hash), unmarked.
     SameImageInBothSlots {
@@ -264,7 +269,7 @@ pub fn situation(slots: &[&SlotState], mode: Option<McubootMode>, recovery: bool
         (true, false, false, false) if o.hash.is_some() && o.hash == a.hash => {
             Situation::SameImageInBothSlots { running, other }
         }
-        (true, false, false, false) => Situation::Unmarked { running, other },
+        (true, false, false, false) => Situation::Unmarked { running, other, mode_reported: mode.is_some() },
         // Permanent without pending, a pending test under a running test, both slots
         // confirmed: Zephyr reports none of these.
         _ => unusual(),
@@ -323,7 +328,7 @@ impl fmt::Display for ImageStatus {
                 running.version,
                 if *confirmed { ", confirmed" } else { "" }
             ),
-            Situation::Unmarked { running, other } => {
+            Situation::Unmarked { running, other, mode_reported } => {
                 let older = matches!(
                     (parse_version(&other.version), parse_version(&running.version)),
                     (Some(o), Some(r)) if o < r
@@ -353,6 +358,16 @@ impl fmt::Display for ImageStatus {
                         ": a reset changes nothing — mark it with `smpflash image test {}`",
                         other.hash_arg()
                     )?;
+                    // Devices without bootloader info (Zephyr's default) do not say their mode;
+                    // under direct-XIP or RAM load the newest image boots unmarked, and the
+                    // application refuses marks (`rc 8`), so the advice above would be wrong.
+                    if !mode_reported {
+                        f.write_str(
+                            " (so in MCUboot's swap and overwrite modes; the device does not report its \
+                             mode, and under direct-XIP or RAM load the next reset runs the newest valid \
+                             image without a mark)",
+                        )?;
+                    }
                 }
                 Ok(())
             }
@@ -497,12 +512,22 @@ mod tests {
             fresh.to_string(),
             "image 0 runs 1.0.0, confirmed; slot 1 is empty — nothing has been uploaded"
         );
-        let uploaded = one(&[running(), slot(1, "2.0.0", 0xbb)], None);
-        assert!(matches!(uploaded.situation, Situation::Unmarked { .. }));
+        let uploaded = one(&[running(), slot(1, "2.0.0", 0xbb)], Some(McubootMode::SwapUsingScratch));
+        assert!(matches!(uploaded.situation, Situation::Unmarked { mode_reported: true, .. }));
         assert_eq!(
             uploaded.to_string(),
             "image 0 runs 1.0.0, confirmed; slot 1 holds 2.0.0, not marked: a reset changes nothing — \
              mark it with `smpflash image test bbbbbbbb`"
+        );
+        // Zephyr's default build answers no bootloader info: the advice says for which modes
+        // it holds (the mps2 fixtures run RAM load, and the newer image boots unmarked there).
+        let unknown = one(&[running(), slot(1, "2.0.0", 0xbb)], None);
+        assert_eq!(
+            unknown.to_string(),
+            "image 0 runs 1.0.0, confirmed; slot 1 holds 2.0.0, not marked: a reset changes nothing — \
+             mark it with `smpflash image test bbbbbbbb` (so in MCUboot's swap and overwrite modes; \
+             the device does not report its mode, and under direct-XIP or RAM load the next reset \
+             runs the newest valid image without a mark)"
         );
         let tested = one(&[running(), SlotState { pending: true, ..slot(1, "2.0.0", 0xbb) }], None);
         assert_eq!(
