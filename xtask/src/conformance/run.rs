@@ -608,7 +608,14 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
                 Err(c) => Cell::fail(format!("list after upload: {}", c.note)),
                 Ok(v) => match slot(&v, 1) {
                     Some(s) if s["hash"] == hash.as_str() => {
-                        Cell::pass(format!("{seconds:.1} s, in slot 1: {}", &hash[..8]))
+                        // The fixture's own image is the one running: `status` must say so.
+                        match status_says(server, bin, "same_image_in_both_slots") {
+                            Ok(()) => Cell::pass(format!(
+                                "{seconds:.1} s, in slot 1: {}, status agrees",
+                                &hash[..8]
+                            )),
+                            Err(c) => c,
+                        }
                     }
                     _ => Cell::fail(format!(
                         "slot 1 does not list {}: {}",
@@ -631,7 +638,10 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
                             Some(s) if !s["hash"].is_null() => {
                                 Cell::fail(format!("slot 1 still lists {}", s["hash"]))
                             }
-                            _ => Cell::pass("slot 1 empty"),
+                            _ => match status_says(server, bin, "nothing_uploaded") {
+                                Ok(()) => Cell::pass("slot 1 empty, status agrees"),
+                                Err(c) => c,
+                            },
                         },
                     }
                 }
@@ -899,6 +909,22 @@ fn check_dfu(column: Column, r: &Rules, server: &Server, images: &Images, bin: &
             }
         }
         _ => unreachable!("only the DFU columns"),
+    }
+}
+
+/// `smpflash status` on image 0 must find `situation` (its sentence is shown when it does not).
+fn status_says(server: &Server, bin: &Path, situation: &str) -> std::result::Result<(), Cell> {
+    let o = smpflash(server, bin, &["--json", "status"], SHORT);
+    let v = ok_json(&o).map_err(|c| Cell::fail(format!("status: {}", c.note)))?;
+    let image = &v["images"][0];
+    if image["situation"] == situation {
+        Ok(())
+    } else {
+        Err(Cell::fail(format!(
+            "status: expected {situation}, got {}: {}",
+            image["situation"],
+            shorten(&image["sentence"].to_string(), 200)
+        )))
     }
 }
 
