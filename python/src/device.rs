@@ -162,6 +162,22 @@ macro_rules! session {
     };
 }
 
+/// Runs `$body` with the device's open session bound to `$s` (a closed device raises), blocking
+/// or as an awaitable: the shape of every device call. `|s, inner|` also names the device's
+/// shared state (its timeout) for the body.
+macro_rules! with_session {
+    ($self:ident, $py:ident, $aio:ident, |$s:ident, $inner:ident| $body:expr) => {{
+        let $inner = $self.inner();
+        run($py, $aio, async move {
+            session!($s, $inner);
+            $body
+        })
+    }};
+    ($self:ident, $py:ident, $aio:ident, |$s:ident| $body:expr) => {
+        with_session!($self, $py, $aio, |$s, inner| $body)
+    };
+}
+
 #[pymethods]
 impl NativeDevice {
     /// Opens a session to the device `link` (`udp`, `serial`, `ble` or `sim`) names with
@@ -264,29 +280,17 @@ impl NativeDevice {
 
     /// `echo`: the text the device sends back.
     fn echo<'py>(&self, py: Python<'py>, text: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            Ok(s.client().request(&Echo { d: text }).await?.r)
-        })
+        with_session!(self, py, aio, |s| Ok(s.client().request(&Echo { d: text }).await?.r))
     }
 
     /// `params`: the device's SMP buffers (JSON of `Limits`).
     fn params<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            json(&Limits::query(s.client()).await?)
-        })
+        with_session!(self, py, aio, |s| json(&Limits::query(s.client()).await?))
     }
 
     /// Image state (JSON list of slots).
     fn image_state<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            json(&s.client().request(&ImageStateRead {}).await?.images)
-        })
+        with_session!(self, py, aio, |s| json(&s.client().request(&ImageStateRead {}).await?.images))
     }
 
     /// Image state write: mark `hash` for test, or confirm it (or, without a hash, the
@@ -299,9 +303,7 @@ impl NativeDevice {
         confirm: bool,
         aio: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             let hash = hash.map(ByteBuf::from);
             json(&s.client().request(&ImageStateWrite { hash, confirm }).await?.images)
         })
@@ -309,9 +311,7 @@ impl NativeDevice {
 
     /// Shell exec: `argv` runs in the device's shell. JSON `{"output", "ret"}`.
     fn shell_exec<'py>(&self, py: Python<'py>, argv: Vec<String>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             let r = s.client().request(&ShellExec { argv }).await?;
             json(&serde_json::json!({ "output": r.o, "ret": r.ret }))
         })
@@ -319,29 +319,19 @@ impl NativeDevice {
 
     /// Stat list: the statistics groups' names (JSON list).
     fn stat_list<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            json(&s.client().request(&StatList {}).await?.stat_list)
-        })
+        with_session!(self, py, aio, |s| json(&s.client().request(&StatList {}).await?.stat_list))
     }
 
     /// Stat show: one group's counters (JSON map of name to value).
     fn stat_read<'py>(&self, py: Python<'py>, name: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            json(&s.client().request(&StatShow { name }).await?.fields)
-        })
+        with_session!(self, py, aio, |s| json(&s.client().request(&StatShow { name }).await?.fields))
     }
 
     /// Settings read: the value's bytes, as hex.
     fn settings_get<'py>(&self, py: Python<'py>, name: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            Ok(hex::encode(s.client().request(&SettingRead { name, max_size: None }).await?.val))
-        })
+        with_session!(self, py, aio, |s| Ok(hex::encode(
+            s.client().request(&SettingRead { name, max_size: None }).await?.val
+        )))
     }
 
     /// Settings write (at run time; `settings_save` keeps it).
@@ -353,9 +343,7 @@ impl NativeDevice {
         aio: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let value = value.to_vec();
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             s.client().request(&SettingWrite { name, val: ByteBuf::from(value) }).await?;
             Ok(())
         })
@@ -363,9 +351,7 @@ impl NativeDevice {
 
     /// Settings save: what was written goes to storage.
     fn settings_save<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             s.client().request(&SettingsSave {}).await?;
             Ok(())
         })
@@ -373,9 +359,7 @@ impl NativeDevice {
 
     /// Settings delete: the setting is gone (at run time; `settings_save` keeps that).
     fn settings_delete<'py>(&self, py: Python<'py>, name: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             s.client().request(&SettingDelete { name }).await?;
             Ok(())
         })
@@ -383,9 +367,7 @@ impl NativeDevice {
 
     /// Settings commit: the handlers apply what was written.
     fn settings_commit<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             s.client().request(&SettingsCommit {}).await?;
             Ok(())
         })
@@ -393,9 +375,7 @@ impl NativeDevice {
 
     /// Settings load: the stored values are read back into the handlers.
     fn settings_load<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             s.client().request(&SettingsLoad {}).await?;
             Ok(())
         })
@@ -404,54 +384,32 @@ impl NativeDevice {
     /// `os info`: the application's text (`uname`-like; `format` as the CLI's `--format`).
     #[pyo3(signature = (format, aio))]
     fn info<'py>(&self, py: Python<'py>, format: Option<String>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            Ok(s.client().request(&AppInfo { format }).await?.output)
-        })
+        with_session!(self, py, aio, |s| Ok(s.client().request(&AppInfo { format }).await?.output))
     }
 
     /// The device's management groups (JSON list of `{group, name, handlers}`).
     fn groups<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            json(&groups::list(s.client()).await?)
-        })
+        with_session!(self, py, aio, |s| json(&groups::list(s.client()).await?))
     }
 
     /// `os tasks`: thread name to its statistics (JSON map).
     fn os_tasks<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            json(&s.client().request(&TaskStats {}).await?.tasks)
-        })
+        with_session!(self, py, aio, |s| json(&s.client().request(&TaskStats {}).await?.tasks))
     }
 
     /// `os mempool`: memory pool name to its statistics (JSON map).
     fn os_mempool<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            json(&s.client().request(&MemPoolStats {}).await?.mpools)
-        })
+        with_session!(self, py, aio, |s| json(&s.client().request(&MemPoolStats {}).await?.mpools))
     }
 
     /// `os datetime`: the device's clock as its text (`2026-01-02T03:04:05`).
     fn datetime_get<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            Ok(s.client().request(&DateTimeGet {}).await?.datetime)
-        })
+        with_session!(self, py, aio, |s| Ok(s.client().request(&DateTimeGet {}).await?.datetime))
     }
 
     /// `os datetime set`: sets the device's clock (the device checks the text).
     fn datetime_set<'py>(&self, py: Python<'py>, datetime: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             s.client().request(&DateTimeSet { datetime }).await?;
             Ok(())
         })
@@ -459,9 +417,7 @@ impl NativeDevice {
 
     /// Zephyr basic `storage erase`: the storage partition (settings, files) is erased.
     fn storage_erase<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             s.client().request(&StorageErase {}).await?;
             Ok(())
         })
@@ -469,11 +425,7 @@ impl NativeDevice {
 
     /// `image slots`: each image's slots with their sizes (JSON list).
     fn image_slots<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            json(&s.client().request(&SlotInfo {}).await?.images)
-        })
+        with_session!(self, py, aio, |s| json(&s.client().request(&SlotInfo {}).await?.images))
     }
 
     /// fs hash: the device's hash or checksum of a file (`kind`: `sha256`, `crc32`, or the
@@ -492,9 +444,7 @@ impl NativeDevice {
                 pyo3::exceptions::PyValueError::new_err(format!("{k:?} is not a hash type: sha256 or crc32"))
             })?),
         };
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s| {
             let req = FileHash { name: remote, kind: kind.map(String::from), off: None, len: None };
             let r = s.client().request(&req).await?;
             json(&serde_json::json!({ "type": r.kind, "len": r.len, "output": r.output.to_hex() }))
@@ -503,11 +453,7 @@ impl NativeDevice {
 
     /// fs status: a file's length.
     fn fs_stat<'py>(&self, py: Python<'py>, remote: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
-            Ok(s.client().request(&FileStatus { name: remote }).await?.len)
-        })
+        with_session!(self, py, aio, |s| Ok(s.client().request(&FileStatus { name: remote }).await?.len))
     }
 
     /// fs upload of `data` to the device's file `remote`, pipelined and checked with the
@@ -520,9 +466,7 @@ impl NativeDevice {
         aio: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let data = data.to_vec();
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s, inner| {
             let limits = Limits::query(s.client()).await?;
             let opts = UploadOptions { timeout: inner.timeout, ..Default::default() };
             json(&fs::upload_file(s, &remote, &data, &limits, &opts, &()).await?)
@@ -532,9 +476,7 @@ impl NativeDevice {
     /// fs download of the device's file `remote`, pipelined and checked, as `smpflash fs
     /// download`. JSON `{"report", "hex"}`.
     fn fs_download<'py>(&self, py: Python<'py>, remote: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s, inner| {
             let limits = Limits::query(s.client()).await?;
             let opts = UploadOptions { timeout: inner.timeout, ..Default::default() };
             let (bytes, report) = fs::download_file(s, &remote, &limits, &opts, &()).await?;
@@ -545,9 +487,7 @@ impl NativeDevice {
     /// Erases a slot (the device's default, the secondary, without one).
     #[pyo3(signature = (slot, aio))]
     fn image_erase<'py>(&self, py: Python<'py>, slot: Option<u32>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s, inner| {
             s.client().request(&ImageErase { slot }).await?;
             Ok(())
         })
@@ -562,9 +502,7 @@ impl NativeDevice {
         boot_mode: Option<u8>,
         aio: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let inner = self.inner();
-        run(py, aio, async move {
-            session!(s, inner);
+        with_session!(self, py, aio, |s, inner| {
             s.client().request(&Reset { force: force.then_some(1), boot_mode }).await?;
             Ok(())
         })
