@@ -252,14 +252,16 @@ class Device:
         length: int = self._native.fs_stat(remote, False)
         return length
 
-    def fs_upload(self, data: bytes, remote: str) -> FileReport:
+    def fs_upload(self, data: bytes, remote: str, *, progress: Progress | None = None) -> FileReport:
         """Writes ``data`` to the device's file ``remote`` (created or replaced), pipelined,
-        then checks it with the device's hash; raises :class:`UploadError` on a mismatch."""
-        return FileReport._from_dict(json.loads(self._native.fs_upload(data, remote, False)))
+        then checks it with the device's hash; raises :class:`UploadError` on a mismatch.
+        ``progress`` is called with each :class:`Event`, as for :meth:`dfu`."""
+        return _file_report(self._native.fs_upload(data, remote, _callback(progress)))
 
-    def fs_download(self, remote: str) -> bytes:
-        """Reads the device's file ``remote``, pipelined, checked with the device's hash."""
-        return _file(self._native.fs_download(remote, False))
+    def fs_download(self, remote: str, *, progress: Progress | None = None) -> bytes:
+        """Reads the device's file ``remote``, pipelined, checked with the device's hash;
+        ``progress`` as for :meth:`fs_upload`."""
+        return _file(self._native.fs_download(remote, _callback(progress)))
 
     def settings_delete(self, name: str) -> None:
         """Deletes a setting from storage (Zephyr's ``settings_delete``): the value the device
@@ -332,6 +334,10 @@ def _shell(text: str) -> ShellResult:
     return ShellResult(output=d["output"], ret=d["ret"])
 
 
+def _file_report(text: str) -> FileReport:
+    return FileReport._from_dict(json.loads(text))
+
+
 def _file(text: str) -> bytes:
     return bytes.fromhex(json.loads(text)["hex"])
 
@@ -381,7 +387,8 @@ T = TypeVar("T")
 
 
 class DfuRun(Generic[T]):
-    """A DFU (or an upload) started by :meth:`AsyncDevice.dfu` (:meth:`AsyncDevice.upload`).
+    """A DFU, an upload or a file transfer started by :meth:`AsyncDevice.dfu`
+    (:meth:`AsyncDevice.upload`, :meth:`AsyncDevice.fs_upload`, :meth:`AsyncDevice.fs_download`).
     Await it for the result, or iterate it for the progress events first::
 
         run = dev.dfu("app.bin")
@@ -548,13 +555,15 @@ class AsyncDevice:
         length: int = await self._native.fs_stat(remote, True)
         return length
 
-    async def fs_upload(self, data: bytes, remote: str) -> FileReport:
-        """Writes ``data`` to the device's file ``remote``, pipelined and checked."""
-        return FileReport._from_dict(json.loads(await self._native.fs_upload(data, remote, True)))
+    def fs_upload(self, data: bytes, remote: str, *, progress: Progress | None = None) -> DfuRun[FileReport]:
+        """Writes ``data`` to the device's file ``remote``, pipelined and checked; await the
+        :class:`DfuRun` for the :class:`FileReport`, or iterate it for the events."""
+        return DfuRun(lambda: self._native.fs_upload_async(data, remote), _file_report, progress)
 
-    async def fs_download(self, remote: str) -> bytes:
-        """Reads the device's file ``remote``, pipelined and checked."""
-        return _file(await self._native.fs_download(remote, True))
+    def fs_download(self, remote: str, *, progress: Progress | None = None) -> DfuRun[bytes]:
+        """Reads the device's file ``remote``, pipelined and checked; await the
+        :class:`DfuRun` for its bytes, or iterate it for the events."""
+        return DfuRun(lambda: self._native.fs_download_async(remote), _file, progress)
 
     async def settings_delete(self, name: str) -> None:
         """Deletes a setting from storage (Zephyr's ``settings_delete``): the value the device

@@ -456,34 +456,6 @@ impl NativeDevice {
         with_session!(self, py, aio, |s| Ok(s.client().request(&FileStatus { name: remote }).await?.len))
     }
 
-    /// fs upload of `data` to the device's file `remote`, pipelined and checked with the
-    /// device's hash, as `smpflash fs upload`. JSON of the file report.
-    fn fs_upload<'py>(
-        &self,
-        py: Python<'py>,
-        data: PyBackedBytes,
-        remote: String,
-        aio: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let data = data.to_vec();
-        with_session!(self, py, aio, |s, inner| {
-            let limits = Limits::query(s.client()).await?;
-            let opts = UploadOptions { timeout: inner.timeout, ..Default::default() };
-            json(&fs::upload_file(s, &remote, &data, &limits, &opts, &()).await?)
-        })
-    }
-
-    /// fs download of the device's file `remote`, pipelined and checked, as `smpflash fs
-    /// download`. JSON `{"report", "hex"}`.
-    fn fs_download<'py>(&self, py: Python<'py>, remote: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        with_session!(self, py, aio, |s, inner| {
-            let limits = Limits::query(s.client()).await?;
-            let opts = UploadOptions { timeout: inner.timeout, ..Default::default() };
-            let (bytes, report) = fs::download_file(s, &remote, &limits, &opts, &()).await?;
-            json(&serde_json::json!({ "report": report, "hex": hex::encode(bytes) }))
-        })
-    }
-
     /// Erases a slot (the device's default, the secondary, without one).
     #[pyo3(signature = (slot, aio))]
     fn image_erase<'py>(&self, py: Python<'py>, slot: Option<u32>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
@@ -547,6 +519,58 @@ impl NativeDevice {
         Ok((awaitable, EventStream { rx: Arc::new(Mutex::new(rx)) }))
     }
 
+    /// fs upload of `data` to the device's file `remote`, pipelined and checked with the
+    /// device's hash, as `smpflash fs upload`, blocking; `progress` gets each event's JSON.
+    /// Returns the JSON of the file report.
+    #[pyo3(signature = (data, remote, progress=None))]
+    fn fs_upload(
+        &self,
+        py: Python<'_>,
+        data: PyBackedBytes,
+        remote: String,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let (tx, rx) = unbounded_channel();
+        block(py, self.fs_upload_future(data.to_vec(), remote, tx), Some(rx), progress.as_ref())
+    }
+
+    /// The fs upload for asyncio: an awaitable of the report's JSON, and the stream of its
+    /// events.
+    fn fs_upload_async<'py>(
+        &self,
+        py: Python<'py>,
+        data: PyBackedBytes,
+        remote: String,
+    ) -> PyResult<(Bound<'py, PyAny>, EventStream)> {
+        let (tx, rx) = unbounded_channel();
+        let awaitable = run(py, true, self.fs_upload_future(data.to_vec(), remote, tx))?;
+        Ok((awaitable, EventStream { rx: Arc::new(Mutex::new(rx)) }))
+    }
+
+    /// fs download of the device's file `remote`, pipelined and checked, as `smpflash fs
+    /// download`, blocking; `progress` as for `fs_upload`. JSON `{"report", "hex"}`.
+    #[pyo3(signature = (remote, progress=None))]
+    fn fs_download(
+        &self,
+        py: Python<'_>,
+        remote: String,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let (tx, rx) = unbounded_channel();
+        block(py, self.fs_download_future(remote, tx), Some(rx), progress.as_ref())
+    }
+
+    /// The fs download for asyncio: an awaitable of its JSON, and the stream of its events.
+    fn fs_download_async<'py>(
+        &self,
+        py: Python<'py>,
+        remote: String,
+    ) -> PyResult<(Bound<'py, PyAny>, EventStream)> {
+        let (tx, rx) = unbounded_channel();
+        let awaitable = run(py, true, self.fs_download_future(remote, tx))?;
+        Ok((awaitable, EventStream { rx: Arc::new(Mutex::new(rx)) }))
+    }
+
     /// Uploads a file's images to their free slots (no marking, no reset), blocking; returns
     /// the JSON list of upload reports.
     #[pyo3(signature = (path, window=None, chunk=None, progress=None))]
@@ -604,6 +628,38 @@ impl NativeDevice {
                 reports.push(upload::upload(s, image.image.bytes(), &limits, &options, &events).await?);
             }
             json(&reports)
+        }
+    }
+
+    /// `data` to the device's file `remote`, as `smpflash fs upload`.
+    fn fs_upload_future(
+        &self,
+        data: Vec<u8>,
+        remote: String,
+        tx: UnboundedSender<String>,
+    ) -> impl std::future::Future<Output = Result<String, Failure>> + Send + 'static {
+        let inner = self.inner();
+        async move {
+            session!(s, inner);
+            let limits = Limits::query(s.client()).await?;
+            let opts = UploadOptions { timeout: inner.timeout, ..Default::default() };
+            json(&fs::upload_file(s, &remote, &data, &limits, &opts, &Events(tx)).await?)
+        }
+    }
+
+    /// The device's file `remote`, as `smpflash fs download`.
+    fn fs_download_future(
+        &self,
+        remote: String,
+        tx: UnboundedSender<String>,
+    ) -> impl std::future::Future<Output = Result<String, Failure>> + Send + 'static {
+        let inner = self.inner();
+        async move {
+            session!(s, inner);
+            let limits = Limits::query(s.client()).await?;
+            let opts = UploadOptions { timeout: inner.timeout, ..Default::default() };
+            let (bytes, report) = fs::download_file(s, &remote, &limits, &opts, &Events(tx)).await?;
+            json(&serde_json::json!({ "report": report, "hex": hex::encode(bytes) }))
         }
     }
 

@@ -27,11 +27,19 @@ def test_shell_stat_settings_and_files(virtual_device: smpflash.VirtualDevice) -
         dev.settings_save()
 
         data = os.urandom(20_000)
-        report = dev.fs_upload(data, "/lfs1/blob.bin")
+        up: list[smpflash.Event] = []
+        report = dev.fs_upload(data, "/lfs1/blob.bin", progress=up.append)
         assert report.remote == "/lfs1/blob.bin" and report.bytes == len(data)
         assert report.verified is not None, "the virtual device offers a hash: the upload is checked"
         assert dev.fs_stat("/lfs1/blob.bin") == len(data)
-        assert dev.fs_download("/lfs1/blob.bin") == data
+        down: list[smpflash.Event] = []
+        assert dev.fs_download("/lfs1/blob.bin", progress=down.append) == data
+        # Both directions report progress as an image upload does, up to the whole file.
+        for events in (up, down):
+            kinds = [e.kind for e in events]
+            assert kinds[0] == "upload_started" and kinds[-1] == "upload_finished", kinds
+            last = [e for e in events if e.kind == "progress"][-1]
+            assert last.acked == last.total == len(data)
 
 
 def test_group_errors_carry_the_groups_own_code(virtual_device: smpflash.VirtualDevice) -> None:
@@ -57,6 +65,12 @@ def test_the_groups_through_asyncio(virtual_device: smpflash.VirtualDevice) -> N
             await dev.fs_upload(b"hello from asyncio", "/lfs1/a.txt")
             assert await dev.fs_stat("/lfs1/a.txt") == 18
             data = await dev.fs_download("/lfs1/a.txt")
+            # A file of several chunks, its events iterated before the result is awaited.
+            await dev.fs_upload(bytes(range(256)) * 40, "/lfs1/big.bin")
+            transfer = dev.fs_download("/lfs1/big.bin")
+            kinds = [event.kind async for event in transfer]
+            assert kinds[0] == "upload_started" and "progress" in kinds, kinds
+            assert await transfer == bytes(range(256)) * 40
             await dev.settings_set("app/x", b"\x07")
             assert await dev.settings_get("app/x") == b"\x07"
             return shell, data, await dev.stat_list()
