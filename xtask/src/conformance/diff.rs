@@ -17,14 +17,16 @@ use ciborium::Value;
 
 use super::cases::{self, Case, Ctx, Kind};
 use super::child::{self, ChildGuard};
-use super::fixtures::{Entry, Fixtures, RawLink, Server, Transport};
+use super::fixtures::{Entry, Fixtures, Framing, RawLink, Server, Transport};
 use super::intended::{self, Intended};
 use super::shape;
 
 /// The servers of the differential test by default: native_sim over UDP (every group but
 /// img), native_sim over the console framing with a bigger buffer (os, stat, enum) and with
-/// every group but img (`serial_bigrx`), mps2 with MCUboot and the img group.
-pub const DEFAULT_SERVERS: [&str; 4] = ["udp", "serial_buf1024", "serial_bigrx", "serial_recovery_buf1024"];
+/// every group but img (`serial_bigrx`), over the raw UART framing (`serial_raw`: how a
+/// byte stream without packets is cut into requests), mps2 with MCUboot and the img group.
+pub const DEFAULT_SERVERS: [&str; 5] =
+    ["udp", "serial_buf1024", "serial_bigrx", "serial_raw", "serial_recovery_buf1024"];
 
 /// The answers of one target to one case: the frames with the case's sequence number, then
 /// any that came later (before the next case was sent).
@@ -79,6 +81,8 @@ struct Sim {
     _child: ChildGuard,
     udp: SocketAddr,
     pty: Option<PathBuf>,
+    /// The pty's framing: the server's (console, or raw for `serial_raw`).
+    framing: Framing,
 }
 
 impl Sim {
@@ -91,8 +95,14 @@ impl Sim {
             cmd.args(["--set", &o]);
         }
         let serial = entry.transport != Transport::Udp;
+        // The sim's pty speaks the server's framing, so both read the same bytes alike (a raw
+        // UART frames by the header's length; the console framing by its packets).
+        let framing = if entry.transport == Transport::SerialRaw { Framing::Raw } else { Framing::Console };
         if serial {
             cmd.arg("--pty");
+            if framing == Framing::Raw {
+                cmd.args(["--pty-framing", "raw"]);
+            }
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = ChildGuard::spawn(&mut cmd, "smpflash sim").context("cannot start smpflash sim")?;
@@ -115,12 +125,12 @@ impl Sim {
                 pty = rest.split_whitespace().next().map(PathBuf::from);
             }
         }
-        Ok(Sim { _child: child, udp: udp.expect("seen"), pty })
+        Ok(Sim { _child: child, udp: udp.expect("seen"), pty, framing })
     }
 
     fn link(&self) -> Result<RawLink> {
         Ok(match &self.pty {
-            Some(p) => RawLink::pty(p)?,
+            Some(p) => RawLink::pty(p, self.framing)?,
             None => RawLink::udp(self.udp)?,
         })
     }

@@ -531,9 +531,10 @@ impl RawLink {
         Ok(RawLink::over(Medium::Udp(s), Framing::Datagram))
     }
 
-    /// A link over a pty (the virtual device's serial console), in the console framing.
-    pub fn pty(path: &Path) -> io::Result<RawLink> {
-        Ok(RawLink::over(Medium::Pty(open_raw_pty(path)?), Framing::Console))
+    /// A link over a pty (the virtual device's serial port) in `framing`: the console
+    /// framing, or the raw one of a `serial_raw` server.
+    pub fn pty(path: &Path, framing: Framing) -> io::Result<RawLink> {
+        Ok(RawLink::over(Medium::Pty(open_raw_pty(path)?), framing))
     }
 
     fn over(medium: Medium, framing: Framing) -> RawLink {

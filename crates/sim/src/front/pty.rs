@@ -282,6 +282,7 @@ async fn read_input<R: AsyncRead>(
     let mut wire = Wire::new(baud);
     let mut chunk = vec![0u8; wire.chunk()];
     let mut pending = BytesMut::new();
+    let mut raw_rx = RawRx::default();
     let mut codec = ConsoleCodec::new().with_line_limit(RX_LINE_LIMIT);
     loop {
         let n = match input.read(&mut chunk).await {
@@ -298,7 +299,7 @@ async fn read_input<R: AsyncRead>(
         wire.cross(n).await;
         if raw {
             for &byte in &chunk[..n] {
-                if let Some(frame) = raw_rx_byte(&mut pending, byte, device.profile().buf_size) {
+                if let Some(frame) = raw_rx.byte(byte, device.profile().buf_size, Instant::now()) {
                     accept(&device, &work, frame, 0);
                 }
             }
@@ -313,6 +314,48 @@ async fn read_input<R: AsyncRead>(
                 ConsoleItem::Discarded(why) => tracing::debug!("sim serial: dropped input: {why}"),
             }
         }
+    }
+}
+
+/// How long a partial request may wait for its remaining bytes on the raw UART: Zephyr's
+/// `CONFIG_MCUMGR_TRANSPORT_RAW_UART_INPUT_TIMEOUT_TIME_MS` as the 4.4 `smp_svr` raw build has it
+/// (`CONFIG_MCUMGR_TRANSPORT_RAW_UART_INPUT_TIMEOUT=y`, 3000 ms: the fixture's symbols).
+pub const RAW_INPUT_TIMEOUT: Duration = Duration::from_millis(3000);
+
+/// The raw framing's receive state, as Zephyr's `smp_raw_uart_process_frag` keeps it: the bytes
+/// of the request being collected and its input timer.
+#[derive(Debug, Default)]
+struct RawRx {
+    pending: BytesMut,
+    /// When the input timer fires. Zephyr starts it at the first byte of a request that is not
+    /// complete with it, stops it when a request completes, and at its expiry only flags the
+    /// buffer: the next byte that arrives clears what was collected before it is taken.
+    timer: Option<Instant>,
+}
+
+impl RawRx {
+    /// One received byte (the UART driver hands Zephyr every byte as its own fragment): a
+    /// request frame once complete.
+    fn byte(&mut self, byte: u8, buf_size: usize, now: Instant) -> Option<Vec<u8>> {
+        let expired = self.timer.is_some_and(|t| now >= t);
+        if expired {
+            if !self.pending.is_empty() {
+                tracing::debug!(
+                    "sim serial: raw input timeout; {} bytes of a partial request dropped",
+                    self.pending.len()
+                );
+            }
+            self.pending.clear();
+            self.timer = None;
+        }
+        let first = self.pending.is_empty();
+        let frame = raw_rx_byte(&mut self.pending, byte, buf_size);
+        if frame.is_some() {
+            self.timer = None;
+        } else if first && !self.pending.is_empty() {
+            self.timer = Some(now + RAW_INPUT_TIMEOUT);
+        }
+        frame
     }
 }
 
@@ -541,6 +584,48 @@ mod tests {
         let noisy = garble(&data, &corrupt_all, &mut Rng::new(1));
         assert_eq!(noisy.len(), data.len());
         assert!(noisy.iter().zip(&data).all(|(a, b)| (a ^ b).count_ones() == 1));
+    }
+
+    /// Bytes fed one at a time at `at`, and the frames they complete.
+    fn feed(rx: &mut RawRx, bytes: &[u8], at: Instant) -> Vec<Vec<u8>> {
+        bytes.iter().filter_map(|&b| rx.byte(b, 384, at)).collect()
+    }
+
+    fn echo(seq: u8) -> Vec<u8> {
+        // op 2, group 0, id 0, {"d": "hi"}
+        let body = [0xa1, 0x61, 0x64, 0x62, 0x68, 0x69];
+        let mut f = vec![0x0a, 0, 0, body.len() as u8, 0, 0, seq, 0];
+        f.extend_from_slice(&body);
+        f
+    }
+
+    #[test]
+    fn raw_requests_are_framed_by_their_header_back_to_back() {
+        let mut rx = RawRx::default();
+        let t = Instant::now();
+        let two = [echo(1), echo(2)].concat();
+        assert_eq!(feed(&mut rx, &two, t), vec![echo(1), echo(2)]);
+        assert!(rx.timer.is_none(), "a complete request stops the timer");
+    }
+
+    #[test]
+    fn a_stalled_partial_request_is_dropped_when_the_next_byte_comes_after_the_timeout() {
+        let t = Instant::now();
+        // Within the timeout the rest completes it.
+        let mut rx = RawRx::default();
+        let whole = echo(1);
+        assert!(feed(&mut rx, &whole[..5], t).is_empty());
+        assert_eq!(feed(&mut rx, &whole[5..], t + RAW_INPUT_TIMEOUT / 2), vec![whole.clone()]);
+        // After it, the stale bytes go and the new request is read from its own first byte,
+        // as Zephyr's smp_raw_uart_process_frag clears the buffer its timer flagged.
+        let mut rx = RawRx::default();
+        assert!(feed(&mut rx, &whole[..5], t).is_empty());
+        assert_eq!(feed(&mut rx, &echo(2), t + RAW_INPUT_TIMEOUT), vec![echo(2)]);
+        // The timer runs from a request's first byte, not from its latest one.
+        let mut rx = RawRx::default();
+        assert!(feed(&mut rx, &whole[..3], t).is_empty());
+        assert!(feed(&mut rx, &whole[3..6], t + RAW_INPUT_TIMEOUT / 2).is_empty());
+        assert_eq!(feed(&mut rx, &echo(3), t + RAW_INPUT_TIMEOUT), vec![echo(3)]);
     }
 
     #[test]
