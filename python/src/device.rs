@@ -111,6 +111,11 @@ fn event_json(event: &Event) -> String {
     value.to_string()
 }
 
+/// A request whose answer says nothing beyond success.
+fn done<T>(answer: Result<T, smpflash_core::Error>) -> Result<(), Failure> {
+    answer.map(drop).map_err(Failure::from)
+}
+
 fn json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
     serde_json::to_string(value).map_err(|e| Failure::Usage(format!("cannot encode the result: {e}")))
 }
@@ -343,45 +348,33 @@ impl NativeDevice {
         aio: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let value = value.to_vec();
-        with_session!(self, py, aio, |s| {
-            s.client().request(&SettingWrite { name, val: ByteBuf::from(value) }).await?;
-            Ok(())
-        })
+        with_session!(self, py, aio, |s| done(
+            s.client().request(&SettingWrite { name, val: ByteBuf::from(value) }).await
+        ))
     }
 
     /// Settings save: what was written goes to storage.
     fn settings_save<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        with_session!(self, py, aio, |s| {
-            s.client().request(&SettingsSave {}).await?;
-            Ok(())
-        })
+        with_session!(self, py, aio, |s| done(s.client().request(&SettingsSave {}).await))
     }
 
-    /// Settings delete: the setting is gone (at run time; `settings_save` keeps that).
+    /// Settings delete: the setting leaves storage (Zephyr's `settings_delete`); the value the
+    /// device holds now stays until it restarts.
     fn settings_delete<'py>(&self, py: Python<'py>, name: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        with_session!(self, py, aio, |s| {
-            s.client().request(&SettingDelete { name }).await?;
-            Ok(())
-        })
+        with_session!(self, py, aio, |s| done(s.client().request(&SettingDelete { name }).await))
     }
 
     /// Settings commit: the handlers apply what was written.
     fn settings_commit<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        with_session!(self, py, aio, |s| {
-            s.client().request(&SettingsCommit {}).await?;
-            Ok(())
-        })
+        with_session!(self, py, aio, |s| done(s.client().request(&SettingsCommit {}).await))
     }
 
     /// Settings load: the stored values are read back into the handlers.
     fn settings_load<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        with_session!(self, py, aio, |s| {
-            s.client().request(&SettingsLoad {}).await?;
-            Ok(())
-        })
+        with_session!(self, py, aio, |s| done(s.client().request(&SettingsLoad {}).await))
     }
 
-    /// `os info`: the application's text (`uname`-like; `format` as the CLI's `--format`).
+    /// `os info`: the application's text (`uname`-like; `format`: Zephyr's letters, all by default).
     #[pyo3(signature = (format, aio))]
     fn info<'py>(&self, py: Python<'py>, format: Option<String>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
         with_session!(self, py, aio, |s| Ok(s.client().request(&AppInfo { format }).await?.output))
@@ -409,18 +402,12 @@ impl NativeDevice {
 
     /// `os datetime set`: sets the device's clock (the device checks the text).
     fn datetime_set<'py>(&self, py: Python<'py>, datetime: String, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        with_session!(self, py, aio, |s| {
-            s.client().request(&DateTimeSet { datetime }).await?;
-            Ok(())
-        })
+        with_session!(self, py, aio, |s| done(s.client().request(&DateTimeSet { datetime }).await))
     }
 
     /// Zephyr basic `storage erase`: the storage partition (settings, files) is erased.
     fn storage_erase<'py>(&self, py: Python<'py>, aio: bool) -> PyResult<Bound<'py, PyAny>> {
-        with_session!(self, py, aio, |s| {
-            s.client().request(&StorageErase {}).await?;
-            Ok(())
-        })
+        with_session!(self, py, aio, |s| done(s.client().request(&StorageErase {}).await))
     }
 
     /// `image slots`: each image's slots with their sizes (JSON list).
