@@ -70,18 +70,20 @@ class ShellResult:
 class FileReport:
     """What a file transfer did: the device's path, the bytes moved, how long it took, and how
     the result was checked (``verified``: the hash or checksum kind and value, ``None`` when
-    the device has none)."""
+    the device has none). ``attempts`` is 2 when the first transfer did not match the device's
+    hash and the file went again one request at a time."""
 
     remote: str
     bytes: int
     seconds: float
     verified: dict[str, Any] | None
+    attempts: int
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any]) -> FileReport:
         return cls(remote=d["remote"], bytes=d["bytes"], seconds=d.get("seconds", 0.0),
-                   verified=d.get("verified"), raw=d)
+                   verified=d.get("verified"), attempts=d.get("attempts", 1), raw=d)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)

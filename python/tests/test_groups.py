@@ -31,6 +31,7 @@ def test_shell_stat_settings_and_files(virtual_device: smpflash.VirtualDevice) -
         report = dev.fs_upload(data, "/lfs1/blob.bin", progress=up.append)
         assert report.remote == "/lfs1/blob.bin" and report.bytes == len(data)
         assert report.verified is not None, "the virtual device offers a hash: the upload is checked"
+        assert report.attempts == 1
         assert dev.fs_stat("/lfs1/blob.bin") == len(data)
         down: list[smpflash.Event] = []
         assert dev.fs_download("/lfs1/blob.bin", progress=down.append) == data

@@ -463,6 +463,12 @@ fn file_line(out: &mut impl Write, did: &str, dir: &str, r: &FileReport) -> io::
         r.chunk,
         r.window
     )?;
+    if r.attempts > 1 {
+        write!(
+            out,
+            "; the first transfer did not match the device's hash, the second went one request at a time"
+        )?;
+    }
     match &r.verified {
         Some(v) => writeln!(out, "; {} matches: {}", v.kind.name(), v.value),
         None => writeln!(out, "; not checked (the device has no file hash)"),

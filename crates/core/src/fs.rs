@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::client::Client;
 use crate::command::fs::{
-    FileDownload, FileDownloadResponse, FileHash, FileStatus, FileUpload, HashOutput, SupportedHashes,
+    FileClose, FileDownload, FileDownloadResponse, FileHash, FileStatus, FileUpload, HashOutput,
+    SupportedHashes,
 };
 use crate::command::{self, Command};
 use crate::error::{Error, ProtocolError, Result};
@@ -172,6 +173,23 @@ pub struct FileReport {
     /// The device's hash or checksum of the file matched the local one; `None`: the device
     /// has no hash command or none smpflash knows.
     pub verified: Option<Verified>,
+    /// Transfers made: 1, or 2 when the first did not match the device's hash and the file
+    /// went again one chunk at a time ([`retry_options`]).
+    pub attempts: u32,
+}
+
+/// After a transfer the device's hash did not match: the options for the one more try, or
+/// `None` when it already went one request at a time. A link that loses back-to-back frames
+/// (an emulated UART that drops bursts, a USB CDC device with few receive buffers) can leave
+/// the device with a file shorter than the answers it gave, when a lost chunk's retry comes
+/// after the device closed the idle file; stop-and-wait sends nothing back to back.
+pub fn retry_options(opts: &UploadOptions) -> Option<UploadOptions> {
+    (opts.window != Some(1)).then(|| UploadOptions { window: Some(1), ..opts.clone() })
+}
+
+/// What the second try says before it starts (as [`Event::Restarted`]).
+fn retry_reason(e: &Error) -> String {
+    format!("{e}: sending it again, one request at a time")
 }
 
 /// Picks the hash to check with: the strongest the device lists, else SHA-256 then CRC-32 by
@@ -195,7 +213,7 @@ async fn check_kind(client: &Client) -> Result<Option<HashKind>> {
 pub async fn verify(client: &Client, name: &str, bytes: &[u8]) -> Result<Option<Verified>> {
     if bytes.is_empty() {
         // Zephyr refuses to hash an empty file (FS_MGMT_ERR_FILE_EMPTY); its length says it all.
-        let len = client.request(&FileStatus { name: name.into() }).await.map(|s| s.len);
+        let len = client.request_idempotent(&FileStatus { name: name.into() }).await.map(|s| s.len);
         return match len {
             Ok(0) => Ok(None),
             Ok(n) => Err(Error::FileMismatch { name: name.into(), what: format!("length {n}, expected 0") }),
@@ -210,8 +228,15 @@ pub async fn verify(client: &Client, name: &str, bytes: &[u8]) -> Result<Option<
         kinds.push(HashKind::Crc32);
     }
     for kind in kinds {
+        // A read: asked again when its answer is slow to come (a lost request or answer on a
+        // lossy link would otherwise fail a transfer that went through).
         let answer = client
-            .request(&FileHash { name: name.into(), kind: Some(kind.name().into()), off: None, len: None })
+            .request_idempotent(&FileHash {
+                name: name.into(),
+                kind: Some(kind.name().into()),
+                off: None,
+                len: None,
+            })
             .await;
         let r = match answer {
             Ok(r) => r,
@@ -242,8 +267,26 @@ pub async fn verify(client: &Client, name: &str, bytes: &[u8]) -> Result<Option<
     Ok(None)
 }
 
+/// Has the device close the file its fs group holds open, where it has the command
+/// (`fs_mgmt_close_opened_file`; older devices answer "not supported", and close it after an
+/// idle time). Zephyr closes an upload's file by itself only when it still knows the length
+/// from the first chunk: after an offset error it forgets it, and the file stays open and
+/// partly unwritten to flash (the hash then covers less than was acknowledged), and a new
+/// upload from offset 0 into the still-open file counts on from the old length (Zephyr 4.4
+/// `fs_mgmt_file_upload` truncates the file but not its offset). Both measured on native_sim's
+/// `serial` build.
+async fn close_file(client: &Client) -> Result<()> {
+    // Closing twice closes nothing more: it may be asked again.
+    match client.request_idempotent(&FileClose {}).await {
+        Ok(_) => Ok(()),
+        Err(Error::Device(e)) if e.is_not_supported() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Uploads `bytes` to the device's file `name` (created or replaced), pipelined, then checks
-/// it with the device's hash when it has one.
+/// it with the device's hash when it has one. When the hash does not match, the file goes once
+/// more one request at a time ([`retry_options`]); a second mismatch is the error.
 pub async fn upload_file(
     session: &mut Session,
     name: &str,
@@ -252,8 +295,44 @@ pub async fn upload_file(
     opts: &UploadOptions,
     progress: &dyn Progress,
 ) -> Result<FileReport> {
+    match upload_once(session, name, bytes, limits, opts, progress).await {
+        Err(e @ Error::FileMismatch { .. }) => {
+            let Some(again) = retry_options(opts) else { return Err(e) };
+            tracing::debug!("fs upload of {name} did not match; trying once more at window 1");
+            progress.event(&Event::Restarted { reason: retry_reason(&e) });
+            let report = upload_once(session, name, bytes, limits, &again, progress).await?;
+            Ok(FileReport { attempts: 2, ..report })
+        }
+        other => other,
+    }
+}
+
+async fn upload_once(
+    session: &mut Session,
+    name: &str,
+    bytes: &[u8],
+    limits: &Limits,
+    opts: &UploadOptions,
+    progress: &dyn Progress,
+) -> Result<FileReport> {
     let target = FileTarget { name: name.into() };
-    let r: UploadReport = crate::upload::upload_to(session, &target, bytes, limits, opts, progress).await?;
+    let r: UploadReport =
+        match crate::upload::upload_to(session, &target, bytes, limits, opts, progress).await {
+            // The device's file is longer than the file: a chunk was written twice (measured on
+            // native_sim's `serial` build: a lost answer's chunk sent again after the device had
+            // closed the idle file and reopened it to append). Only a new upload from offset 0,
+            // which truncates, makes it right.
+            Err(Error::Protocol(ProtocolError::OffsetBeyondImage { off, total })) => {
+                return Err(Error::FileMismatch {
+                    name: name.into(),
+                    what: format!(
+                    "the device's file grew to {off} bytes, past the {total} sent (a chunk written twice)"
+                ),
+                })
+            }
+            r => r?,
+        };
+    close_file(session.client()).await?;
     let verified = verify(session.client(), name, bytes).await?;
     Ok(FileReport {
         remote: name.into(),
@@ -264,6 +343,7 @@ pub async fn upload_file(
         retransmits: r.retransmits,
         reconnects: r.reconnects,
         verified,
+        attempts: 1,
     })
 }
 
@@ -323,8 +403,28 @@ impl Missing {
 /// Downloads the device's file `name`: the first request learns its length and the device's
 /// chunk size; then up to the window's worth of requests are in flight, each at the start of
 /// a part not yet received. Lost requests are asked again, a dropped link is reconnected, and
-/// the result is checked with the device's hash when it has one.
+/// the result is checked with the device's hash when it has one; when it does not match, the
+/// file is read once more one request at a time, as [`upload_file`] does.
 pub async fn download_file(
+    session: &mut Session,
+    name: &str,
+    limits: &Limits,
+    opts: &UploadOptions,
+    progress: &dyn Progress,
+) -> Result<(Vec<u8>, FileReport)> {
+    match download_once(session, name, limits, opts, progress).await {
+        Err(e @ Error::FileMismatch { .. }) => {
+            let Some(again) = retry_options(opts) else { return Err(e) };
+            tracing::debug!("fs download of {name} did not match; trying once more at window 1");
+            progress.event(&Event::Restarted { reason: retry_reason(&e) });
+            let (bytes, report) = download_once(session, name, limits, &again, progress).await?;
+            Ok((bytes, FileReport { attempts: 2, ..report }))
+        }
+        other => other,
+    }
+}
+
+async fn download_once(
     session: &mut Session,
     name: &str,
     limits: &Limits,
@@ -528,6 +628,7 @@ pub async fn download_file(
         retransmits,
         reconnects,
         verified,
+        attempts: 1,
     };
     Ok((out, report))
 }
