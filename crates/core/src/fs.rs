@@ -180,9 +180,10 @@ pub struct FileReport {
 
 /// After a transfer the device's hash did not match: the options for the one more try, or
 /// `None` when it already went one request at a time. A link that loses back-to-back frames
-/// (an emulated UART that drops bursts, a USB CDC device with few receive buffers) can leave
-/// the device with a file shorter than the answers it gave, when a lost chunk's retry comes
-/// after the device closed the idle file; stop-and-wait sends nothing back to back.
+/// (an emulated UART that drops bursts, a USB CDC device with few receive buffers) makes the
+/// device answer chunks sent again with offset errors, after which Zephyr may hold a file
+/// other than the one it acknowledged ([`close_file`] says how); stop-and-wait sends nothing
+/// back to back.
 pub fn retry_options(opts: &UploadOptions) -> Option<UploadOptions> {
     (opts.window != Some(1)).then(|| UploadOptions { window: Some(1), ..opts.clone() })
 }
@@ -316,19 +317,20 @@ async fn upload_once(
     progress: &dyn Progress,
 ) -> Result<FileReport> {
     let target = FileTarget { name: name.into() };
+    // A file an interrupted upload left open would take this upload's first chunk without its
+    // count starting again (see `close_file`): the device would say it holds more than it does.
+    close_file(session.client()).await?;
     let r: UploadReport =
         match crate::upload::upload_to(session, &target, bytes, limits, opts, progress).await {
-            // The device's file is longer than the file: a chunk was written twice (measured on
-            // native_sim's `serial` build: a lost answer's chunk sent again after the device had
-            // closed the idle file and reopened it to append). Only a new upload from offset 0,
-            // which truncates, makes it right.
+            // The device counts past the end of the file: Zephyr 4.4 does when an upload from
+            // offset 0 goes into a file it still holds open from an upload that ended without
+            // its close (see `close_file`; measured on native_sim's `serial` build). Closing it
+            // lets the next attempt start clean.
             Err(Error::Protocol(ProtocolError::OffsetBeyondImage { off, total })) => {
-                return Err(Error::FileMismatch {
-                    name: name.into(),
-                    what: format!(
-                    "the device's file grew to {off} bytes, past the {total} sent (a chunk written twice)"
-                ),
-                })
+                close_file(session.client()).await?;
+                let what =
+                    format!("it counted {off} bytes of the {total} sent, going on from a file it held open");
+                return Err(Error::FileMismatch { name: name.into(), what });
             }
             r => r?,
         };

@@ -155,7 +155,11 @@ async fn a_garbled_upload_goes_again_one_request_at_a_time() {
     assert_eq!(run.device.lock().unwrap().file, data, "the device holds the file after the second try");
     assert_eq!(report.attempts, 2);
     assert_eq!(report.window, 1, "the second try keeps one request in flight");
-    assert_eq!(run.device.lock().unwrap().closes, 2, "each upload closes the file before it is checked");
+    assert_eq!(
+        run.device.lock().unwrap().closes,
+        4,
+        "each try closes the file before it starts and before it is checked"
+    );
     assert!(report.verified.is_some());
     let restarts = run.restarts();
     assert_eq!(restarts.len(), 1, "{restarts:?}");
