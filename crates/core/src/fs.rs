@@ -182,8 +182,8 @@ pub struct FileReport {
 /// `None` when it already went one request at a time. A link that loses back-to-back frames
 /// (an emulated UART that drops bursts, a USB CDC device with few receive buffers) makes the
 /// device answer chunks sent again with offset errors, after which Zephyr may hold a file
-/// other than the one it acknowledged ([`close_file`] says how); stop-and-wait sends nothing
-/// back to back.
+/// other than the one it acknowledged (the private `close_file` says how); stop-and-wait
+/// sends nothing back to back.
 pub fn retry_options(opts: &UploadOptions) -> Option<UploadOptions> {
     (opts.window != Some(1)).then(|| UploadOptions { window: Some(1), ..opts.clone() })
 }
