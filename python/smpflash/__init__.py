@@ -49,6 +49,7 @@ from .results import (
     ImageState,
     Limits,
     MemPool,
+    ScanResult,
     ShellResult,
     TaskStat,
     UploadReport,
@@ -58,6 +59,8 @@ __version__: str = _native.__version__
 
 __all__ = [
     "connect",
+    "scan",
+    "scan_async",
     "Device",
     "AsyncDevice",
     "DfuRun",
@@ -73,6 +76,7 @@ __all__ = [
     "Group",
     "TaskStat",
     "MemPool",
+    "ScanResult",
     "Error",
     "DeviceError",
     "DfuError",
@@ -352,6 +356,22 @@ def _tasks(text: str) -> dict[str, TaskStat]:
 
 def _mempools(text: str) -> dict[str, MemPool]:
     return {name: MemPool(**p) for name, p in json.loads(text).items()}
+
+
+def _scan_results(text: str) -> list[ScanResult]:
+    return [ScanResult(name=d.get("name"), address=d["address"], rssi=d.get("rssi")) for d in json.loads(text)]
+
+
+def scan(seconds: float = 5.0) -> list[ScanResult]:
+    """The BLE devices in range that advertise the SMP service, strongest first, after scanning
+    for ``seconds``. Raises :class:`ConnectionError` (``kind`` ``no_adapter``) when this machine
+    has no usable Bluetooth adapter."""
+    return _scan_results(_native.scan(seconds, False))
+
+
+async def scan_async(seconds: float = 5.0) -> list[ScanResult]:
+    """:func:`scan` for asyncio."""
+    return _scan_results(await _native.scan(seconds, True))
 
 
 def _callback(progress: Progress | None) -> Callable[[str], object] | None:

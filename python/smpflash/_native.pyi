@@ -4,6 +4,8 @@ from typing import Any, overload, Literal
 
 __version__: str
 
+def scan(seconds: float, aio: bool) -> Any: ...
+
 class EventStream:
     def next(self) -> Awaitable[str | None]: ...
 

@@ -103,6 +103,21 @@ class FileHash:
 
 
 @dataclass(frozen=True)
+class ScanResult:
+    """A BLE device in range that advertises the SMP service (:func:`smpflash.scan`): its name
+    when it has one, its address (the OS's device id on macOS, where addresses are hidden) and
+    its last signal strength in dBm. ``address`` or ``name`` is what ``connect(ble=...)``
+    takes."""
+
+    name: str | None
+    address: str
+    rssi: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Group:
     """One management group of a device: its id, its name (the device's, or smpflash's for a
     known id) and, when the device says, how many command ids it has."""

@@ -116,12 +116,12 @@ fn done<T>(answer: Result<T, smpflash_core::Error>) -> Result<(), Failure> {
     answer.map(drop).map_err(Failure::from)
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
     serde_json::to_string(value).map_err(|e| Failure::Usage(format!("cannot encode the result: {e}")))
 }
 
 /// Runs `fut` blocking or as an awaitable.
-fn run<'py, T, F>(py: Python<'py>, aio: bool, fut: F) -> PyResult<Bound<'py, PyAny>>
+pub(crate) fn run<'py, T, F>(py: Python<'py>, aio: bool, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
     F: std::future::Future<Output = Result<T, Failure>> + Send + 'static,

@@ -13,6 +13,7 @@
 
 mod device;
 mod errors;
+mod scan;
 mod sim;
 mod wait;
 
@@ -30,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<device::NativeDevice>()?;
     m.add_class::<device::EventStream>()?;
     m.add_class::<sim::NativeSim>()?;
+    m.add_function(wrap_pyfunction!(scan::scan, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

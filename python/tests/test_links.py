@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 import smpflash
 from conftest import REPO, digest, image
@@ -30,6 +34,45 @@ def test_dfu_over_ble_through_bluez(bluez_sim: str) -> None:
     assert after.hash == digest("ecdsa-p256.bin") and after.confirmed
     # The reset dropped the BLE link; the session found the device again and reconnected.
     assert report.reset and any(e.kind == "step" and e.step["step"] == "verify_running" for e in events)
+
+
+def test_scan_finds_the_device_and_its_address_connects(bluez_sim: str) -> None:
+    found = smpflash.scan(1.0)
+    device = next(d for d in found if d.name == bluez_sim)
+    assert device.address == "C0:53:4D:50:00:01" and isinstance(device.rssi, int)
+    strengths = [d.rssi if d.rssi is not None else -999 for d in found]
+    assert strengths == sorted(strengths, reverse=True)
+    assert device.to_dict() == {"name": bluez_sim, "address": device.address, "rssi": device.rssi}
+    # What scan lists is what connect takes.
+    with smpflash.connect(ble=device.address) as dev:
+        assert dev.echo("found by address") == "found by address"
+    again = asyncio.run(smpflash.scan_async(1.0))
+    assert device.address in {d.address for d in again}
+
+
+def test_scan_rejects_a_duration_it_cannot_use() -> None:
+    for seconds in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scan seconds"):
+            smpflash.scan(seconds)
+
+
+NO_ADAPTER = """
+import json, smpflash
+try:
+    smpflash.scan(0.5)
+except smpflash.ConnectionError as e:
+    print(json.dumps({"kind": e.kind, "message": str(e)}))
+"""
+
+
+def test_scan_without_a_bluetooth_stack_says_so() -> None:
+    # libdbus reads the bus address once per process: a process of its own, pointed at no bus.
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=/nonexistent/smpflash-test-bus")
+    done = subprocess.run([sys.executable, "-c", NO_ADAPTER], capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert error["kind"] == "no_adapter" and "no Bluetooth adapter found" in error["message"], error
 
 
 def test_nrf5340_multi_image_package_over_the_simulated_ble_link() -> None:
