@@ -1,6 +1,7 @@
 //! Turning the connection options into a [`Session`]: UDP, serial, BLE, or the built-in virtual
 //! device over one of its simulated media.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -100,7 +101,8 @@ pub struct Connection {
     pub mtu: Option<usize>,
     /// Seconds to wait for an ordinary request's answer (and for all copies of a retried read
     /// together). Slow commands wait longer by their own defaults, never less than this: image
-    /// erase 60 s, image state write 10 s, the first upload chunk 60 s (docs/cli.md, Timeouts).
+    /// erase 60 s, image state write 10 s, an image upload's first chunk 60 s, an fs upload's 10 s
+    /// (docs/cli.md, Timeouts).
     #[arg(long, env = "SMPFLASH_TIMEOUT", default_value_t = 5.0)]
     pub timeout: f64,
 }
@@ -109,9 +111,35 @@ pub struct Connection {
 pub struct Connected {
     /// The session.
     pub session: Session,
+    /// Over serial: the connector (which knows the framing it found) and whether lines are
+    /// paced (`--line-delay`).
+    serial: Option<(Arc<SerialConnector>, bool)>,
+}
+
+/// Said after a timeout over an unpaced serial console; see [`pacing_advice`].
+pub const PACING_ADVICE: &str = "if short requests (smpflash echo) are answered and longer ones \
+     are not, the device's UART loses lines that arrive back to back: try --line-delay 10";
+
+/// What to add to a failure over a serial link: a timeout over the console framing without
+/// `--line-delay` is what a UART with few receive buffers (USB CDC ACM, a small RX pool)
+/// produces, as it takes a one-line request and loses the lines of a long one. `framing` is
+/// what the connector found; `None` (nothing answered) is a different failure.
+pub fn pacing_advice(code: Code, framing: Option<Framing>, paced: bool) -> Option<&'static str> {
+    let lines = matches!(framing, Some(f) if !f.is_raw());
+    (code == Code::Timeout && lines && !paced).then_some(PACING_ADVICE)
 }
 
 impl Connected {
+    /// `failure`, with advice about this link when there is some ([`pacing_advice`]).
+    pub fn advise(&self, mut failure: Failure) -> Failure {
+        if let Some((connector, paced)) = &self.serial {
+            if let Some(advice) = pacing_advice(failure.code, connector.framing(), *paced) {
+                failure.message = format!("{}; {advice}", failure.message);
+            }
+        }
+        failure
+    }
+
     /// Ends the link (over BLE: disconnects), waiting at most `limit`. Called on every way out
     /// of a command, success, failure or Ctrl-C; a failure to close changes no outcome, so it
     /// is only logged.
@@ -135,6 +163,7 @@ impl Connection {
 
     /// Opens the connection the options describe.
     pub async fn open(&self) -> std::result::Result<Connected, Failure> {
+        let mut serial = None;
         let connector: Box<dyn Connector> = match self.link.chosen() {
             None => {
                 return Err(usage(
@@ -146,19 +175,23 @@ impl Connection {
                 Some(mtu) => UdpConnector::new(target.to_string()).with_path_mtu(mtu),
                 None => UdpConnector::new(target.to_string()),
             }),
-            Some(Link::Serial(path)) => Box::new(
-                SerialConnector::new(path, self.baud)
-                    .with_max_frame(self.mtu)
-                    .with_line_delay(self.line_delay.map(Duration::from_millis))
-                    .with_framing(self.framing),
-            ),
+            Some(Link::Serial(path)) => {
+                let connector = Arc::new(
+                    SerialConnector::new(path, self.baud)
+                        .with_max_frame(self.mtu)
+                        .with_line_delay(self.line_delay.map(Duration::from_millis))
+                        .with_framing(self.framing),
+                );
+                serial = Some((connector.clone(), self.line_delay.is_some_and(|ms| ms > 0)));
+                Box::new(connector)
+            }
             Some(Link::Ble(target)) => {
                 Box::new(BleConnector::new(target, ConnectOptions { mtu: self.mtu, ..Default::default() }))
             }
             Some(Link::Sim(profile)) => self.virtual_device(profile).await?,
         };
         let session = Session::open(connector, self.timeout()).await.map_err(Failure::from)?;
-        Ok(Connected { session })
+        Ok(Connected { session, serial })
     }
 
     #[cfg(feature = "sim")]
@@ -184,5 +217,23 @@ impl Connection {
     #[cfg(not(feature = "sim"))]
     async fn virtual_device(&self, _: &SimProfile) -> std::result::Result<Box<dyn Connector>, Failure> {
         Err(crate::exit::without_sim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_is_advised_after_a_timeout_over_an_unpaced_console() {
+        for framing in [Framing::Console, Framing::Shell] {
+            assert_eq!(pacing_advice(Code::Timeout, Some(framing), false), Some(PACING_ADVICE));
+        }
+        // Already paced, raw frames (no lines), nothing found (nothing answered at all), or
+        // another failure: nothing to add.
+        assert_eq!(pacing_advice(Code::Timeout, Some(Framing::Console), true), None);
+        assert_eq!(pacing_advice(Code::Timeout, Some(Framing::Raw), false), None);
+        assert_eq!(pacing_advice(Code::Timeout, None, false), None);
+        assert_eq!(pacing_advice(Code::DeviceRejected, Some(Framing::Console), false), None);
     }
 }

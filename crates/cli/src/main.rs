@@ -394,7 +394,7 @@ async fn run(cli: Cli, reporter: &Reporter) -> Result<Outcome, Failure> {
             // Every request is checked against the given buffer before it is sent.
             c.session.client().set_given_buf_size(upload.buf_size.map(|b| b.size));
             let result = tokio::select! {
-                r = on_device(&mut c, command, upload, reporter) => r,
+                r = on_device(&mut c, command, upload, reporter) => r.map_err(|f| c.advise(f)),
                 _ = &mut ctrl_c => Err(exit::interrupted()),
             };
             c.close(CLOSE_LIMIT).await;

@@ -320,6 +320,7 @@ async fn upload_once(
     // A file an interrupted upload left open would take this upload's first chunk without its
     // count starting again (see `close_file`): the device would say it holds more than it does.
     close_file(session.client()).await?;
+    let opts = &UploadOptions { first_timeout: first_chunk_timeout(opts), ..opts.clone() };
     let r: UploadReport =
         match crate::upload::upload_to(session, &target, bytes, limits, opts, progress).await {
             // The device counts past the end of the file: Zephyr 4.4 does when an upload from
@@ -348,6 +349,19 @@ async fn upload_once(
         attempts: 1,
     })
 }
+
+/// How long the first chunk of a file upload may take: [`FS_FIRST_CHUNK_TIMEOUT`], or the
+/// ordinary timeout when that is longer, and never more than `opts.first_timeout`. An image's
+/// first chunk may wait for a slot erase (`UploadOptions::first_timeout`, a minute by
+/// default); a file's only deletes the old file and creates the new one (Zephyr's `fs_mgmt`:
+/// `fs_unlink`, then `fs_open`). A device that loses the frame then fails in seconds, not
+/// minutes.
+pub fn first_chunk_timeout(opts: &UploadOptions) -> Duration {
+    opts.first_timeout.min(opts.timeout.max(FS_FIRST_CHUNK_TIMEOUT))
+}
+
+/// The shortest wait for a file upload's first chunk ([`first_chunk_timeout`]).
+pub const FS_FIRST_CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest file [`download_file`] accepts: what a device says beyond this is not a file
 /// on a microcontroller's flash, and would be allocated in full.
@@ -638,6 +652,18 @@ async fn download_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_upload_waits_for_its_first_chunk_as_for_a_file_not_a_slot_erase() {
+        let opts = UploadOptions::default();
+        assert!(opts.first_timeout > FS_FIRST_CHUNK_TIMEOUT, "an image's first chunk waits longer");
+        assert_eq!(first_chunk_timeout(&opts), FS_FIRST_CHUNK_TIMEOUT);
+        let patient = UploadOptions { timeout: Duration::from_secs(30), ..opts.clone() };
+        assert_eq!(first_chunk_timeout(&patient), Duration::from_secs(30));
+        // A caller's shorter first wait stands.
+        let brisk = UploadOptions { first_timeout: Duration::from_millis(500), ..opts };
+        assert_eq!(first_chunk_timeout(&brisk), Duration::from_millis(500));
+    }
 
     #[test]
     fn missing_ranges_fill_and_split() {

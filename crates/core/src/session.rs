@@ -17,6 +17,15 @@ pub trait Connector: Send + Sync {
     async fn connect(&self) -> Result<Arc<dyn Transport>>;
 }
 
+/// A shared connector opens links as the connector itself does, so its owner can keep a
+/// handle and ask it what it learned (the serial framing it found, for one).
+#[async_trait]
+impl<C: Connector + ?Sized> Connector for Arc<C> {
+    async fn connect(&self) -> Result<Arc<dyn Transport>> {
+        (**self).connect().await
+    }
+}
+
 /// A client and the means to replace it.
 pub struct Session {
     connector: Box<dyn Connector>,

@@ -490,6 +490,20 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
             // paced as a user of such a device would (`--line-delay`); 10 ms lets each line
             // drain (measured by hand: the same frame goes through at 10 ms).
             let paced = r.full_frame_dropped.then(|| PACED_LINE_MS.to_string());
+            if paced.is_some() {
+                // Unpaced first: the frame is lost, and the timeout must come with the advice
+                // to pace (smpflash found the console framing from its short probe).
+                let o = smpflash(server, bin, &["--json", "--timeout", "1", "echo", text.as_str()], SHORT);
+                let said =
+                    o.json().and_then(|v| v["error"].as_str().map(String::from)).unwrap_or_else(|| o.said());
+                if o.code != Some(6) || !said.contains("--line-delay") {
+                    return Cell::fail(format!(
+                        "unpaced {frame} B frame: expected a timeout (exit 6) advising --line-delay, got \
+                         exit {:?}: {said}",
+                        o.code
+                    ));
+                }
+            }
             let mut args = vec!["--json"];
             if let Some(ms) = &paced {
                 args.extend(["--line-delay", ms.as_str()]);
@@ -497,7 +511,9 @@ fn check(column: Column, r: &Rules, server: &mut Server, fixtures: &Fixtures, bi
             args.extend(["echo", text.as_str()]);
             let o = smpflash(server, bin, &args, SHORT);
             let how = match &paced {
-                Some(ms) => format!("{frame} B frame, lines paced {ms} ms"),
+                Some(ms) => {
+                    format!("{frame} B frame, paced {ms} ms (unpaced: lost, pacing advised)")
+                }
                 None => format!("{frame} B frame"),
             };
             match ok_json(&o) {
