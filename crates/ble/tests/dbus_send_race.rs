@@ -23,7 +23,9 @@ const QUEUED_ARGUMENT_LEN: usize = 1 << 20;
 #[test]
 fn a_call_made_while_another_waits_to_be_written_is_sent() {
     let bus = PrivateBus::start().unwrap_or_else(|e| panic!("{e}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // One thread: the I/O task cannot run between the two sends below, which makes the race
+    // certain instead of likely.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let mut channel = Channel::open_private(bus.address()).expect("connect to the private bus");
         channel.register().expect("register on the private bus");
@@ -33,8 +35,9 @@ fn a_call_made_while_another_waits_to_be_written_is_sent() {
         // One round trip first, so the I/O task has been polled and waits like it does mid-run.
         let _: (String,) = daemon.method_call("org.freedesktop.DBus", "GetId", ()).await.unwrap();
 
-        // Both calls are sent within one poll of this task: the first one stays queued for the
-        // I/O task, and the second one is sent while the I/O task is woken but not yet run.
+        // `method_call` sends at once, so both calls go out before this task yields: the first
+        // one stays queued for the I/O task, and the second one is sent while the I/O task is
+        // woken but not yet run.
         let long_name = "x".repeat(QUEUED_ARGUMENT_LEN);
         let queued =
             daemon.method_call::<(String,), _, _, _>("org.freedesktop.DBus", "GetNameOwner", (long_name,));
